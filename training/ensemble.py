@@ -1,0 +1,78 @@
+"""Ensembles: a card that lists member models and weights (DESIGN.md contract 2).
+
+Weights are equal (as in the reference report) or tuned on the validation split (PublicTest) by a
+coarse search over the weight simplex that maximises validation accuracy, ties broken by
+log-likelihood. The test split is evaluated once, with the chosen weights.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from .card import DATASETS, metrics_key, read_card, write_card
+from .evaluate import card_probs
+from .metrics import classification_metrics, format_report
+from .preprocess import combine_members
+from .train import TrainConfig, load_splits
+
+
+def weight_grid(n: int, steps: int = 10):
+    """All weight vectors on the simplex with resolution 1/steps (each member weight > 0)."""
+    for combo in itertools.product(range(1, steps + 1), repeat=n):
+        if sum(combo) == steps:
+            yield np.array(combo, np.float64) / steps
+
+
+def tune_weights(member_probs, member_classes, classes, labels, steps: int = 10):
+    best, best_key = None, None
+    for w in weight_grid(len(member_probs), steps):
+        p = combine_members(member_probs, member_classes, w, classes)
+        acc = float((p.argmax(axis=1) == labels).mean())
+        nll = float(-np.log(np.maximum(p[np.arange(len(labels)), labels], 1e-12)).mean())
+        key = (acc, -nll)
+        if best_key is None or key > best_key:
+            best, best_key = w, key
+    return best, best_key[0]
+
+
+def build_ensemble(name: str, member_names: list[str], models_dir: str | Path = "models",
+                   weights: str = "tuned", scheme: str | None = None, data: str = "",
+                   title: str = "", verbose: bool = True) -> dict:
+    models_dir = Path(models_dir)
+    members = [read_card(models_dir / f"{m}.json") for m in member_names]
+    scheme = scheme or members[0]["label_scheme"]
+    classes = members[0]["classes"] if members[0]["label_scheme"] == scheme else None
+    if classes is None:
+        from .data import SCHEMES
+        classes = SCHEMES[scheme]
+    splits, _, _ = load_splits(TrainConfig(name=name, scheme=scheme, data=data))
+    val, test = splits["PublicTest"], splits["PrivateTest"]
+    member_classes = [m["classes"] for m in members]
+    val_probs = [card_probs(m, val.images, models_dir) for m in members]
+    if weights == "equal":
+        w = np.full(len(members), 1.0 / len(members))
+    elif weights == "tuned":
+        w, val_acc = tune_weights(val_probs, member_classes, classes, val.labels)
+        if verbose:
+            print(f"weights tuned on PublicTest: {dict(zip(member_names, w.round(2).tolist()))} "
+                  f"(val accuracy {val_acc:.4f})")
+    else:
+        raise ValueError(f"weights must be 'equal' or 'tuned', got {weights!r}")
+    card = {"name": name, "title": title or f"Ensemble of {', '.join(member_names)}",
+            "kind": "ensemble", "classes": list(classes), "label_scheme": scheme,
+            "dataset": DATASETS[scheme],
+            "members": [{"name": n, "weight": round(float(x), 4)} for n, x in zip(member_names, w)],
+            "recipe": {"weights": weights, "selected_on": "PublicTest" if weights == "tuned" else None},
+            "metrics": {}}
+    for split_name, split, probs_list in (("PublicTest", val, val_probs), ("PrivateTest", test, None)):
+        if probs_list is None:
+            probs_list = [card_probs(m, split.images, models_dir) for m in members]
+        p = combine_members(probs_list, member_classes, w, classes)
+        m = classification_metrics(split.labels, p.argmax(axis=1), list(classes))
+        card["metrics"][metrics_key(scheme, split_name)] = m
+        if verbose:
+            print(format_report(m, f"{name} on {split_name}"))
+    write_card(models_dir / f"{name}.json", card)
+    return card
