@@ -1,0 +1,96 @@
+"""The emotion assistant's web app: `create_app()` builds it the way Flask's tutorial (flaskr) does.
+
+Configuration comes from DEFAULTS, then `EMOTION_*` environment variables (e.g. EMOTION_MODELS_DIR,
+EMOTION_DEFAULT_MODEL, EMOTION_SPEECH_ENGINE=espeak|gtts; values are parsed as JSON when they can be),
+then `test_config`. The detector, models and TTS engine are built once per process; with
+WARMUP="background" (the default) they load in a thread right after start-up so that a gunicorn
+worker answers its heartbeat while TensorFlow loads, and the first request waits for them.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from flask import Flask, Request
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# TensorFlow's C++ start-up chatter is not useful in a web server's log (set it to 0 to see it).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEFAULTS = {
+    "MODELS_DIR": str(ROOT / "models"),
+    "DEFAULT_MODEL": None,  # None: fer2013_cnn if present, else the first single model
+    "STRICT_CARDS": False,  # True: a bad card stops start-up instead of being skipped with a log line
+    "SPEECH_ENGINE": "espeak",  # offline; "gtts" = online MP3 with fallback to espeak
+    "AUDIO_CACHE_SIZE": 128,  # synthesised replies kept per process
+    "MAX_IMAGE_BYTES": 10 * 1024 * 1024,
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,  # a whole request, base64 JSON included
+    "MAX_FORM_MEMORY_SIZE": 16 * 1024 * 1024,  # a data URL may come as a form text field
+    "MAX_PIXELS": 40_000_000,  # checked from the header before decoding
+    "DETECT_MAX_SIDE": 1024,  # photos are shrunk to this for detection
+    "MIN_FACE_SIZE": 20,  # pixels, at detection scale
+    "MIN_FACE_CONFIDENCE": 0.9,
+    "MAX_FACES": 20,  # faces classified per image
+    "WARMUP": "background",  # "sync": load everything in create_app; "background"; "lazy": on first use
+    "JSON_SORT_KEYS": False,
+}
+
+
+class InMemoryRequest(Request):
+    """Uploads stay in memory (bounded by MAX_CONTENT_LENGTH): Werkzeug would spool files over 500 KB
+    to a temporary file, and the app promises never to write a user's photo to disk."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        return io.BytesIO()
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+                static_url_path="/static")
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("EMOTION")
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    app.json.sort_keys = False
+    app.request_class = InMemoryRequest
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from . import api, cli, emotion, errors, faces, pages, speech
+
+    errors.init_app(app)
+    faces.init_app(app)
+    emotion.init_app(app)
+    speech.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    cli.init_app(app)
+    _start_warmup(app)
+    return app
+
+
+def _warm_up(app: Flask) -> None:
+    t0 = time.perf_counter()
+    try:
+        app.extensions["speech"].warm_up()
+        app.extensions["faces"].load()
+        app.extensions["models"].load_all()
+    except Exception:
+        app.logger.exception("warm-up failed; models load on first use instead")
+    app.logger.info("warm-up done in %.1f s (pid %d)", time.perf_counter() - t0, os.getpid())
+
+
+def _start_warmup(app: Flask) -> None:
+    mode = app.config["WARMUP"]
+    if mode == "sync":
+        _warm_up(app)
+    elif mode == "background":
+        thread = threading.Thread(target=_warm_up, args=(app,), name="warmup", daemon=True)
+        app.extensions["warmup_thread"] = thread
+        thread.start()
+    elif mode != "lazy":
+        raise ValueError(f"WARMUP must be 'sync', 'background' or 'lazy', got {mode!r}")

@@ -1,0 +1,202 @@
+"""The JSON API of DESIGN.md (contract 3); docs/API.md documents it for people."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from . import assistant
+from .emotion import ModelUnavailable
+from .errors import ApiError
+from .imaging import ImageTooLarge, UnsupportedImage, decode_data_url, decode_image
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 1)
+
+
+def _flag(value, name: str) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ApiError(400, f"bad_{name}", f"'{name}' must be true or false, got {str(value)[:40]!r}")
+
+
+def _lang(value) -> str:
+    if value is None or value == "":
+        return assistant.DEFAULT_LANG
+    lang = str(value).strip().lower().replace("_", "-").split("-")[0]
+    if lang not in assistant.LANGUAGES:
+        raise ApiError(400, "bad_lang", f"'lang' must be one of {list(assistant.LANGUAGES)}, got {str(value)[:40]!r}")
+    return lang
+
+
+def _read_upload() -> tuple[bytes, dict]:
+    """The image bytes and the other fields, from multipart, JSON (data URL) or a raw image body."""
+    cfg = current_app.config
+    max_bytes = int(cfg["MAX_IMAGE_BYTES"])
+    mimetype = request.mimetype or ""
+    params = dict(request.args)
+    if mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        params.update(request.form)
+        upload = request.files.get("image")
+        if upload is not None:
+            data = upload.stream.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise ImageTooLarge(f"image larger than {max_bytes} bytes")
+            return data, params
+        if request.form.get("image"):  # a data URL sent as a text field
+            return decode_data_url(request.form["image"], max_bytes), params
+        got = sorted(set(request.files) | set(request.form))
+        raise ApiError(400, "missing_image", f"send the photo in the multipart field 'image' (got fields {got})")
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError(400, "bad_json", 'the body must be a JSON object like {"image": "data:image/jpeg;base64,..."}')
+        params.update({k: v for k, v in body.items() if k != "image"})
+        image = body.get("image")
+        if image is None:
+            raise ApiError(400, "missing_image", f"the JSON object needs an 'image' data URL (got keys {sorted(body)[:10]})")
+        if not isinstance(image, str):
+            raise ApiError(400, "bad_data_url", "'image' must be a data URL string")
+        return decode_data_url(image, max_bytes), params
+    if mimetype.startswith("image/") or mimetype == "application/octet-stream":
+        return request.get_data(cache=False), params
+    if not request.content_length and not mimetype:
+        raise ApiError(400, "missing_image", "the request has no image; send multipart field 'image' or JSON {\"image\": data URL}")
+    raise UnsupportedImage(f"request body of type {mimetype!r}; send multipart/form-data or application/json")
+
+
+def _reply_payload(reply: assistant.Reply, speak: bool) -> tuple[dict, float]:
+    payload = {"id": reply.id, "text": reply.text, "lang": reply.lang, "emotion": reply.emotion,
+               "display": reply.display, "audio_url": None}
+    if not speak:
+        return payload, 0.0
+    t0 = time.perf_counter()
+    speech = current_app.extensions["speech"]
+    engine = speech.engine_name()
+    key = assistant.audio_key(reply, engine)
+    try:
+        _, mimetype = speech.audio(key, reply.text, reply.lang, engine)
+        if engine != "espeak" and mimetype == "audio/wav":  # the online engine fell back to offline
+            key = assistant.audio_key(reply, "espeak")
+            speech.audio(key, reply.text, reply.lang, "espeak")
+        payload["audio_url"] = url_for("api.audio", key=key)
+    except Exception:  # no voice is better than no answer
+        log.exception("speech synthesis failed for %s", key)
+    return payload, time.perf_counter() - t0
+
+
+@bp.post("/predict")
+def predict():
+    t_start = time.perf_counter()
+    cfg = current_app.config
+    registry = current_app.extensions["models"]
+    data, params = _read_upload()
+    lang = _lang(params.get("lang"))
+    speak = _flag(params.get("speak"), "speak")
+    model_name = params.get("model") or None
+    if model_name is not None and (not isinstance(model_name, str) or model_name not in registry.cards):
+        raise ApiError(400, "unknown_model", f"no model {str(model_name)[:60]!r}; GET /api/models lists them")
+    if not registry.cards:
+        raise ApiError(503, "no_model", "no model is installed on this server")
+    model_name = model_name or registry.default
+
+    t0 = time.perf_counter()
+    decoded = decode_image(data, int(cfg["MAX_IMAGE_BYTES"]), int(cfg["MAX_PIXELS"]))
+    del data
+    t_decode = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    faces = current_app.extensions["faces"].detect(decoded.rgb)
+    t_detect = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    try:
+        results = registry.classify(decoded.rgb, faces, model_name) if faces else []
+    except ModelUnavailable as exc:
+        raise ApiError(503, "model_unavailable", str(exc)) from None
+    t_classify = time.perf_counter() - t0
+
+    out_faces = []
+    for face, result in zip(faces, results):
+        out_faces.append({"box": face["box"], "confidence": face["confidence"], "emotion": result["emotion"],
+                          "display": assistant.display_name(result["emotion"], lang),
+                          "scores": result["scores"], "keypoints": face["keypoints"]})
+    # Faces come largest first, so the first face is the one the assistant answers.
+    emotion = out_faces[0]["emotion"] if out_faces else None
+    seed = f"{max(out_faces[0]['scores'].values()):.2f}" if out_faces else decoded.width
+    reply, t_speech = _reply_payload(assistant.choose_reply(emotion, lang, seed=seed), speak)
+    return jsonify({
+        "faces": out_faces,
+        "emotion": emotion,
+        "reply": reply,
+        "model": model_name,
+        "image": {"width": decoded.width, "height": decoded.height, "format": decoded.format},
+        "timings_ms": {"decode": _ms(t_decode), "detect": _ms(t_detect), "classify": _ms(t_classify),
+                       "speech": _ms(t_speech), "total": _ms(time.perf_counter() - t_start)},
+    })
+
+
+@bp.get("/audio/<path:key>")
+def audio(key: str):
+    parsed = assistant.parse_audio_key(key)
+    if parsed is None:
+        raise ApiError(404, "unknown_audio", "no audio with this key")
+    engine, reply = parsed
+    try:
+        body, mimetype = current_app.extensions["speech"].audio(key, reply.text, reply.lang, engine)
+    except Exception:
+        log.exception("speech synthesis failed for %s", key)
+        raise ApiError(503, "speech_unavailable", "speech synthesis is not available right now") from None
+    response = Response(body, mimetype=mimetype)
+    # The key names the exact text and voice, so the audio behind it never changes.
+    response.headers["Cache-Control"] = "public, max-age=86400, immutable"
+    response.set_etag(key)
+    return response.make_conditional(request)
+
+
+@bp.get("/models")
+def models():
+    registry = current_app.extensions["models"]
+    loaded = set(registry.loaded())
+    summaries = []
+    for card in registry.cards.values():
+        summary = card.summary()
+        summary["loaded"] = card.name in loaded
+        if summary["loaded"]:
+            summary["runtime"] = getattr(registry.get(card.name), "runtime", "ensemble")
+        summaries.append(summary)
+    return jsonify({"default": registry.default, "models": summaries})
+
+
+@bp.get("/health")
+def health():
+    registry = current_app.extensions["models"]
+    detector = current_app.extensions["faces"]
+    return jsonify({
+        "status": "ok" if registry.default else "degraded",
+        "default": registry.default,
+        "models": registry.names,
+        "models_loaded": registry.loaded(),
+        "detector_loaded": detector.loaded,
+        "speech_engine": current_app.extensions["speech"].engine_name(),
+        "pid": os.getpid(),
+    })

@@ -1,0 +1,201 @@
+"""What the assistant says: a fixed catalogue of short, caring replies per emotion, in English and Vietnamese.
+
+Labels are the lower-case English names of DESIGN.md (contract 4); this module is the one place that
+translates them. Each reply has a stable id (`<label>.<n>`) that is the same in both languages (entry n
+of a label is a translation of the same sentence), so a reply and its audio can be named by
+language + id in any worker. When no face is found the assistant still answers, with the `noface`
+replies, and `emotion` stays null.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Mapping
+
+LANGUAGES = ("en", "vi")
+DEFAULT_LANG = "en"
+NO_FACE = "noface"
+
+DISPLAY_NAMES: dict[str, dict[str, str]] = {
+    "en": {
+        "angry": "Angry", "disgust": "Disgusted", "fear": "Afraid", "happy": "Happy", "sad": "Sad",
+        "surprise": "Surprised", "neutral": "Neutral", "contempt": "Contemptuous",
+    },
+    "vi": {
+        "angry": "Tức giận", "disgust": "Ghê tởm", "fear": "Sợ hãi", "happy": "Vui vẻ", "sad": "Buồn",
+        "surprise": "Ngạc nhiên", "neutral": "Bình thường", "contempt": "Khinh thường",
+    },
+}
+
+# Entry n of a label in "vi" translates entry n in "en".
+REPLIES: dict[str, dict[str, tuple[str, ...]]] = {
+    "en": {
+        "angry": (
+            "You seem upset. Let's take a slow, deep breath together.",
+            "I can see something is bothering you. Do you want to talk about it?",
+            "It's okay to feel angry. Maybe a short walk would help.",
+        ),
+        "disgust": (
+            "Something doesn't sit right with you. Let's step away from it for a moment.",
+            "That look says you didn't like it. Want to switch to something nicer?",
+            "It's fine to dislike things. Take a breath, and let it go.",
+        ),
+        "fear": (
+            "You look worried. You're safe here, take your time.",
+            "It's okay to feel scared. Let's breathe in slowly, and out.",
+            "Whatever it is, you don't have to face it alone.",
+        ),
+        "happy": (
+            "You look happy today. That smile suits you!",
+            "What a lovely smile. I hope your day stays this bright.",
+            "Your joy is contagious. Keep it up!",
+        ),
+        "sad": (
+            "You look a little down. I'm here with you.",
+            "It's okay to feel sad sometimes. Be gentle with yourself today.",
+            "Maybe a cup of tea and a short break would help. Take care.",
+        ),
+        "surprise": (
+            "Oh, that's a surprise! What happened?",
+            "You look amazed. Something unexpected?",
+            "Wow, what a face! I hope it's good news.",
+        ),
+        "neutral": (
+            "You look calm and focused. Nice and steady.",
+            "All quiet on your face today. How are you feeling?",
+            "You seem relaxed. Remember to take a short break now and then.",
+        ),
+        "contempt": (
+            "Not impressed, are you? Fair enough.",
+            "That half smile says a lot. Want to tell me what you think?",
+            "Something didn't win you over. That's okay.",
+        ),
+        NO_FACE: (
+            "I can't see a face yet. Try facing the camera in good light.",
+            "No face found. Move a little closer, and make sure your face is well lit.",
+        ),
+    },
+    "vi": {
+        "angry": (
+            "Bạn có vẻ đang bực bội. Mình cùng hít một hơi thật sâu nhé.",
+            "Mình thấy có điều gì đó làm bạn khó chịu. Bạn có muốn chia sẻ không?",
+            "Tức giận cũng không sao cả. Có lẽ đi dạo một chút sẽ giúp bạn dễ chịu hơn.",
+        ),
+        "disgust": (
+            "Có điều gì đó làm bạn không thoải mái. Mình tạm tránh xa nó một chút nhé.",
+            "Nét mặt này cho thấy bạn không thích điều đó. Mình chuyển sang chuyện khác vui hơn nhé?",
+            "Không thích một điều gì đó cũng bình thường thôi. Hít thở và buông bỏ nhé.",
+        ),
+        "fear": (
+            "Bạn trông có vẻ lo lắng. Ở đây bạn an toàn, cứ từ từ thôi.",
+            "Sợ hãi cũng không sao cả. Mình cùng hít vào thật chậm, rồi thở ra nhé.",
+            "Dù là chuyện gì, bạn cũng không phải đối mặt một mình.",
+        ),
+        "happy": (
+            "Hôm nay bạn trông thật vui vẻ. Nụ cười ấy rất hợp với bạn!",
+            "Nụ cười thật đẹp. Mong cả ngày của bạn luôn rạng rỡ như thế này.",
+            "Niềm vui của bạn thật dễ lan tỏa. Cứ giữ vững nhé!",
+        ),
+        "sad": (
+            "Bạn trông hơi buồn. Mình luôn ở đây với bạn.",
+            "Đôi khi buồn cũng không sao. Hôm nay hãy dịu dàng với bản thân nhé.",
+            "Có lẽ một tách trà và một chút nghỉ ngơi sẽ giúp bạn. Giữ gìn sức khỏe nhé.",
+        ),
+        "surprise": (
+            "Ồ, bất ngờ quá! Có chuyện gì vậy?",
+            "Bạn trông thật ngạc nhiên. Có điều gì bất ngờ sao?",
+            "Chà, nét mặt thật thú vị! Mong đó là tin vui.",
+        ),
+        "neutral": (
+            "Bạn trông thật bình tĩnh và tập trung. Rất vững vàng.",
+            "Gương mặt bạn hôm nay thật bình lặng. Bạn cảm thấy thế nào?",
+            "Bạn có vẻ thư thái. Nhớ nghỉ ngơi một chút sau mỗi lúc làm việc nhé.",
+        ),
+        "contempt": (
+            "Bạn có vẻ chưa bị thuyết phục nhỉ? Cũng dễ hiểu thôi.",
+            "Nụ cười nửa miệng ấy nói lên nhiều điều. Bạn muốn kể mình nghe không?",
+            "Có điều gì đó chưa làm bạn hài lòng. Không sao cả.",
+        ),
+        NO_FACE: (
+            "Mình chưa thấy khuôn mặt nào. Hãy nhìn vào camera ở nơi đủ sáng nhé.",
+            "Không tìm thấy khuôn mặt. Bạn lại gần hơn một chút và đảm bảo mặt được chiếu sáng rõ nhé.",
+        ),
+    },
+}
+
+# engine.lang.label.n.texthash, e.g. "espeak.vi.happy.1.3fa2c19b". Only dots, letters and digits:
+# nothing here can name a path. The text hash makes the key content-addressed, so a worker running an
+# edited catalogue answers 404 rather than someone else's audio.
+AUDIO_KEY = re.compile(r"^(espeak|gtts)\.(en|vi)\.([a-z]{1,16})\.([0-9]{1,2})\.([0-9a-f]{8})$")
+
+
+@dataclass(frozen=True)
+class Reply:
+    id: str  # "<label>.<n>", the same in every language
+    emotion: str | None  # None for the no-face reply
+    lang: str
+    text: str
+    display: str | None  # the emotion's name in `lang`
+
+
+def display_name(label: str, lang: str = DEFAULT_LANG) -> str:
+    return DISPLAY_NAMES.get(lang, DISPLAY_NAMES[DEFAULT_LANG]).get(label, label)
+
+
+def _stable_index(label: str, seed: str | int | None, n: int) -> int:
+    if n == 1:
+        return 0
+    return zlib.crc32(f"{label}:{seed}".encode()) % n
+
+
+def choose_reply(emotion: str | None, lang: str = DEFAULT_LANG, seed: str | int | None = None) -> Reply:
+    """The reply for an emotion (None: no face). Deterministic: the same emotion and seed give the
+    same reply in every process; pass a different seed (e.g. derived from the scores) for variety."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unsupported language {lang!r}; use one of {LANGUAGES}")
+    label = emotion if emotion in REPLIES[lang] else None
+    key = label or NO_FACE
+    if emotion is not None and label is None:
+        # An emotion the catalogue does not know (a model with extra labels): speak neutrally of it.
+        key = "neutral"
+    texts = REPLIES[lang][key]
+    n = _stable_index(key, seed, len(texts))
+    return Reply(id=f"{key}.{n}", emotion=emotion, lang=lang, text=texts[n],
+                 display=display_name(emotion, lang) if emotion else None)
+
+
+def reply_by_id(reply_id: str, lang: str) -> Reply | None:
+    try:
+        key, n = reply_id.rsplit(".", 1)
+        text = REPLIES[lang][key][int(n)]
+    except (KeyError, ValueError, IndexError):
+        return None
+    emotion = None if key == NO_FACE else key
+    return Reply(id=reply_id, emotion=emotion, lang=lang, text=text,
+                 display=display_name(emotion, lang) if emotion else None)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+def audio_key(reply: Reply, engine: str) -> str:
+    return f"{engine}.{reply.lang}.{reply.id}.{text_hash(reply.text)}"
+
+
+def parse_audio_key(key: str) -> tuple[str, Reply] | None:
+    """(engine, reply) for a key of the catalogue's format whose text still matches; else None."""
+    m = AUDIO_KEY.match(key or "")
+    if not m:
+        return None
+    engine, lang, label, n, digest = m.groups()
+    reply = reply_by_id(f"{label}.{n}", lang)
+    if reply is None or text_hash(reply.text) != digest:
+        return None
+    return engine, reply
+
+
+def catalogue(lang: str) -> Mapping[str, tuple[str, ...]]:
+    return REPLIES[lang]

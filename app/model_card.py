@@ -1,0 +1,216 @@
+"""Model cards: everything the app knows about a model comes from `models/<name>.json` (DESIGN.md, contract 2)."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.preprocess import input_spec
+
+log = logging.getLogger(__name__)
+
+FIXED_KEYS = ("name", "classes", "input", "metrics")
+SPLITS = ("fer2013_private", "fer2013_public", "ferplus_test", "ferplus_val")
+KINDS = ("single", "ensemble")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class CardError(ValueError):
+    """A model card the app cannot serve; the message names the file and the problem."""
+
+
+@dataclass
+class ModelCard:
+    name: str
+    classes: list[str]
+    input: dict
+    metrics: dict
+    kind: str = "single"
+    title: str = ""
+    file: str | None = None
+    label_scheme: str | None = None
+    dataset: str | None = None
+    tta: list[str] = field(default_factory=list)
+    members: list[dict] = field(default_factory=list)  # ensemble: [{"name", "weight"}]
+    recipe: dict = field(default_factory=dict)
+    path: Path | None = None  # the card's JSON file
+    onnx_file: str | None = None  # optional ONNX export beside the card (served with ONNX Runtime)
+    latency_ms: dict = field(default_factory=dict)  # measured classifier cost, shown in /api/models
+
+    @property
+    def onnx_path(self) -> Path | None:
+        if self.kind != "single" or self.path is None or not self.onnx_file:
+            return None
+        return self.path.parent / self.onnx_file
+
+    @property
+    def model_path(self) -> Path | None:
+        if self.kind != "single" or self.path is None:
+            return None
+        return self.path.parent / self.file
+
+    def summary(self) -> dict[str, Any]:
+        """What /api/models shows: identity, inputs and the measured metrics per split."""
+        metrics = {}
+        for split, m in self.metrics.items():
+            metrics[split] = {k: m[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "samples")
+                              if k in m}
+        return {
+            "name": self.name, "title": self.title or self.name, "kind": self.kind,
+            "classes": list(self.classes), "label_scheme": self.label_scheme, "dataset": self.dataset,
+            "input": dict(self.input), "tta": list(self.tta),
+            "members": [dict(m) for m in self.members], "metrics": metrics,
+            "arch": self.recipe.get("arch"), "latency_ms": dict(self.latency_ms),
+        }
+
+
+def _fail(where: str, problem: str):
+    raise CardError(f"model card {where}: {problem}")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_card(data: Any, where: str = "<card>", path: Path | None = None) -> ModelCard:
+    """Validate one card's JSON object; raises CardError naming the first problem."""
+    if not isinstance(data, dict):
+        _fail(where, "must be a JSON object")
+    missing = [k for k in FIXED_KEYS if k not in data]
+    if missing:
+        _fail(where, f"missing fixed key(s) {missing}; every card needs {list(FIXED_KEYS)}")
+    name = data["name"]
+    if not isinstance(name, str) or not _NAME.match(name):
+        _fail(where, f"'name' must be a short identifier (letters, digits, _ . -), got {name!r}")
+    classes = data["classes"]
+    if (not isinstance(classes, list) or len(classes) < 2
+            or not all(isinstance(c, str) and c and c == c.lower() for c in classes)):
+        _fail(where, "'classes' must be a list of at least two lower-case label names")
+    if len(set(classes)) != len(classes):
+        _fail(where, f"'classes' has duplicates: {classes}")
+    if not isinstance(data["input"], dict):
+        _fail(where, "'input' must be an object like {\"size\": 48, \"channels\": 1, \"scale\": \"unit\"}")
+    try:
+        spec = input_spec(data["input"])
+    except (ValueError, TypeError, KeyError) as exc:
+        _fail(where, f"bad 'input' spec: {exc}")
+    if spec["size"] < 8:
+        _fail(where, f"'input.size' {spec['size']} is too small")
+    metrics = data["metrics"]
+    if not isinstance(metrics, dict):
+        _fail(where, f"'metrics' must be an object keyed by split ({', '.join(SPLITS)})")
+    for split, m in metrics.items():
+        if not isinstance(m, dict) or not _number(m.get("accuracy")) or not _number(m.get("macro_f1")):
+            _fail(where, f"metrics[{split!r}] needs numeric 'accuracy' and 'macro_f1'")
+        if "per_class" in m and not isinstance(m["per_class"], dict):
+            _fail(where, f"metrics[{split!r}].per_class must be an object keyed by label")
+    kind = data.get("kind", "single")
+    if kind not in KINDS:
+        _fail(where, f"'kind' must be one of {KINDS}, got {kind!r}")
+    tta = data.get("tta") or []
+    if not isinstance(tta, list) or any(t not in ("flip",) for t in tta):
+        _fail(where, f"'tta' must be a list of known test-time augmentations (['flip']), got {tta!r}")
+    card = ModelCard(
+        name=name, classes=list(classes), input=spec, metrics=metrics, kind=kind,
+        title=str(data.get("title") or name), label_scheme=data.get("label_scheme"),
+        dataset=data.get("dataset"), tta=list(tta), recipe=data.get("recipe") or {}, path=path,
+    )
+    if kind == "single":
+        file = data.get("file")
+        if not isinstance(file, str) or not file or "/" in file or "\\" in file or file.startswith("."):
+            _fail(where, "a single model needs 'file', the .keras file name beside the card")
+        card.file = file
+        if path is not None and not (path.parent / file).is_file():
+            _fail(where, f"model file {file!r} not found beside the card")
+        onnx = data.get("onnx_file")
+        if onnx is not None and (not isinstance(onnx, str) or "/" in onnx or "\\" in onnx or onnx.startswith(".")):
+            _fail(where, "'onnx_file' must be a file name beside the card")
+        card.onnx_file = onnx
+    else:
+        members = data.get("members")
+        if not isinstance(members, list) or not members:
+            _fail(where, "an ensemble needs 'members': [{\"name\": ..., \"weight\": ...}, ...]")
+        clean = []
+        for m in members:
+            if not isinstance(m, dict) or not isinstance(m.get("name"), str):
+                _fail(where, f"bad ensemble member {m!r}")
+            weight = m.get("weight", 1.0)
+            if not _number(weight) or weight < 0:
+                _fail(where, f"member {m['name']!r} has a bad weight {weight!r}")
+            clean.append({"name": m["name"], "weight": float(weight)})
+        if sum(m["weight"] for m in clean) <= 0:
+            _fail(where, "ensemble weights sum to zero")
+        card.members = clean
+    if isinstance(data.get("latency_ms"), dict):
+        card.latency_ms = dict(data["latency_ms"])
+    return card
+
+
+def load_card(path: str | Path) -> ModelCard:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CardError(f"model card {path}: cannot read JSON ({exc})") from None
+    return parse_card(data, where=str(path), path=path)
+
+
+def check_ensembles(cards: dict[str, ModelCard]) -> None:
+    """An ensemble's members must be single-model cards present here whose labels cover its own."""
+    for card in cards.values():
+        if card.kind != "ensemble":
+            continue
+        where = str(card.path or card.name)
+        covered: set[str] = set()
+        for m in card.members:
+            member = cards.get(m["name"])
+            if member is None:
+                _fail(where, f"member {m['name']!r} has no card in the models folder")
+            if member.kind != "single":
+                _fail(where, f"member {m['name']!r} is itself an ensemble")
+            shared = set(member.classes) & set(card.classes)
+            if not shared:
+                _fail(where, f"member {m['name']!r} shares no label with the ensemble")
+            covered |= shared
+        if covered != set(card.classes):
+            _fail(where, f"no member predicts {sorted(set(card.classes) - covered)}")
+
+
+def load_cards(models_dir: str | Path, strict: bool = True) -> dict[str, ModelCard]:
+    """All cards in a folder, by name. strict=False logs and skips bad cards (and ensembles whose
+    members were skipped) instead of raising, so one broken file cannot take the app down."""
+    models_dir = Path(models_dir)
+    cards: dict[str, ModelCard] = {}
+    if not models_dir.is_dir():
+        if strict:
+            raise CardError(f"models folder {models_dir} does not exist")
+        log.warning("models folder %s does not exist; no models to serve", models_dir)
+        return cards
+    for path in sorted(models_dir.glob("*.json")):
+        try:
+            card = load_card(path)
+            if card.name in cards:
+                _fail(str(path), f"name {card.name!r} is already used by {cards[card.name].path}")
+        except CardError as exc:
+            if strict:
+                raise
+            log.error("skipping %s", exc)
+            continue
+        cards[card.name] = card
+    while True:
+        try:
+            check_ensembles(cards)
+            return cards
+        except CardError as exc:
+            if strict:
+                raise
+            log.error("skipping %s", exc)
+            bad = [c.name for c in cards.values() if c.kind == "ensemble" and str(c.path or c.name) in str(exc)]
+            if not bad:
+                raise
+            for name in bad:
+                cards.pop(name)

@@ -1,0 +1,25 @@
+"""The page: GET / renders templates/index.html (the template and its static files live at the repo root)."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template
+from jinja2 import TemplateNotFound
+
+from .assistant import DISPLAY_NAMES, LANGUAGES
+from .errors import error_response
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index():
+    registry = current_app.extensions["models"]
+    try:
+        return render_template(
+            "index.html",
+            default_model=registry.default,
+            models=[card.summary() for card in registry.cards.values()],
+            languages=LANGUAGES,
+            display_names=DISPLAY_NAMES,
+        )
+    except TemplateNotFound:
+        return error_response(503, "page_missing", "templates/index.html is not there yet; the API works")

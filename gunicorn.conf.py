@@ -1,0 +1,31 @@
+"""gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+Each worker imports TensorFlow and loads the detector and models itself (preload_app stays off:
+TensorFlow's thread pools do not survive fork). The app loads them in a background thread, so a
+worker answers gunicorn's heartbeat while it warms up and the first request simply waits.
+"""
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", os.environ.get("GUNICORN_WORKERS", "2")))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 30
+keepalive = 5
+preload_app = False
+# Recycle workers now and then (memory held by TensorFlow grows slowly); jitter keeps them from
+# restarting together.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "100"))
+# Requests carry at most a 16 MB body (MAX_CONTENT_LENGTH); headers stay small.
+limit_request_line = 8190
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# TensorFlow: one worker per core does the parallelism, so keep each worker's op pools small.
+raw_env = [
+    f"TF_NUM_INTEROP_THREADS={os.environ.get('TF_NUM_INTEROP_THREADS', '1')}",
+    f"TF_NUM_INTRAOP_THREADS={os.environ.get('TF_NUM_INTRAOP_THREADS', '2')}",
+    f"TF_CPP_MIN_LOG_LEVEL={os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2')}",
+]

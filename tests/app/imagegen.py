@@ -1,0 +1,108 @@
+"""Test images built at test time from scikit-image's bundled photos (no data files in the repo)."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def astronaut() -> np.ndarray:
+    """Eileen Collins, smiling, one face near (182, 64, 83, 107) in a 512x512 photo."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+ASTRONAUT_FACE = (182, 64, 83, 107)
+
+
+def no_face() -> np.ndarray:
+    """A cup of coffee: a real photo with no face in it."""
+    from skimage import data
+
+    return data.coffee()
+
+
+def several_faces() -> np.ndarray:
+    """Three faces: the astronaut, her mirror image, and a smaller copy, side by side."""
+    a = astronaut()
+    small = np.asarray(Image.fromarray(a).resize((384, 384), Image.BILINEAR))
+    pad = np.full((512, 384, 3), 255, np.uint8)
+    pad[64:448] = small
+    return np.hstack([a, a[:, ::-1], pad])
+
+
+def encode(rgb: np.ndarray | Image.Image, fmt: str = "JPEG", **kw) -> bytes:
+    img = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def jpeg(rgb, quality: int = 90) -> bytes:
+    return encode(rgb, "JPEG", quality=quality)
+
+
+def png(rgb) -> bytes:
+    return encode(rgb, "PNG")
+
+
+def exif_rotated_jpeg(rgb: np.ndarray) -> bytes:
+    """The photo stored lying on its side, with EXIF Orientation=6 ("rotate 90 CW to view")."""
+    img = Image.fromarray(rgb).transpose(Image.Transpose.ROTATE_90)  # what a sideways camera stores
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encode(img, "JPEG", quality=90, exif=exif.tobytes())
+
+
+def cmyk_jpeg(rgb) -> bytes:
+    return encode(Image.fromarray(rgb).convert("CMYK"), "JPEG", quality=90)
+
+
+def grey_png(rgb) -> bytes:
+    return encode(Image.fromarray(rgb).convert("L"), "PNG")
+
+
+def rgba_png(rgb) -> bytes:
+    img = Image.fromarray(rgb).convert("RGBA")
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    alpha[:40] = 0  # a transparent band that must not hide the face
+    img.putalpha(Image.fromarray(alpha))
+    return encode(img, "PNG")
+
+
+def grey16_png(rgb) -> bytes:
+    grey = np.asarray(Image.fromarray(rgb).convert("L")).astype(np.uint16) * 257
+    return encode(Image.fromarray(grey), "PNG")  # uint16 -> mode I;16
+
+
+def palette_gif(rgb, frames: int = 2) -> bytes:
+    imgs = [Image.fromarray(rgb).convert("P")] + [Image.new("P", (rgb.shape[1], rgb.shape[0]))] * (frames - 1)
+    buf = io.BytesIO()
+    imgs[0].save(buf, "GIF", save_all=True, append_images=imgs[1:], duration=100)
+    return buf.getvalue()
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def pixel_bomb_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A tiny PNG whose header declares width x height pixels (decompresses to ~1.2 GB if decoded)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    row = b"\0" + b"\0" * (width * 3)
+    idat = zlib.compress(row * 16, 9)  # a few rows are enough: the header is what must be refused
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def minimal_pdf() -> bytes:
+    return (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+            b"trailer<</Root 1 0 R>>\n%%EOF\n")
+
+
+SVG = (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+       b'<circle cx="50" cy="50" r="40" fill="red"/></svg>')
+HTML = b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>"

@@ -1,0 +1,65 @@
+"""app.assistant: a complete, translated catalogue and audio keys that cannot name anything else."""
+from __future__ import annotations
+
+import pytest
+
+from app import assistant
+
+LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt"]
+
+
+def test_catalogue_is_complete_and_parallel():
+    for label in LABELS + [assistant.NO_FACE]:
+        en, vi = assistant.REPLIES["en"][label], assistant.REPLIES["vi"][label]
+        assert len(en) == len(vi) >= 2, label  # entry n of vi translates entry n of en
+        assert all(t.strip() for t in en + vi)
+    for label in LABELS:
+        for lang in assistant.LANGUAGES:
+            assert assistant.display_name(label, lang)
+
+
+def test_vietnamese_has_diacritics():
+    vietnamese_marks = set("ăâđêôơưáàảãạấầẩẫậắằẳẵặéèẻẽẹếềểễệíìỉĩịóòỏõọốồổỗộớờởỡợúùủũụứừửữựýỳỷỹỵ")
+    for texts in assistant.REPLIES["vi"].values():
+        for text in texts:
+            assert vietnamese_marks & set(text.lower()), text
+
+
+def test_choice_is_deterministic_and_stable():
+    a = assistant.choose_reply("happy", "en", seed="0.93")
+    b = assistant.choose_reply("happy", "en", seed="0.93")
+    assert a == b and a.id.startswith("happy.")
+    vi = assistant.choose_reply("happy", "vi", seed="0.93")
+    assert vi.id == a.id and vi.text != a.text and vi.display == "Vui vẻ"
+    none = assistant.choose_reply(None, "vi", seed=3)
+    assert none.emotion is None and none.id.startswith("noface.") and none.text
+
+
+def test_unknown_label_still_gets_a_reply():
+    r = assistant.choose_reply("bored", "en")
+    assert r.emotion == "bored" and r.text
+
+
+def test_bad_language_is_refused():
+    with pytest.raises(ValueError):
+        assistant.choose_reply("happy", "fr")
+
+
+def test_audio_keys_round_trip():
+    for lang in assistant.LANGUAGES:
+        for label in LABELS + [assistant.NO_FACE]:
+            for n in range(len(assistant.REPLIES[lang][label])):
+                reply = assistant.reply_by_id(f"{label}.{n}", lang)
+                key = assistant.audio_key(reply, "espeak")
+                assert assistant.AUDIO_KEY.match(key)
+                engine, back = assistant.parse_audio_key(key)
+                assert engine == "espeak" and back == reply
+
+
+@pytest.mark.parametrize("key", [
+    "", "..", "../../etc/passwd", "espeak.en.happy.0", "espeak.en.happy.0.00000000",
+    "espeak.en.happy.99.12345678", "espeak.fr.happy.0.12345678", "say.en.happy.0.12345678",
+    "espeak.en.happy.0.12345678/../../x", "espeak.en.HAPPY.0.12345678", "espeak.en.happy.-1.12345678",
+])
+def test_bad_audio_keys_are_rejected(key):
+    assert assistant.parse_audio_key(key) is None

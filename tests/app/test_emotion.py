@@ -1,0 +1,101 @@
+"""app.emotion: the served path equals training's preprocessing, batches are consistent, ensembles vote."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from app.emotion import ModelRegistry, scores_for
+from tests.app import imagegen as g
+from training.preprocess import crop_face, predict_with_tta, preprocess_faces
+
+
+@pytest.fixture(scope="module")
+def single_card(app):
+    registry = app.extensions["models"]
+    singles = [c for c in registry.cards.values() if c.kind == "single"]
+    if not singles:
+        pytest.skip("no single model card installed")
+    return singles[0]
+
+
+@pytest.fixture(scope="module")
+def crops():
+    photo = g.several_faces()
+    boxes = [[182, 64, 83, 107], [759, 64, 83, 107], [1160, 96, 62, 80]]
+    return [crop_face(photo, b) for b in boxes]
+
+
+def test_batch_equals_one_by_one(app, single_card, crops):
+    model = app.extensions["models"].get(single_card.name)
+    together = model.predict_probs(crops)
+    alone = np.vstack([model.predict_probs([c]) for c in crops])
+    assert together.shape == (3, len(single_card.classes))
+    assert np.allclose(together, alone, atol=1e-4)
+    assert np.allclose(together.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_served_path_is_the_training_path(app, single_card, crops):
+    import keras
+
+    model = app.extensions["models"].get(single_card.name)
+    reference = keras.models.load_model(single_card.model_path, compile=False)
+    batch = preprocess_faces(crops, single_card.input)
+    expected = predict_with_tta(lambda x: reference.predict(x, verbose=0), batch, single_card.tta)
+    assert np.allclose(model.predict_probs(crops), expected, atol=1e-4)
+
+
+def test_onnx_runtime_serves_the_same_probabilities_as_keras(tmp_path, single_card, crops):
+    """A card naming an ONNX export is served by ONNX Runtime, with Keras' answers."""
+    import keras
+
+    from app.emotion import EmotionModel
+    from app.model_card import load_card
+    from training.export import save_onnx
+
+    shutil.copy(single_card.model_path, tmp_path / "m.keras")
+    card = json.loads(single_card.path.read_text())
+    card.update(name="m", file="m.keras", onnx_file="m.onnx")
+    save_onnx(keras.models.load_model(tmp_path / "m.keras", compile=False), tmp_path / "m.onnx")
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    served = EmotionModel(load_card(tmp_path / "m.json"))
+    assert served.runtime == "onnxruntime"
+    via_keras = EmotionModel(load_card(tmp_path / "m.json"), runtime="keras")
+    assert via_keras.runtime == "keras"
+    a, b = served.predict_probs(crops), via_keras.predict_probs(crops)
+    assert a.shape == (3, len(single_card.classes))
+    assert np.allclose(a, b, atol=1e-4)
+    assert (a.argmax(axis=1) == b.argmax(axis=1)).all()
+
+
+def test_ensemble_of_copies_matches_its_member(tmp_path, single_card, crops):
+    src = single_card.path
+    for name in ("m_a", "m_b"):
+        shutil.copy(single_card.model_path, tmp_path / f"{name}.keras")
+        card = json.loads(src.read_text())
+        card.update(name=name, file=f"{name}.keras")
+        (tmp_path / f"{name}.json").write_text(json.dumps(card))
+    (tmp_path / "ens.json").write_text(json.dumps({
+        "name": "ens", "kind": "ensemble", "classes": single_card.classes, "input": single_card.input,
+        "metrics": {}, "members": [{"name": "m_a", "weight": 2.0}, {"name": "m_b", "weight": 1.0}]}))
+    registry = ModelRegistry(tmp_path, default="ens", strict=True)
+    ens, member = registry.get("ens"), registry.get("m_a")
+    assert registry.default == "ens"
+    assert np.allclose(ens.predict_probs(crops), member.predict_probs(crops), atol=1e-5)
+    results = registry.classify(g.astronaut(), [{"box": list(g.ASTRONAUT_FACE)}], "ens")
+    assert results[0]["emotion"] in single_card.classes
+
+
+def test_scores_are_normalised_and_named():
+    out = scores_for(np.array([[0.2, 0.6, 0.2], [0.0, 0.0, 0.0]]), ["a", "b", "c"])
+    assert out[0]["emotion"] == "b" and abs(sum(out[0]["scores"].values()) - 1) < 1e-4
+    assert abs(sum(out[1]["scores"].values()) - 1) < 1e-4
+
+
+def test_default_model_choice(tmp_path, single_card):
+    registry = ModelRegistry(tmp_path)
+    assert registry.default is None and registry.names == []
+    with pytest.raises(KeyError):
+        registry.get()

@@ -1,0 +1,155 @@
+"""app.imaging: every kind of upload becomes RGB uint8 or a precise 4xx error, before any heavy work."""
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+from app.imaging import (BadImage, ImageTooLarge, UnsupportedImage, decode_data_url, decode_image,
+                         downscale)
+from tests.app import imagegen as g
+
+BIG = 50 * 1024 * 1024
+PIXELS = 40_000_000
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return g.astronaut()
+
+
+@pytest.mark.parametrize("make", [g.jpeg, g.png, g.cmyk_jpeg, g.grey_png, g.rgba_png, g.grey16_png,
+                                  g.palette_gif, lambda a: g.encode(a, "BMP"), lambda a: g.encode(a, "WEBP")])
+def test_modes_become_rgb_uint8(photo, make):
+    out = decode_image(make(photo), BIG, PIXELS)
+    assert out.rgb.dtype == np.uint8 and out.rgb.shape == (512, 512, 3)
+    # The same photo in any container decodes to nearly the same pixels (grey versions included).
+    grey_in = photo.mean(axis=2)
+    grey_out = out.rgb.astype(np.float32).mean(axis=2)
+    assert np.abs(grey_out[60:] - grey_in[60:]).mean() < 12
+
+
+def test_16_bit_keeps_its_range(photo):
+    out = decode_image(g.grey16_png(photo), BIG, PIXELS)
+    assert out.rgb.max() > 200 and out.rgb.min() < 50
+
+
+def test_exif_orientation_is_applied(photo):
+    out = decode_image(g.exif_rotated_jpeg(photo), BIG, PIXELS)
+    assert np.abs(out.rgb.astype(int) - photo.astype(int)).mean() < 8
+
+
+def test_animated_gif_reads_first_frame(photo):
+    out = decode_image(g.palette_gif(photo, frames=3), BIG, PIXELS)
+    assert out.rgb.mean() > 50  # frame 0 is the photo; later frames are black
+
+
+@pytest.mark.parametrize("data, error", [
+    (b"", BadImage),
+    (b"hello, I am text", UnsupportedImage),
+    (g.HTML, UnsupportedImage),
+    (g.SVG, UnsupportedImage),
+    (g.minimal_pdf(), UnsupportedImage),
+    (b"\xff\xd8\xff\xe0" + b"\0" * 20, BadImage),  # JPEG magic, nothing behind it
+    (b"\x89PNG\r\n\x1a\n" + b"garbage" * 5, BadImage),
+    (g.pixel_bomb_png(), ImageTooLarge),
+    (g.pixel_bomb_png(8000, 8000), ImageTooLarge),  # under Pillow's own limit, over ours
+], ids=["empty", "text", "html", "svg", "pdf", "jpeg-magic-only", "png-garbage", "bomb-20000", "bomb-8000"])
+def test_refusals(data, error):
+    with pytest.raises(error):
+        decode_image(data, BIG, PIXELS)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+@pytest.mark.parametrize("fraction", [0.02, 0.5, 0.95])
+def test_truncated_is_400(photo, fmt, fraction):
+    data = getattr(g, fmt)(photo)
+    with pytest.raises(BadImage):
+        decode_image(data[: max(12, int(len(data) * fraction))], BIG, PIXELS)
+
+
+def test_byte_cap(photo):
+    data = g.png(photo)
+    with pytest.raises(ImageTooLarge):
+        decode_image(data, len(data) - 1, PIXELS)
+
+
+def test_pixel_cap_is_checked_before_decoding(monkeypatch):
+    from PIL import ImageFile
+
+    def boom(*a, **k):
+        raise AssertionError("decoded an image that is over the pixel cap")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", boom)
+    with pytest.raises(ImageTooLarge):
+        decode_image(g.pixel_bomb_png(8000, 8000), BIG, PIXELS)
+
+
+def test_one_pixel_image_decodes():
+    out = decode_image(g.png(np.zeros((1, 1, 3), np.uint8)), BIG, PIXELS)
+    assert out.rgb.shape == (1, 1, 3)
+
+
+def test_data_urls(photo):
+    raw = g.jpeg(photo)
+    b64 = base64.b64encode(raw).decode()
+    assert decode_data_url(f"data:image/jpeg;base64,{b64}", BIG) == raw
+    assert decode_data_url(b64, BIG) == raw  # bare base64 is accepted too
+    assert decode_data_url(f"data:image/jpeg;base64,{b64[:40]}\n{b64[40:]}", BIG) == raw
+    with pytest.raises(BadImage):
+        decode_data_url("data:image/png;base64,@@@not base64@@@", BIG)
+    with pytest.raises(BadImage):
+        decode_data_url("data:image/png,rawdata", BIG)
+    with pytest.raises(UnsupportedImage):
+        decode_data_url("data:text/html;base64,PGh0bWw+", BIG)
+    with pytest.raises(ImageTooLarge):
+        decode_data_url(f"data:image/jpeg;base64,{b64}", 1000)
+    with pytest.raises(BadImage):
+        decode_data_url("", BIG)
+
+
+def test_downscale_maps_back(photo):
+    big = np.repeat(np.repeat(photo, 4, axis=0), 4, axis=1)  # 2048x2048
+    small, scale = downscale(big, 1024)
+    assert small.shape == (1024, 1024, 3) and scale == 0.5
+    same, one = downscale(photo, 1024)
+    assert same is photo and one == 1.0
+
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.imaging import ImageError
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prefix=st.sampled_from([b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"BM", b"RIFF\0\0\0\0WEBP"]),
+       body=st.binary(max_size=400))
+def test_random_bytes_never_escape_as_other_errors(prefix, body):
+    try:
+        out = decode_image(prefix + body, BIG, PIXELS)
+    except ImageError as exc:
+        assert exc.status in (400, 413, 415)
+    else:
+        assert out.rgb.dtype == np.uint8 and out.rgb.ndim == 3
+
+
+@settings(max_examples=40, deadline=None)
+@given(cut=st.integers(min_value=3, max_value=5000), flip=st.integers(min_value=0, max_value=255))
+def test_damaged_jpeg_is_a_clean_error_or_an_image(cut, flip):
+    data = bytearray(_small_jpeg())
+    data[min(cut, len(data) - 1)] ^= flip
+    try:
+        decode_image(bytes(data[: max(cut, 200)]), BIG, PIXELS)
+    except ImageError as exc:
+        assert exc.status == 400
+
+
+_cache = {}
+
+
+def _small_jpeg() -> bytes:
+    if "jpeg" not in _cache:
+        _cache["jpeg"] = g.jpeg(g.astronaut()[::4, ::4])
+    return _cache["jpeg"]

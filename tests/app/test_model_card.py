@@ -1,0 +1,94 @@
+"""app.model_card: cards are validated on load, with errors that say which file and what is wrong."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.model_card import FIXED_KEYS, CardError, load_cards, parse_card
+
+FER = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+FERPLUS = ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt"]
+
+
+def card(name="m1", classes=FER, **extra):
+    data = {"name": name, "title": name, "kind": "single", "file": f"{name}.keras", "classes": classes,
+            "label_scheme": "fer2013", "input": {"size": 48, "channels": 1, "scale": "unit"}, "tta": ["flip"],
+            "metrics": {"fer2013_private": {"accuracy": 0.6, "macro_f1": 0.5, "per_class": {}, "confusion": []}}}
+    data.update(extra)
+    return data
+
+
+def write(folder, data, model_file=True):
+    (folder / f"{data['name']}.json").write_text(json.dumps(data))
+    if model_file and data.get("kind", "single") == "single":
+        (folder / data["file"]).write_bytes(b"not really keras")
+
+
+def test_good_cards_load(tmp_path):
+    write(tmp_path, card("a"))
+    write(tmp_path, card("b", classes=FERPLUS, label_scheme="ferplus"))
+    write(tmp_path, {"name": "ens", "kind": "ensemble", "classes": FER, "input": {}, "metrics": {},
+                     "members": [{"name": "a", "weight": 1.0}, {"name": "b", "weight": 0.5}]})
+    cards = load_cards(tmp_path)
+    assert list(cards) == ["a", "b", "ens"]
+    assert cards["a"].model_path == tmp_path / "a.keras"
+    assert cards["ens"].members[1] == {"name": "b", "weight": 0.5}
+    summary = cards["a"].summary()
+    assert summary["metrics"]["fer2013_private"]["accuracy"] == 0.6
+    assert summary["input"] == {"size": 48, "channels": 1, "scale": "unit"}
+
+
+@pytest.mark.parametrize("key", FIXED_KEYS)
+def test_missing_fixed_key_is_rejected(tmp_path, key):
+    data = card("broken")
+    (tmp_path / "broken.keras").write_bytes(b"x")
+    del data[key]
+    (tmp_path / "broken.json").write_text(json.dumps(data))
+    with pytest.raises(CardError, match=key):
+        load_cards(tmp_path)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"classes": ["happy"]}, "classes"),
+    ({"classes": ["Happy", "sad"]}, "classes"),
+    ({"classes": ["sad", "sad"]}, "duplicates"),
+    ({"input": {"size": 48, "channels": 2}}, "input"),
+    ({"input": "48x48"}, "input"),
+    ({"metrics": {"fer2013_private": {"accuracy": "high"}}}, "metrics"),
+    ({"kind": "committee"}, "kind"),
+    ({"tta": ["rotate"]}, "tta"),
+    ({"file": "../../etc/passwd"}, "file"),
+    ({"name": "has space"}, "name"),
+])
+def test_bad_values_are_rejected(change, words):
+    with pytest.raises(CardError, match=words):
+        parse_card({**card(), **change})
+
+
+def test_missing_model_file_is_rejected(tmp_path):
+    write(tmp_path, card("ghost"), model_file=False)
+    with pytest.raises(CardError, match="not found"):
+        load_cards(tmp_path)
+
+
+def test_ensemble_members_must_exist_and_share_labels(tmp_path):
+    write(tmp_path, card("a"))
+    write(tmp_path, {"name": "ens", "kind": "ensemble", "classes": FER, "input": {}, "metrics": {},
+                     "members": [{"name": "a", "weight": 1}, {"name": "nobody", "weight": 1}]})
+    with pytest.raises(CardError, match="nobody"):
+        load_cards(tmp_path)
+    write(tmp_path, {"name": "ens", "kind": "ensemble", "classes": FER + ["contempt"], "input": {},
+                     "metrics": {}, "members": [{"name": "a", "weight": 1}]})
+    with pytest.raises(CardError, match="contempt"):
+        load_cards(tmp_path)
+
+
+def test_lenient_loading_skips_bad_cards(tmp_path, caplog):
+    write(tmp_path, card("good"))
+    (tmp_path / "bad.json").write_text("{not json")
+    write(tmp_path, {"name": "ens", "kind": "ensemble", "classes": FER, "input": {}, "metrics": {},
+                     "members": [{"name": "missing", "weight": 1}]})
+    cards = load_cards(tmp_path, strict=False)
+    assert list(cards) == ["good"]
+    assert "bad.json" in caplog.text and "missing" in caplog.text

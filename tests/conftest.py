@@ -1,0 +1,61 @@
+"""Shared fixtures, the flaskr way: `app`, `client`, `runner`.
+
+The app serves the real models/ folder with the real MTCNN detector. Before the trained models are
+committed, EMOTION_TEST_MODELS_DIR (or the smoke model at /tmp/smoke_models, if present) stands in;
+tests that need a model skip when there is none. Building the app loads TensorFlow, so it is built
+once per session.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def models_dir_for_tests() -> Path:
+    env = os.environ.get("EMOTION_TEST_MODELS_DIR")
+    if env:
+        return Path(env)
+    shipped = ROOT / "models"
+    if any(shipped.glob("*.json")):
+        return shipped
+    smoke = Path("/tmp/smoke_models")
+    if any(smoke.glob("*.json")):
+        return smoke
+    return shipped
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    return models_dir_for_tests()
+
+
+@pytest.fixture(scope="session")
+def app(models_dir):
+    from app import create_app
+
+    app = create_app({"TESTING": True, "MODELS_DIR": str(models_dir), "WARMUP": "sync",
+                      "SPEECH_ENGINE": "espeak"})
+    yield app
+
+
+@pytest.fixture(scope="session")
+def has_model(app) -> bool:
+    return app.extensions["models"].default is not None
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "no_model_needed: runs even when no model card is installed")
