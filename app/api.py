@@ -67,7 +67,10 @@ def _read_upload() -> tuple[bytes, dict]:
         got = sorted(set(request.files) | set(request.form))
         raise ApiError(400, "missing_image", f"send the photo in the multipart field 'image' (got fields {got})")
     if request.is_json:
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # absurdly nested JSON: the parser gives up, the request is bad
+            body = None
         if not isinstance(body, dict):
             raise ApiError(400, "bad_json", 'the body must be a JSON object like {"image": "data:image/jpeg;base64,..."}')
         params.update({k: v for k, v in body.items() if k != "image"})
@@ -161,6 +164,9 @@ def audio(key: str):
     if parsed is None:
         raise ApiError(404, "unknown_audio", "no audio with this key")
     engine, reply = parsed
+    if engine != "espeak" and engine != current_app.extensions["speech"].engine_name():
+        # Only the configured online engine may reach the network; other keys were never issued here.
+        raise ApiError(404, "unknown_audio", "no audio with this key")
     try:
         body, mimetype = current_app.extensions["speech"].audio(key, reply.text, reply.lang, engine)
     except Exception:

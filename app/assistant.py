@@ -187,7 +187,7 @@ def audio_key(reply: Reply, engine: str) -> str:
 
 def parse_audio_key(key: str) -> tuple[str, Reply] | None:
     """(engine, reply) for a key of the catalogue's format whose text still matches; else None."""
-    m = AUDIO_KEY.match(key or "")
+    m = AUDIO_KEY.fullmatch(key or "")
     if not m:
         return None
     engine, lang, label, n, digest = m.groups()

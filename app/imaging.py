@@ -140,6 +140,9 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
         raise UnsupportedImage(f"not an image this app reads; send a {ACCEPTED_TYPES} image")
     try:
         with warnings.catch_warnings():
+            # Pillow warns about odd but readable files (corrupt EXIF tags, ...): never let a warnings
+            # filter (PYTHONWARNINGS=error, pytest -W error) turn those into a 500. Bombs do raise.
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = img.size  # from the header; nothing decoded yet
@@ -160,14 +163,16 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> Decoded:
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
             struct.error, MemoryError) as exc:
         raise BadImage(f"the image could not be decoded ({type(exc).__name__}: {str(exc)[:120]})") from None
-    try:
-        img = ImageOps.exif_transpose(img)
-    except Exception:  # a broken EXIF block should not cost the user their photo
-        pass
-    try:
-        rgb = _to_rgb(img)
-    except (OSError, ValueError) as exc:
-        raise BadImage(f"the image could not be converted to RGB ({exc})") from None
+    with warnings.catch_warnings():  # as above: a corrupt EXIF tag or an odd palette is only a warning
+        warnings.simplefilter("ignore")
+        try:
+            img = ImageOps.exif_transpose(img)
+        except Exception:  # a broken EXIF block should not cost the user their photo
+            pass
+        try:
+            rgb = _to_rgb(img)
+        except (OSError, ValueError) as exc:
+            raise BadImage(f"the image could not be converted to RGB ({exc})") from None
     return Decoded(rgb=rgb, format=fmt, width=rgb.shape[1], height=rgb.shape[0])
 
 
