@@ -1,0 +1,67 @@
+"""python -m benchmarks [accuracy|classifier|api|load|all|report]
+
+Runs the named benchmarks (default: all), saves each result under docs/benchmarks/, then rewrites
+docs/BENCHMARKS.md from every saved result.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .common import REPO, load, save
+
+ORDER = [
+    ("accuracy", "Accuracy of the shipped models"),
+    ("ablation", "Ablation on the validation split"),
+    ("classifier", "Classifier cost per face"),
+    ("api", "End-to-end /api/predict latency"),
+    ("load", "Throughput under load (gunicorn)"),
+]
+INTRO = """# Benchmarks
+
+Written by `python -m benchmarks` (scripts in `benchmarks/`); each section names the machine, the
+command and the date it was measured. Accuracy is always given with its split: FER-2013 PrivateTest
+(`fer2013_private`, the test split) and PublicTest (`fer2013_public`, validation: used for model
+selection and ensemble weights), FER+ test / validation (majority vote, `ferplus_test` / `ferplus_val`).
+"""
+
+
+def report() -> str:
+    parts = [INTRO]
+    notes = REPO / "docs" / "benchmarks" / "NOTES.md"
+    for name, title in ORDER:
+        res = load(name)
+        if res is None:
+            continue
+        mod = importlib.import_module(f"benchmarks.{name}")
+        m = res["machine"]
+        parts.append(f"## {title}\n\n`{res['command']}` — {res['date']}, git {res.get('git', '?')}, "
+                     f"{m['cpu']} ({m['cores']} cores, {m['memory']}), Python {m['python']}\n")
+        parts.append(mod.markdown(res) + "\n")
+    if notes.exists():
+        parts.append(notes.read_text())
+    text = "\n".join(parts)
+    (REPO / "docs" / "BENCHMARKS.md").write_text(text)
+    return text
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", default=["all"], help="accuracy ablation classifier api load all report")
+    p.add_argument("--requests", type=int, default=60, help="requests per case (api)")
+    p.add_argument("--duration", type=int, default=60, help="seconds of load (load)")
+    p.add_argument("--concurrency", type=int, default=8, help="clients (load)")
+    args = p.parse_args(argv)
+    names = [n for n, _ in ORDER] if "all" in args.names else [n for n in args.names if n != "report"]
+    for name in names:
+        mod = importlib.import_module(f"benchmarks.{name}")
+        print(f"== {name}", flush=True)
+        save(name, mod.run(args))
+    print(report())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""CPU cost of classifying one face (batch of one) per shipped model: Keras vs ONNX Runtime.
+
+CPU milliseconds (process time) are what the live-webcam budget (<= 10 ms per face) is about; wall
+time is shown beside them. The card's test-time augmentation is included (flip = two images).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .common import REPO, percentiles, timed
+
+
+def run(args) -> dict:
+    import keras
+    from training.card import read_card
+    from training.preprocess import predict_with_tta, preprocess_faces
+
+    rows = []
+    rng = np.random.default_rng(0)
+    face = rng.integers(0, 256, (120, 120, 3), dtype=np.uint8)
+    for path in sorted((REPO / "models").glob("*.json")):
+        card = read_card(path)
+        if card.get("kind") == "ensemble":
+            continue
+        x = preprocess_faces([face], card["input"])
+        tta = card.get("tta", [])
+        model = keras.models.load_model(REPO / "models" / card["file"], compile=False)
+        runtimes = {"keras predict_on_batch": lambda b: model.predict_on_batch(b)}
+        onnx = card.get("onnx_file")
+        if onnx and (REPO / "models" / onnx).exists():
+            import onnxruntime as ort
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = 1
+            sess = ort.InferenceSession(str(REPO / "models" / onnx), so, providers=["CPUExecutionProvider"])
+            name = sess.get_inputs()[0].name
+            runtimes["onnxruntime (1 thread)"] = lambda b: sess.run(None, {name: b})[0]
+        ref = None
+        for label, fn in runtimes.items():
+            probs = predict_with_tta(fn, x, tta)
+            ref = probs if ref is None else ref
+            wall, cpu = timed(lambda: predict_with_tta(fn, preprocess_faces([face], card["input"]), tta),
+                              repeat=200)
+            rows.append({"model": card["name"], "runtime": label, "tta": tta, "params": model.count_params(),
+                         "cpu_ms": percentiles(cpu), "wall_ms": percentiles(wall),
+                         "max_abs_diff_vs_keras": float(np.abs(probs - ref).max())})
+    return {"rows": rows}
+
+
+def markdown(res: dict) -> str:
+    lines = ["| model | runtime | TTA | params | CPU ms/face (median, p95) | wall ms (median) | max prob diff vs Keras |",
+             "|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        lines.append(f"| {r['model']} | {r['runtime']} | {','.join(r['tta']) or '-'} | {r['params']:,} | "
+                     f"{r['cpu_ms']['median']:.2f}, {r['cpu_ms']['p95']:.2f} | {r['wall_ms']['median']:.2f} | "
+                     f"{r['max_abs_diff_vs_keras']:.1e} |")
+    return "\n".join(lines)

@@ -1,0 +1,61 @@
+"""Throughput under load: N concurrent clients for D seconds on case (a), gunicorn as configured."""
+from __future__ import annotations
+
+import threading
+import time
+
+import requests
+
+from .common import percentiles
+from .images import CASES, jpeg
+from .server import gunicorn, rss_mb, worker_pids
+
+
+def hammer(base: str, body: bytes, clients: int, seconds: float) -> dict:
+    lat, codes, lock = [], {}, threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def client():
+        s = requests.Session()
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            try:
+                code = s.post(base + "/api/predict", files={"image": ("a.jpg", body, "image/jpeg")},
+                              timeout=60).status_code
+            except requests.RequestException:
+                code = "error"
+            with lock:
+                lat.append((time.perf_counter() - t) * 1e3)
+                codes[code] = codes.get(code, 0) + 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {"requests": len(lat), "rps": round(len(lat) / wall, 1), "latency_ms": percentiles(lat),
+            "status": {str(k): v for k, v in codes.items()}}
+
+
+def run(args) -> dict:
+    body = jpeg(CASES["a_webcam_640x480_1face"][0]())
+    with gunicorn(workers=2) as (base, proc, _):
+        hammer(base, body, args.concurrency, 10)               # warm-up
+        pids = worker_pids(proc.pid)
+        rss_before = [round(rss_mb(p)) for p in pids]
+        res = hammer(base, body, args.concurrency, args.duration)
+        rss_after = [round(rss_mb(p)) for p in pids]
+    res.update({"concurrency": args.concurrency, "duration_s": args.duration,
+                "rss_mb_after_warmup": rss_before, "rss_mb_after_load": rss_after})
+    return res
+
+
+def markdown(res: dict) -> str:
+    growth = [round(100 * (a - b) / b, 1) for a, b in zip(res["rss_mb_after_load"], res["rss_mb_after_warmup"]) if b]
+    errors = sum(v for k, v in res["status"].items() if k != "200")
+    return (f"{res['concurrency']} clients for {res['duration_s']} s on case (a): **{res['rps']} requests/s**, "
+            f"p95 {res['latency_ms']['p95']} ms (median {res['latency_ms']['median']} ms), "
+            f"{res['requests']} requests, non-200: {errors} ({res['status']}). Worker RSS after warm-up "
+            f"{res['rss_mb_after_warmup']} MB, after the load {res['rss_mb_after_load']} MB (growth {growth} %).")
