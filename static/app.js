@@ -30,16 +30,9 @@
   };
   const FALLBACK_COLOR = '#6366f1';
 
-  const LABEL_NAMES = {
-    en: {
-      angry: 'Angry', disgust: 'Disgust', fear: 'Fear', happy: 'Happy', sad: 'Sad',
-      surprise: 'Surprise', neutral: 'Neutral', contempt: 'Contempt',
-    },
-    vi: {
-      angry: 'Tức giận', disgust: 'Ghê tởm', fear: 'Sợ hãi', happy: 'Vui vẻ', sad: 'Buồn',
-      surprise: 'Ngạc nhiên', neutral: 'Bình thản', contempt: 'Khinh thường',
-    },
-  };
+  // Display names come from the server's catalogue (app/assistant.py), rendered into the page, so the
+  // page and the spoken replies always name an emotion the same way.
+  const LABEL_NAMES = JSON.parse(document.body.dataset.displayNames || '{}');
 
   const SPLIT_NAMES = {
     en: {
@@ -228,7 +221,7 @@
 
   function labelName(label) {
     if (!label) return '–';
-    const names = LABEL_NAMES[state.lang] || LABEL_NAMES.en;
+    const names = LABEL_NAMES[state.lang] || LABEL_NAMES.en || {};
     return names[label] || (label.charAt(0).toUpperCase() + label.slice(1));
   }
 
