@@ -38,16 +38,19 @@ def run(args) -> dict:
                          "recall": {c: round(v["recall"], 3) for c, v in m["per_class"].items()},
                          "matches_card": stored is not None and abs(stored - m["accuracy"]) < 1e-6,
                          "tta": card.get("tta", []), "seconds": round(time.time() - t, 1),
-                         "recipe": card.get("recipe", {})})
+                         "recipe": dict(card.get("recipe", {}), members=card.get("members"))})
     return {"rows": rows}
 
 
 def _command(recipe: dict, name: str, kind: str) -> str:
     if kind == "ensemble":
-        return "see the ensemble command below"
+        members = " ".join(m["name"] for m in recipe.get("members") or [])
+        return f"python -m training ensemble --name {name} --members {members} --weights {recipe.get('weights')}"
+    if recipe.get("stages", {}).get("commands"):
+        return " && ".join(c.split("  #")[0].strip() for c in recipe["stages"]["commands"])
     skip = {"name", "source", "params", "clean_report", "train_class_counts", "epochs_run", "best_epoch",
             "selected_on", "layers_initialised_from_init_from", "wall_time_s", "machine", "out_dir",
-            "run_dir", "data", "image_folder", "limit", "title", "input_size"}
+            "run_dir", "data", "image_folder", "limit", "title", "input_size", "stages", "total_epochs", "members"}
     parts = [f"python -m training train --name {name}"]
     for k, v in recipe.items():
         if k in skip or v in ("", 0, None):
@@ -80,7 +83,7 @@ def markdown(res: dict) -> str:
             continue
         seen.add(r["model"])
         rc = r["recipe"]
-        extra = (f" — {rc.get('epochs_run')} epochs, seed {rc.get('seed')}, "
+        extra = (f" — {rc.get('total_epochs') or rc.get('epochs_run')} epochs, seed {rc.get('seed')}, "
                  f"{rc.get('wall_time_s', 0) / 60:.0f} min wall on {rc.get('machine', '?')}, "
                  f"best epoch {rc.get('best_epoch')} chosen on {rc.get('selected_on')}") if r["kind"] != "ensemble" else ""
         lines.append(f"- `{r['model']}`: `{_command(rc, r['model'], r['kind'])}`{extra}")
