@@ -62,6 +62,8 @@ def build_ensemble(name: str, member_names: list[str], models_dir: str | Path = 
         raise ValueError(f"weights must be 'equal' or 'tuned', got {weights!r}")
     card = {"name": name, "title": title or f"Ensemble of {', '.join(member_names)}",
             "kind": "ensemble", "classes": list(classes), "label_scheme": scheme,
+            # A fixed key of every card; each member still preprocesses with its own card's input.
+            "input": members[0]["input"],
             "dataset": DATASETS[scheme],
             "members": [{"name": n, "weight": round(float(x), 4)} for n, x in zip(member_names, w)],
             "recipe": {"weights": weights, "selected_on": "PublicTest" if weights == "tuned" else None},

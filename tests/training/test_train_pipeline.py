@@ -74,6 +74,9 @@ def test_ensemble_card_across_label_schemes(trained, tiny_data):
     assert [m["name"] for m in card["members"]] == ["tiny7", "tiny8"]
     assert sum(m["weight"] for m in card["members"]) == pytest.approx(1.0)
     assert card["metrics"]["fer2013_private"]["samples"] == 21
+    from app.model_card import load_cards
+    cards = load_cards(out)                      # strict: the app accepts the ensemble and its members
+    assert cards["ens"].kind == "ensemble" and [m["name"] for m in cards["ens"].members] == ["tiny7", "tiny8"]
 
 
 def test_resume_continues_from_the_last_epoch(tiny_data, tmp_path):
