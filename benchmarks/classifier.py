@@ -44,7 +44,40 @@ def run(args) -> dict:
                          "cpu_ms": percentiles(cpu), "wall_ms": percentiles(wall),
                          "max_abs_diff_vs_keras": float(np.abs(probs - ref).max())})
     _record_in_cards(rows)
-    return {"rows": rows}
+    return {"rows": rows, "agreement": _onnx_agreement()}
+
+
+def _onnx_agreement() -> list[dict]:
+    """Does ONNX Runtime give the same labels as Keras on each model's whole test split?"""
+    import keras
+    import onnxruntime as ort
+    from training.card import metrics_key, read_card
+    from training.metrics import classification_metrics
+    from training.train import TrainConfig, load_splits, predict_probs
+
+    out = []
+    for path in sorted((REPO / "models").glob("*.json")):
+        card = read_card(path)
+        if card.get("kind") == "ensemble" or not card.get("onnx_file"):
+            continue
+        test = load_splits(TrainConfig(name="bench", scheme=card["label_scheme"]))[0]["PrivateTest"]
+        model = keras.models.load_model(REPO / "models" / card["file"], compile=False)
+        sess = ort.InferenceSession(str(REPO / "models" / card["onnx_file"]), providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+
+        class Onnx:  # what predict_probs needs of a model
+            @staticmethod
+            def predict_on_batch(b):
+                return sess.run(None, {name: b})[0]
+
+        tta = card.get("tta", [])
+        a = predict_probs(model, test.images, card["input"], tta).argmax(1)
+        b = predict_probs(Onnx, test.images, card["input"], tta).argmax(1)
+        acc = lambda p: classification_metrics(test.labels, p, card["classes"])["accuracy"]
+        out.append({"model": card["name"], "split": metrics_key(card["label_scheme"], "PrivateTest"),
+                    "n": int(len(a)), "same_label": float((a == b).mean()),
+                    "accuracy_keras": acc(a), "accuracy_onnx": acc(b)})
+    return out
 
 
 def _record_in_cards(rows) -> None:
@@ -77,7 +110,14 @@ def _record_in_cards(rows) -> None:
 
 
 def markdown(res: dict) -> str:
-    lines = ["| model | runtime | TTA | params | CPU ms/face (median, p95) | wall ms (median) | max prob diff vs Keras |",
+    lines = []
+    for a in res.get("agreement", []):
+        lines.append(f"- `{a['model']}` on {a['split']} ({a['n']} faces): ONNX Runtime gives Keras' label on "
+                     f"{a['same_label'] * 100:.2f}% of them; accuracy {a['accuracy_keras'] * 100:.2f}% (Keras) vs "
+                     f"{a['accuracy_onnx'] * 100:.2f}% (ONNX).")
+    if lines:
+        lines.append("")
+    lines += ["| model | runtime | TTA | params | CPU ms/face (median, p95) | wall ms (median) | max prob diff vs Keras |",
              "|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         lines.append(f"| {r['model']} | {r['runtime']} | {','.join(r['tta']) or '-'} | {r['params']:,} | "

@@ -86,12 +86,15 @@ def _cache_path(path: Path, cache_dir: Path | None) -> Path | None:
     return Path(cache_dir) / f"fer2013-{key}.npz"
 
 
-def read_fer2013_csv(path: str | Path, cache_dir: str | Path | None = None) -> FerImages:
+def read_fer2013_csv(path: str | Path, cache_dir: str | Path | None = None,
+                     progress: bool = True) -> FerImages:
     """Read Kaggle's `fer2013.csv` (or `.csv.gz`).
 
-    Parsing 35,887 rows of text takes ~20 s, so with `cache_dir` the arrays are kept as an .npz keyed
-    by the file's path, size and mtime.
+    Parsing 35,887 rows of text takes ~20 s (a tqdm bar shows it), so with `cache_dir` the arrays are
+    kept as an .npz keyed by the file's path, size and mtime.
     """
+    from tqdm import tqdm
+
     path = Path(path)
     cache = _cache_path(path, Path(cache_dir) if cache_dir else None) if path.exists() else None
     if cache is not None and cache.exists():
@@ -109,7 +112,8 @@ def read_fer2013_csv(path: str | Path, cache_dir: str | Path | None = None) -> F
             i_emo, i_pix, i_use = cols.index("emotion"), cols.index("pixels"), cols.index("usage")
         except ValueError:
             raise DataError(f"{path}: header {header} lacks one of 'emotion', 'pixels', 'Usage'") from None
-        for n, rec in enumerate(reader):
+        rows = tqdm(reader, desc=f"reading {path.name}", unit=" rows", disable=not progress, mininterval=1)
+        for n, rec in enumerate(rows):
             where = f"{path}: row {n} (line {n + 2})"
             if len(rec) != len(cols):
                 raise DataError(f"{where}: expected {len(cols)} fields, got {len(rec)}")
