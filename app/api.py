@@ -48,6 +48,19 @@ def _lang(value) -> str:
     return lang
 
 
+def _min_face(value) -> int | None:
+    """Optional smallest face to look for, in pixels of the posted image (the live page sends one)."""
+    if value is None or value == "":
+        return None
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 10_000:
+        raise ApiError(400, "bad_min_face", f"'min_face' must be a whole number of pixels, got {str(value)[:40]!r}")
+    return n
+
+
 def _read_upload() -> tuple[bytes, dict]:
     """The image bytes and the other fields, from multipart, JSON (data URL) or a raw image body."""
     cfg = current_app.config
@@ -115,6 +128,7 @@ def predict():
     data, params = _read_upload()
     lang = _lang(params.get("lang"))
     speak = _flag(params.get("speak"), "speak")
+    min_face = _min_face(params.get("min_face"))
     model_name = params.get("model") or None
     if model_name is not None and (not isinstance(model_name, str) or model_name not in registry.cards):
         raise ApiError(400, "unknown_model", f"no model {str(model_name)[:60]!r}; GET /api/models lists them")
@@ -128,7 +142,7 @@ def predict():
     t_decode = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    faces = current_app.extensions["faces"].detect(decoded.rgb)
+    faces = current_app.extensions["faces"].detect(decoded.rgb, min_face=min_face)
     t_detect = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """End-to-end /api/predict on a warm production server (gunicorn, 2 workers), one client.
 
 Cases (a) 640x480 webcam-like JPEG with one face and (b) 1280x960 photo with three faces, speech off
-and on (speech on: the reply is synthesised once per worker and then served from the cache, which is
+and on, and with the live page's `min_face` hint (1/8 of the shorter side) (speech on: the reply is synthesised once per worker and then served from the cache, which is
 what a live session sees). Also cold start: launch to first successful /api/predict, RSS per worker.
 """
 from __future__ import annotations
@@ -28,12 +28,15 @@ def run(args) -> dict:
                 first = time.perf_counter() - t0
         out["cold_start_s"] = round(first, 1)
         for case, (make, n_faces) in CASES.items():
-            body = jpeg(make())
-            for speak in ("false", "true"):
+            img = make()
+            body = jpeg(img)
+            live_hint = str(min(img.shape[:2]) // 8)   # what the live page sends as min_face
+            for speak, min_face in (("false", ""), ("true", ""), ("false", live_hint)):
                 lat, parts, found = [], {}, []
+                fields = {"speak": speak, "min_face": min_face}
                 for i in range(n + 4):
                     t = time.perf_counter()
-                    r = requests.post(base + "/api/predict", data={"speak": speak},
+                    r = requests.post(base + "/api/predict", data=fields,
                                       files={"image": ("x.jpg", body, "image/jpeg")}, timeout=60)
                     ms = (time.perf_counter() - t) * 1e3
                     r.raise_for_status()
@@ -44,7 +47,8 @@ def run(args) -> dict:
                     found.append(len(j["faces"]))
                     for k, v in j["timings_ms"].items():
                         parts.setdefault(k, []).append(v)
-                out["cases"][f"{case} speak={speak}"] = {
+                label = f"{case} speak={speak}" + (f" min_face={min_face}" if min_face else "")
+                out["cases"][label] = {
                     "bytes": len(body), "expected_faces": n_faces,
                     "faces_found": sorted(set(found)), "latency_ms": percentiles(lat),
                     "server_ms_median": {k: round(float(np.median(v)), 1) for k, v in parts.items()},

@@ -357,3 +357,13 @@ def test_broken_model_file_is_503_not_500(tmp_path):
     resp = client.post("/api/predict", data={"image": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg")})
     assert resp.status_code == 503 and resp.get_json()["error"]["code"] == "model_unavailable"
     assert client.get("/api/health").status_code == 200
+
+
+def test_min_face_skips_faces_smaller_than_asked(client, app, astronaut_jpeg):
+    """The live page's hint: looking only for large faces still finds a large one, and no smaller."""
+    found = check_ok(post_image(client, astronaut_jpeg, min_face="60"), app)["faces"]
+    assert len(found) == 1 and iou(found[0]["box"], g.ASTRONAUT_FACE) > 0.5   # the face is 83x107
+    assert check_ok(post_image(client, astronaut_jpeg, min_face="300"), app)["faces"] == []
+    for bad in ("abc", "-5", "1e9"):
+        r = post_image(client, astronaut_jpeg, min_face=bad)
+        assert r.status_code == 400 and r.get_json()["error"]["code"] == "bad_min_face"
