@@ -1,4 +1,4 @@
-"""python -m benchmarks [accuracy|classifier|api|load|all|report]
+"""python -m benchmarks [accuracy|ablation|classifier|api|load|peers|all|report]
 
 Runs the named benchmarks (default: all), saves each result under docs/benchmarks/, then rewrites
 docs/BENCHMARKS.md from every saved result.
@@ -17,6 +17,7 @@ ORDER = [
     ("classifier", "Classifier cost per face"),
     ("api", "End-to-end /api/predict latency"),
     ("load", "Throughput under load (gunicorn)"),
+    ("peers", "Side by side with the `fer` package"),
 ]
 INTRO = """# Benchmarks
 
@@ -49,7 +50,7 @@ def report() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", default=["all"], help="accuracy ablation classifier api load all report")
+    p.add_argument("names", nargs="*", default=["all"], help="accuracy ablation classifier api load peers all report (peers needs bash benchmarks/setup_peers.sh first)")
     p.add_argument("--requests", type=int, default=60, help="requests per case (api)")
     p.add_argument("--duration", type=int, default=60, help="seconds of load (load)")
     p.add_argument("--concurrency", type=int, default=8, help="clients (load)")
