@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from .common import REPO, machine, percentiles
+from .common import REPO, machine, percentiles, timed
 from .images import CASES, jpeg
 
 PEER_VENV = REPO / ".venv-peers"
@@ -34,33 +34,28 @@ REPEAT = int(os.environ.get("BENCH_PEERS_REPEAT", "30"))
 WARMUP = 3
 MARK = "@@PEERS_JSON@@"
 
-# Runs inside .venv-peers. argv: path of benchmarks/images.py, repeat, warmup.
+# Runs inside .venv-peers. argv: path of benchmarks/images.py, repeat, warmup, path of benchmarks/common.py.
 PEER_SCRIPT = r'''
 import importlib.util, io, json, os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from PIL import Image
 
-images_py, repeat, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-spec = importlib.util.spec_from_file_location("bench_images", images_py)
-images = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(images)
+images_py, repeat, warmup, common_py = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+images = load("bench_images", images_py)
+common = load("bench_common", common_py)   # the same timing loop as every other benchmark
 
 import importlib.metadata as md
 import cv2, fer, mtcnn, tensorflow as tf
 from fer import FER
 from mtcnn.mtcnn import MTCNN
-
-def timed(fn):
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        wall.append((time.perf_counter() - t) * 1e3)
-        cpu.append((time.process_time() - c) * 1e3)
-    return wall, cpu
 
 def summary(res):
     return [{"box": [int(v) for v in r["box"]], "emotion": max(r["emotions"], key=r["emotions"].get),
@@ -83,7 +78,7 @@ for case, (make, n_faces) in images.CASES.items():
         runs.append(("fer_mtcnn", hinted, hint))
     for name, det, hint in runs:
         res = det.detect_emotions(bgr)
-        wall, cpu = timed(lambda: det.detect_emotions(bgr))
+        wall, cpu = common.timed(lambda: det.detect_emotions(bgr), repeat, warmup)
         label = f"{case} {name}" + (f" min_face={hint}" if hint else "")
         out["cases"][label] = {"case": case, "system": name, "min_face": hint, "expected_faces": n_faces,
                                "faces": summary(res), "wall_ms": wall, "cpu_ms": cpu}
@@ -102,7 +97,7 @@ def _run_peers() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     proc = subprocess.run([_peer_python(), "-c", PEER_SCRIPT, str(REPO / "benchmarks" / "images.py"),
-                           str(REPEAT), str(WARMUP)], cwd="/tmp", env=env, capture_output=True, text=True,
+                           str(REPEAT), str(WARMUP), str(REPO / "benchmarks" / "common.py")], cwd="/tmp", env=env, capture_output=True, text=True,
                           timeout=3600)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     if proc.returncode != 0 or not lines:
@@ -151,12 +146,7 @@ def _ours() -> dict:
                 once()
             for v in stages.values():
                 v.clear()
-            wall, cpu = [], []
-            for _ in range(REPEAT):
-                t, c = time.perf_counter(), time.process_time()
-                once()
-                wall.append((time.perf_counter() - t) * 1e3)
-                cpu.append((time.process_time() - c) * 1e3)
+            wall, cpu = timed(once, REPEAT, warmup=0)   # warmed up above, stage timings cleared
             label = f"{case} ours" + (f" min_face={hint}" if hint else "")
             out["cases"][label] = {
                 "case": case, "system": "ours", "min_face": hint, "expected_faces": n_faces,
