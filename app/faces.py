@@ -109,12 +109,3 @@ def init_app(app) -> FaceDetector:
     )
     app.extensions["faces"] = detector
     return detector
-
-
-def detect_faces(rgb: np.ndarray, detector: FaceDetector | None = None) -> list[dict]:
-    """Module-level entry point: uses the current app's detector, or a given one."""
-    if detector is None:
-        from flask import current_app
-
-        detector = current_app.extensions["faces"]
-    return detector.detect(rgb)
