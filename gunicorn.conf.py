@@ -1,8 +1,9 @@
 """gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`.
 
-Each worker imports TensorFlow and loads the detector and models itself (preload_app stays off:
-TensorFlow's thread pools do not survive fork). The app loads them in a background thread, so a
-worker answers gunicorn's heartbeat while it warms up and the first request simply waits.
+Each worker loads the detector and models itself, on ONNX Runtime (TensorFlow is imported only for a
+model without an ONNX export, or with EMOTION_DETECTOR_BACKEND=mtcnn). preload_app stays off: the
+runtimes' thread pools do not survive fork. The app loads them in a background thread, so a worker
+answers gunicorn's heartbeat while it warms up and the first request simply waits.
 """
 import os
 

@@ -4,7 +4,7 @@ Configuration comes from DEFAULTS, then `EMOTION_*` environment variables (e.g. 
 EMOTION_DEFAULT_MODEL, EMOTION_SPEECH_ENGINE=espeak|gtts; values are parsed as JSON when they can be),
 then `test_config`. The detector, models and TTS engine are built once per process; with
 WARMUP="background" (the default) they load in a thread right after start-up so that a gunicorn
-worker answers its heartbeat while TensorFlow loads, and the first request waits for them.
+worker answers its heartbeat while they load, and the first request waits for them.
 """
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ DEFAULTS = {
     "MIN_FACE_SIZE": 20,  # pixels, at detection scale
     "DETECT_SCALE_FACTOR": 0.6,  # MTCNN pyramid step: 0.6 finds the same faces as 0.709, ~25% faster
     "MIN_FACE_CONFIDENCE": 0.9,
+    "DETECTOR_BACKEND": "onnx",  # MTCNN on ONNX Runtime; "mtcnn": the mtcnn package on TensorFlow
+    "DETECT_THREADS": 2,  # ONNX Runtime threads for the detector's networks
     "MAX_FACES": 20,  # faces classified per image
     "WARMUP": "background",  # "sync": load everything in create_app; "background"; "lazy": on first use
     "JSON_SORT_KEYS": False,

@@ -1,4 +1,4 @@
-"""python -m benchmarks [accuracy|ablation|classifier|api|load|peers|all|report]
+"""python -m benchmarks [accuracy|ablation|classifier|detector|api|load|peers|all|report]
 
 Runs the named benchmarks (default: all), saves each result under docs/benchmarks/, then rewrites
 docs/BENCHMARKS.md from every saved result.
@@ -15,6 +15,7 @@ ORDER = [
     ("accuracy", "Accuracy of the shipped models"),
     ("ablation", "Ablation on the validation split"),
     ("classifier", "Classifier cost per face"),
+    ("detector", "Face detection: ONNX Runtime MTCNN against the mtcnn package"),
     ("api", "End-to-end /api/predict latency"),
     ("load", "Throughput under load (gunicorn)"),
     ("peers", "Side by side with the `fer` package"),
@@ -50,7 +51,8 @@ def report() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", default=["all"], help="accuracy ablation classifier api load peers all report (peers needs bash benchmarks/setup_peers.sh first)")
+    p.add_argument("names", nargs="*", default=["all"], help="accuracy ablation classifier detector api load peers all report (peers needs bash benchmarks/setup_peers.sh first)")
+    p.add_argument("--frames", type=int, default=200, help="test frames (detector)")
     p.add_argument("--requests", type=int, default=60, help="requests per case (api)")
     p.add_argument("--duration", type=int, default=60, help="seconds of load (load)")
     p.add_argument("--concurrency", type=int, default=8, help="clients (load)")

@@ -2,8 +2,8 @@
 
 The app serves the real models/ folder with the real MTCNN detector. Before the trained models are
 committed, EMOTION_TEST_MODELS_DIR (or the smoke model at /tmp/smoke_models, if present) stands in;
-tests that need a model skip when there is none. Building the app loads TensorFlow, so it is built
-once per session.
+tests that need a model skip when there is none. Building the app loads the detector and every
+model, so it is built once per session.
 """
 from __future__ import annotations
 

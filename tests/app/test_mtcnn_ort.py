@@ -1,0 +1,137 @@
+"""app.mtcnn_ort: the mtcnn wheel's networks on ONNX Runtime must be MTCNN, only faster.
+
+Checked against the mtcnn package itself (TensorFlow), which stays installed as the reference:
+the three networks give the same outputs, and the whole detector finds the same faces on real photos.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from app import mtcnn_ort
+from app.faces import FaceDetector
+from tests.app import imagegen as g
+from tests.app.test_api import iou
+from tests.app.test_faces import TUNING_IMAGES
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from mtcnn import MTCNN
+
+    return MTCNN(device="CPU:0")
+
+
+@pytest.fixture(scope="module")
+def ours():
+    return mtcnn_ort.MtcnnOrt(threads=1)
+
+
+@pytest.mark.parametrize("name,stage,shape", [("pnet", 0, (1, 37, 53, 3)), ("rnet", 1, (7, 24, 24, 3)),
+                                              ("onet", 2, (7, 48, 48, 3))])
+def test_networks_match_the_mtcnn_package(reference, ours, name, stage, shape):
+    x = np.random.default_rng(stage).uniform(-1, 1, shape).astype(np.float32)
+    expected = [np.asarray(t) for t in reference.stages[stage]._model(x)]
+    raw = x * 128.0 + 127.5  # our graphs take pixels; mtcnn's networks take (pixel - 127.5) / 128
+    got = ours._sessions[name].run(None, {"x": raw.transpose(0, 3, 1, 2)})
+    if name == "pnet":
+        got = [a.transpose(0, 2, 3, 1) for a in got]
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_a_wrong_weight_list_is_refused():
+    with pytest.raises(ValueError, match="does not match"):
+        mtcnn_ort.build_graph("pnet", mtcnn_ort.load_weights("rnet"))
+    with pytest.raises(ValueError, match="left over"):
+        mtcnn_ort.build_graph("pnet", mtcnn_ort.load_weights("pnet") + [np.zeros(3)])
+
+
+def _detector(backend: str, reference, ours) -> FaceDetector:
+    det = FaceDetector(backend=backend, max_faces=100)
+    det._mtcnn = ours if backend == "onnx" else reference
+    return det
+
+
+@pytest.mark.parametrize("image", list(TUNING_IMAGES))
+def test_same_faces_as_the_mtcnn_package(reference, ours, image):
+    rgb = TUNING_IMAGES[image]()
+    expected = _detector("mtcnn", reference, ours).detect(rgb)
+    got = _detector("onnx", reference, ours).detect(rgb)
+    assert len(expected) >= 1
+    assert len(got) == len(expected), ([f["box"] for f in got], [f["box"] for f in expected])
+    for face in expected:
+        best = max(got, key=lambda f: iou(face["box"], f["box"]))
+        assert iou(face["box"], best["box"]) > 0.8, (face["box"], best["box"])
+        for name, (x, y) in face["keypoints"].items():  # landmarks within a few pixels
+            bx, by = best["keypoints"][name]
+            assert abs(bx - x) <= 0.08 * face["box"][2] and abs(by - y) <= 0.08 * face["box"][3], name
+
+
+def test_no_face_in_a_photo_without_one(ours):
+    assert ours.detect_faces(g.no_face(), scale_factor=0.6) == []
+    assert ours.detect_faces(np.full((240, 320, 3), 128, np.uint8)) == []
+
+
+def test_keypoints_sit_where_a_face_has_them(ours):
+    face = max(ours.detect_faces(g.astronaut()), key=lambda f: f["confidence"])
+    k = face["keypoints"]
+    assert k["left_eye"][0] < k["nose"][0] < k["right_eye"][0]   # the image's left eye is on the left
+    assert max(k["left_eye"][1], k["right_eye"][1]) < k["nose"][1] < min(k["mouth_left"][1], k["mouth_right"][1])
+    x, y, w, h = face["box"]
+    assert all(x <= px <= x + w and y <= py <= y + h for px, py in k.values())
+
+
+def test_pyramid_covers_min_face_to_the_whole_image():
+    scales = mtcnn_ort.pyramid(480, 640, min_face_size=20, scale_factor=0.5)
+    assert scales[0] == pytest.approx(12 / 20)
+    assert np.allclose(np.diff(np.log(scales)), np.log(0.5))
+    assert 480 * scales[-1] >= 12 > 480 * scales[-1] * 0.5   # stops at PNet's 12-pixel window
+    assert mtcnn_ort.pyramid(480, 640, min_face_size=600, scale_factor=0.5) == []
+
+
+def test_nms_greedy_union_and_min():
+    boxes = np.array([[0, 0, 10, 10, 0.9],     # best
+                      [1, 1, 11, 11, 0.8],     # IoU 0.68 with the best: suppressed at 0.5
+                      [20, 20, 30, 30, 0.7],   # elsewhere: kept
+                      [2, 2, 8, 8, 0.95]], float)  # inside the first: IoU 0.36, "min" overlap 1.0
+    assert mtcnn_ort.nms(boxes, 0.5).tolist() == [3, 0, 2]
+    assert mtcnn_ort.nms(boxes, 0.7, over="min").tolist() == [3, 2]
+    assert mtcnn_ort.nms(np.zeros((0, 5)), 0.5).size == 0
+
+
+def test_square_keeps_the_centre():
+    sq = mtcnn_ort.square(np.array([[10.0, 20.0, 30.0, 60.0, 1.0]]))
+    assert sq[0].tolist() == [0.0, 20.0, 40.0, 60.0, 1.0]
+
+
+def test_crops_sample_the_box_and_pad_with_grey():
+    image = np.random.default_rng(0).uniform(0, 255, (40, 60, 3)).astype(np.float32)
+    whole = mtcnn_ort.crops(image, np.array([[0.0, 0.0, 60.0, 40.0]]), 24)
+    assert whole.shape == (1, 3, 24, 24)
+    assert abs(whole.mean() - image.mean()) < 5
+    assert np.allclose(whole[0, :, 0, 0], image[0, 0])          # corners land on corner pixels
+    outside = mtcnn_ort.crops(image, np.array([[100.0, 100.0, 140.0, 140.0]]), 24)
+    assert np.all(outside == 127.5)                              # beyond the image: mid-grey
+
+
+def test_serving_never_imports_tensorflow(models_dir):
+    """With ONNX models and the default detector, a worker answers without loading TensorFlow
+    (about 200 MB of RSS instead of about 900, and a sub-second start)."""
+    code = f"""
+import io, sys
+from app import create_app
+from tests.app import imagegen as g
+app = create_app({{"TESTING": True, "WARMUP": "sync", "MODELS_DIR": {str(models_dir)!r}}})
+r = app.test_client().post("/api/predict", data={{"image": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg")}})
+assert r.status_code == 200 and len(r.get_json()["faces"]) == 1, r.get_data()
+print(sorted(m for m in ("tensorflow", "keras", "mtcnn") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
