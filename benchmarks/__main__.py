@@ -1,4 +1,4 @@
-"""python -m benchmarks [accuracy|ablation|classifier|detector|api|load|peers|all|report]
+"""python -m benchmarks [accuracy|ablation|classifier|detector|api|load|soak|peers|all|report]
 
 Runs the named benchmarks (default: all), saves each result under docs/benchmarks/, then rewrites
 docs/BENCHMARKS.md from every saved result.
@@ -18,6 +18,7 @@ ORDER = [
     ("detector", "Face detection: ONNX Runtime MTCNN against the mtcnn package"),
     ("api", "End-to-end /api/predict latency"),
     ("load", "Throughput under load (gunicorn)"),
+    ("soak", "Soak test: memory under a long load"),
     ("peers", "Side by side with the `fer` package"),
 ]
 INTRO = """# Benchmarks
@@ -51,10 +52,11 @@ def report() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", default=["all"], help="accuracy ablation classifier detector api load peers all report (peers needs bash benchmarks/setup_peers.sh first)")
+    p.add_argument("names", nargs="*", default=["all"], help="accuracy ablation classifier detector api load soak peers all report (peers needs bash benchmarks/setup_peers.sh first)")
     p.add_argument("--frames", type=int, default=200, help="test frames (detector)")
     p.add_argument("--requests", type=int, default=60, help="requests per case (api)")
     p.add_argument("--duration", type=int, default=60, help="seconds of load (load)")
+    p.add_argument("--soak-duration", type=int, default=600, help="seconds of load (soak)")
     p.add_argument("--concurrency", type=int, default=8, help="clients (load)")
     args = p.parse_args(argv)
     names = [n for n, _ in ORDER] if "all" in args.names else [n for n in args.names if n != "report"]

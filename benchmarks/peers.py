@@ -108,7 +108,6 @@ def _run_peers() -> dict:
 
 def _ours() -> dict:
     import onnxruntime
-    import tensorflow as tf
 
     from app import create_app
     from app.imaging import decode_image
@@ -118,9 +117,9 @@ def _ours() -> dict:
     max_bytes, max_pixels = int(app.config["MAX_IMAGE_BYTES"]), int(app.config["MAX_PIXELS"])
     model = registry.default
     from importlib.metadata import version
-    out = {"versions": {"mtcnn": version("mtcnn"), "tensorflow": tf.__version__,
-                        "onnxruntime": onnxruntime.__version__, "numpy": np.__version__},
-           "model": model, "cases": {}}
+    out = {"versions": {"mtcnn": version("mtcnn"), "onnxruntime": onnxruntime.__version__,
+                        "numpy": np.__version__},
+           "detector": f"MTCNN ({faces_det.backend} backend)", "model": model, "cases": {}}
     for case, (make, n_faces) in CASES.items():
         body = jpeg(make())
         hints = [None]
@@ -183,7 +182,7 @@ def run(args) -> dict:
 
 
 NAMES = {"fer_haar": "fer, Haar cascade (`FER(mtcnn=False)`)", "fer_mtcnn": "fer, MTCNN (`FER(mtcnn=True)`)",
-         "ours": "ours (decode + MTCNN + ONNX classifier)"}
+         "ours": "ours (decode + MTCNN on ONNX Runtime + ONNX classifier)"}
 
 
 def markdown(res: dict) -> str:
