@@ -36,6 +36,15 @@ DEFAULT_SCALE_FACTOR = 0.6
 BACKENDS = ("onnx", "mtcnn")
 
 
+def box_iou(a, b) -> float:
+    """Intersection over union of two [x, y, w, h] boxes (0 when they do not touch)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    inter = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
+    union = aw * ah + bw * bh - inter
+    return inter / float(union) if union > 0 else 0.0
+
+
 class FaceDetector:
     def __init__(self, min_confidence: float = 0.9, max_faces: int = 20, max_side: int = 1024,
                  min_face_size: int = 20, scale_factor: float = DEFAULT_SCALE_FACTOR,

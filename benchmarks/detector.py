@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.faces import box_iou as iou
+
 from .common import percentiles, timed
 
 
@@ -25,15 +27,6 @@ def _backgrounds() -> list[np.ndarray]:
         img = color.gray2rgb(img) if img.ndim == 2 else img[..., :3]
         out.append(np.ascontiguousarray(img.astype(np.uint8)))
     return out
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = w * h
-    return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
 
 
 def make_frames(faces: np.ndarray, n_frames: int, seed: int = 0):

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 
+from app.faces import box_iou as iou
 from tests.app import imagegen as g
 from tests.app.test_speech import wav_stats
 
@@ -17,15 +18,6 @@ VIETNAMESE_MARKS = set("ăâđêôơưáàảãạấầẩẫậắằẳẵặ
 def _need_model(request, has_model):
     if "no_model_needed" not in request.keywords and not has_model:
         pytest.skip("no model card to serve (models/ is empty)")
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / float(aw * ah + bw * bh - inter)
 
 
 def post_image(client, data: bytes, name="photo.jpg", field="image", **fields):

@@ -6,7 +6,7 @@ import pytest
 
 from app.faces import FaceDetector
 from tests.app import imagegen as g
-from tests.app.test_api import iou
+from app.faces import box_iou as iou
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,12 @@ def test_min_face_size_drops_smaller_faces(detector):
     tiled = _many_faces()  # 25 faces about 80 px wide at detection scale (1100 px -> 1024)
     assert len(_sharing(detector, min_face_size=20).detect(tiled)) == 25
     assert _sharing(detector, min_face_size=200).detect(tiled) == []
+
+
+def test_box_iou():
+    from app.faces import box_iou
+
+    assert box_iou([0, 0, 10, 10], [0, 0, 10, 10]) == 1.0
+    assert box_iou([0, 0, 10, 10], [5, 0, 10, 10]) == pytest.approx(50 / 150)
+    assert box_iou([0, 0, 10, 10], [20, 20, 5, 5]) == 0.0
+    assert box_iou([0, 0, 0, 0], [0, 0, 0, 0]) == 0.0

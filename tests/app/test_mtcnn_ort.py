@@ -14,7 +14,7 @@ import pytest
 from app import mtcnn_ort
 from app.faces import FaceDetector
 from tests.app import imagegen as g
-from tests.app.test_api import iou
+from app.faces import box_iou as iou
 from tests.app.test_faces import TUNING_IMAGES
 
 
