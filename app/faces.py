@@ -10,6 +10,7 @@ the other is checked against: tests/app/test_mtcnn_ort.py, benchmarks/detector.p
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 
@@ -58,6 +59,9 @@ class FaceDetector:
             raise ValueError(f"DETECT_SCALE_FACTOR must be in [0.3, 0.85], got {scale_factor}")
         if backend not in BACKENDS:
             raise ValueError(f"DETECTOR_BACKEND must be one of {BACKENDS}, got {backend!r}")
+        if backend == "mtcnn" and importlib.util.find_spec("tensorflow") is None:
+            # Fail at start-up, not with a 500 on the first photo (requirements-serve.txt has no TensorFlow).
+            raise RuntimeError("DETECTOR_BACKEND=mtcnn needs TensorFlow: pip install -r requirements.txt")
         self.backend = backend
         self.threads = int(threads)
         self._mtcnn = None
