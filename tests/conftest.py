@@ -8,11 +8,19 @@ model, so it is built once per session.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def models_dir_for_tests() -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ import pytest
 from PIL import Image
 
 from tests.app import imagegen as g
-from tests.conftest import ROOT, models_dir_for_tests
+from tests.conftest import ROOT, free_port, models_dir_for_tests
 
 requests = pytest.importorskip("requests")
 
@@ -35,12 +34,6 @@ def webcam_frame() -> bytes:
     """640x480, the astronaut's face near (228, 80, 104, 134): what a webcam snapshot looks like."""
     big = np.asarray(Image.fromarray(g.astronaut()).resize((640, 640), Image.BILINEAR))
     return g.jpeg(big[:480], quality=85)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def gunicorn_bin() -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,9 +23,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.conftest import ROOT, free_port
+
 from .media import write_face_jpeg, write_face_y4m
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 SERVER_START_TIMEOUT_S = float(os.environ.get("E2E_SERVER_TIMEOUT", "240"))
 CHROMIUM_ARGS = [
@@ -38,12 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _healthy(url: str) -> bool:
@@ -72,7 +66,7 @@ def server_url(tmp_path_factory):
         yield url
         return
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     env = dict(os.environ, EMOTION_WARMUP="sync", FLASK_DEBUG="0", PYTHONUNBUFFERED="1")
