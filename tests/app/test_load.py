@@ -27,7 +27,7 @@ requests = pytest.importorskip("requests")
 CLIENTS = 20
 LOAD_SECONDS = float(os.environ.get("LOAD_TEST_SECONDS", "15"))
 P95_LIMIT_S = float(os.environ.get("LOAD_TEST_P95_LIMIT_S", "10"))
-START_TIMEOUT_S = 120  # two workers each import TensorFlow and load MTCNN and the models
+START_TIMEOUT_S = 120  # two workers each load the detector and the models (about a second each when idle)
 
 
 def webcam_frame() -> bytes:
