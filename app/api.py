@@ -73,7 +73,7 @@ def _read_upload() -> tuple[bytes, dict]:
         if upload is not None:
             data = upload.stream.read(max_bytes + 1)
             if len(data) > max_bytes:
-                raise ImageTooLarge(f"image larger than {max_bytes} bytes")
+                raise ImageTooLarge(f"image larger than the limit of {max_bytes} bytes")
             return data, params
         if request.form.get("image"):  # a data URL sent as a text field
             return decode_data_url(request.form["image"], max_bytes), params
@@ -137,7 +137,8 @@ def predict():
     model_name = model_name or registry.default
 
     t0 = time.perf_counter()
-    decoded = decode_image(data, int(cfg["MAX_IMAGE_BYTES"]), int(cfg["MAX_PIXELS"]))
+    decoded = decode_image(data, int(cfg["MAX_IMAGE_BYTES"]), int(cfg["MAX_PIXELS"]),
+                           int(cfg["MAX_JPEG_SCANS"]), int(cfg["MAX_JPEG_SCAN_PIXELS"]))
     del data
     t_decode = time.perf_counter() - t0
 
