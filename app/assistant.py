@@ -128,7 +128,7 @@ REPLIES: dict[str, dict[str, tuple[str, ...]]] = {
 # engine.lang.label.n.texthash, e.g. "espeak.vi.happy.1.3fa2c19b". Only dots, letters and digits:
 # nothing here can name a path. The text hash makes the key content-addressed, so a worker running an
 # edited catalogue answers 404 rather than someone else's audio.
-AUDIO_KEY = re.compile(r"^(espeak|gtts)\.(en|vi)\.([a-z]{1,16})\.([0-9]{1,2})\.([0-9a-f]{8})$")
+AUDIO_KEY = re.compile(r"^(espeak|gtts)\.(en|vi)\.([a-z]{1,16})\.(0|[1-9][0-9]?)\.([0-9a-f]{8})$")
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,8 @@ def choose_reply(emotion: str | None, lang: str = DEFAULT_LANG, seed: str | int 
 def reply_by_id(reply_id: str, lang: str) -> Reply | None:
     try:
         key, n = reply_id.rsplit(".", 1)
+        if n != str(int(n)):  # "0" only: not "00", "+0" or " 0"
+            return None
         text = REPLIES[lang][key][int(n)]
     except (KeyError, ValueError, IndexError):
         return None
@@ -193,6 +195,8 @@ def parse_audio_key(key: str) -> tuple[str, Reply] | None:
     engine, lang, label, n, digest = m.groups()
     reply = reply_by_id(f"{label}.{n}", lang)
     if reply is None or text_hash(reply.text) != digest:
+        return None
+    if audio_key(reply, engine) != key:  # only the form the app issues: no "happy.00" for "happy.0"
         return None
     return engine, reply
 

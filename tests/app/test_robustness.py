@@ -595,10 +595,37 @@ def test_audio_issued_key_plays_and_its_variants_do_not(client):
     key = url.rsplit("/", 1)[1]
     digest = key.rsplit(".", 1)[1]
     wrong = key[: -len(digest)] + ("0" if digest[0] != "0" else "1") + digest[1:]
+    engine, lang, label, n, _ = key.split(".")
+    padded = f"{engine}.{lang}.{label}.0{n}.{digest}"  # issue 11: "happy.00" played as "happy.0"
     for variant in (wrong, key + ".", key + "%0A", key + "%00", key.upper(), key + "/", "./" + key,
-                    key.replace(".", "/")):
+                    key.replace(".", "/"), padded, key[:-len(digest)] + digest.upper()):
         resp = client.get("/api/audio/" + variant)
         assert resp.status_code == 404 and resp.is_json, variant
+
+
+def test_audio_etag_is_the_bytes_not_the_key(app):
+    """espeak-ng's WAV for a key depends on what the process said before (issue 11: two workers gave
+    different bytes for one key under one key-derived ETag and `immutable`). The ETag must name the
+    bytes served, and nothing may promise they never change."""
+    import hashlib
+
+    from app import assistant
+    from app.speech import Speech
+
+    reply = assistant.choose_reply("sad", "en", seed=3)
+    key = assistant.audio_key(reply, "espeak")
+    client = app.test_client()
+    first = client.get(f"/api/audio/{key}")
+    assert first.status_code == 200
+    assert "immutable" not in first.headers["Cache-Control"]
+    assert first.headers["ETag"].strip('"') == hashlib.sha256(first.data).hexdigest()[:32]
+    # A "worker" whose engine said something else first: a different history, different bytes.
+    other = Speech(engine="espeak", cache_size=4)
+    other.audio("x", "Something else entirely, said first.", "en", "espeak")
+    again, _ = other.audio(key, reply.text, "en", "espeak")
+    if again != first.data:  # what the issue saw; the validator must then not match
+        assert hashlib.sha256(again).hexdigest()[:32] != first.headers["ETag"].strip('"')
+    assert client.get(f"/api/audio/{key}", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
 
 
 def _requests_of_every_kind(client):
