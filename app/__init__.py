@@ -101,6 +101,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False
     app.request_class = InMemoryRequest
+    from .serving import CloseUnreadBody
+
+    app.wsgi_app = CloseUnreadBody(app.wsgi_app)  # a no-op unless gunicorn.conf.py's hooks run
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from . import api, cli, emotion, errors, faces, pages, speech
