@@ -73,8 +73,8 @@ REPLIES: dict[str, dict[str, tuple[str, ...]]] = {
             "Something didn't win you over. That's okay.",
         ),
         NO_FACE: (
-            "I can't see a face yet. Try facing the camera in good light.",
-            "No face found. Move a little closer, and make sure your face is well lit.",
+            "I can't see a face here. A clear, well-lit view of a face works best.",
+            "No face found. A closer, brighter view of the face will help.",
         ),
     },
     "vi": {
@@ -119,8 +119,8 @@ REPLIES: dict[str, dict[str, tuple[str, ...]]] = {
             "Có điều gì đó chưa làm bạn hài lòng. Không sao cả.",
         ),
         NO_FACE: (
-            "Mình chưa thấy khuôn mặt nào. Hãy nhìn vào camera ở nơi đủ sáng nhé.",
-            "Không tìm thấy khuôn mặt. Bạn lại gần hơn một chút và đảm bảo mặt được chiếu sáng rõ nhé.",
+            "Mình chưa thấy khuôn mặt nào. Một khuôn mặt rõ nét, đủ sáng sẽ giúp mình nhận ra.",
+            "Không tìm thấy khuôn mặt. Khuôn mặt gần hơn và sáng hơn sẽ giúp mình nhận ra.",
         ),
     },
 }
