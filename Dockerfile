@@ -29,4 +29,6 @@ USER appuser
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/health' % os.environ.get('PORT', '8000'), timeout=4)"
+# gunicorn gives a thread to each connection while it reads the request: facing the internet, put a
+# buffering proxy in front (deploy/nginx/emotion.conf.template; docs/ROBUSTNESS.md "Deploying behind nginx").
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]

@@ -7,6 +7,8 @@ answers gunicorn's heartbeat while it warms up and the first request simply wait
 """
 import os
 
+from app import serving
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", os.environ.get("GUNICORN_WORKERS", "2")))
 worker_class = "gthread"
@@ -31,3 +33,14 @@ raw_env = [
     f"TF_NUM_INTRAOP_THREADS={os.environ.get('TF_NUM_INTRAOP_THREADS', '2')}",
     f"TF_CPP_MIN_LOG_LEVEL={os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2')}",
 ]
+
+# Issue 11: gunicorn's own errors (400, 414, 431, ...) in the app's JSON with its security headers;
+# "Connection: close" when the app answered without reading the whole body; workers leave with
+# os._exit so ONNX Runtime's C++ teardown cannot abort them (app/serving.py says why).
+serving.install_json_errors()
+pre_request = serving.pre_request
+post_request = serving.post_request
+worker_exit = serving.worker_exit
+# No control socket ($HOME/.gunicorn/gunicorn.ctl): nothing here uses it, and two servers on one
+# machine (tests, a second deployment) would share the path.
+control_socket_disable = True

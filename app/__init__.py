@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from flask import Flask, Request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +33,8 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,  # a whole request, base64 JSON included
     "MAX_FORM_MEMORY_SIZE": 16 * 1024 * 1024,  # a data URL may come as a form text field
     "MAX_PIXELS": 40_000_000,  # checked from the header before decoding
+    "MAX_JPEG_SCANS": 100,  # a progressive JPEG's scans, counted from the bytes before decoding
+    "MAX_JPEG_SCAN_PIXELS": 1_000_000_000,  # scans x pixels: 25 scans at 40 MP (~0.8 s of CPU)
     "DETECT_MAX_SIDE": 1024,  # photos are shrunk to this for detection
     "MIN_FACE_SIZE": 20,  # pixels, at detection scale
     "DETECT_SCALE_FACTOR": 0.6,  # MTCNN pyramid step: 0.6 finds the same faces as 0.709, ~25% faster
@@ -51,6 +54,43 @@ class InMemoryRequest(Request):
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
         return io.BytesIO()
 
+    # Werkzeug answers 413 both for a body over MAX_CONTENT_LENGTH and for a form of more than
+    # MAX_FORM_PARTS parts (1 000). The API keeps `request_entity_too_large` for the first (docs/API.md);
+    # a small request with too many parts is a malformed one: 400 `too_many_parts`.
+    def _get_stream_for_parsing(self):
+        self._form_stream = _CountingStream(super()._get_stream_for_parsing())
+        return self._form_stream
+
+    def _load_form_data(self) -> None:
+        try:
+            super()._load_form_data()
+        except RequestEntityTooLarge:
+            counted = getattr(self, "_form_stream", None)
+            limit = self.max_content_length
+            within = (counted is not None and (limit is None or counted.count <= limit)
+                      and (self.content_length is None or limit is None or self.content_length <= limit))
+            if not within:
+                raise
+            from .errors import ApiError
+
+            raise ApiError(400, "too_many_parts",
+                           f"a form may have at most {self.max_form_parts} parts; the page sends 4") from None
+
+
+class _CountingStream:
+    """A read-only stream that counts what was read through it."""
+
+    def __init__(self, stream):
+        self._stream, self.count = stream, 0
+
+    def read(self, *args):
+        data = self._stream.read(*args)
+        self.count += len(data)
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
 
 def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
@@ -61,6 +101,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False
     app.request_class = InMemoryRequest
+    from .serving import CloseUnreadBody
+
+    app.wsgi_app = CloseUnreadBody(app.wsgi_app)  # a no-op unless gunicorn.conf.py's hooks run
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from . import api, cli, emotion, errors, faces, pages, speech

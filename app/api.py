@@ -1,6 +1,7 @@
 """The JSON API of DESIGN.md (contract 3); docs/API.md documents it for people."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -73,7 +74,7 @@ def _read_upload() -> tuple[bytes, dict]:
         if upload is not None:
             data = upload.stream.read(max_bytes + 1)
             if len(data) > max_bytes:
-                raise ImageTooLarge(f"image larger than {max_bytes} bytes")
+                raise ImageTooLarge(f"image larger than the limit of {max_bytes} bytes")
             return data, params
         if request.form.get("image"):  # a data URL sent as a text field
             return decode_data_url(request.form["image"], max_bytes), params
@@ -137,7 +138,8 @@ def predict():
     model_name = model_name or registry.default
 
     t0 = time.perf_counter()
-    decoded = decode_image(data, int(cfg["MAX_IMAGE_BYTES"]), int(cfg["MAX_PIXELS"]))
+    decoded = decode_image(data, int(cfg["MAX_IMAGE_BYTES"]), int(cfg["MAX_PIXELS"]),
+                           int(cfg["MAX_JPEG_SCANS"]), int(cfg["MAX_JPEG_SCAN_PIXELS"]))
     del data
     t_decode = time.perf_counter() - t0
 
@@ -187,9 +189,13 @@ def audio(key: str):
         log.exception("speech synthesis failed for %s", key)
         raise ApiError(503, "speech_unavailable", "speech synthesis is not available right now") from None
     response = Response(body, mimetype=mimetype)
-    # The key names the exact text and voice, so the audio behind it never changes.
-    response.headers["Cache-Control"] = "public, max-age=86400, immutable"
-    response.set_etag(key)
+    # The key names the exact text and voice, so what it says never changes; its bytes may: espeak-ng
+    # carries state from one utterance to the next (not reset by re-initialising it or by its random
+    # seed), so two workers with different histories give WAVs a few samples apart. Hence an ETag of
+    # the bytes served (a worker that made other bytes answers a full 200, never a wrong 304) and no
+    # `immutable`.
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    response.set_etag(hashlib.sha256(body).hexdigest()[:32])
     return response.make_conditional(request)
 
 

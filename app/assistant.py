@@ -73,8 +73,8 @@ REPLIES: dict[str, dict[str, tuple[str, ...]]] = {
             "Something didn't win you over. That's okay.",
         ),
         NO_FACE: (
-            "I can't see a face yet. Try facing the camera in good light.",
-            "No face found. Move a little closer, and make sure your face is well lit.",
+            "I can't see a face here. A clear, well-lit view of a face works best.",
+            "No face found. A closer, brighter view of the face will help.",
         ),
     },
     "vi": {
@@ -119,8 +119,8 @@ REPLIES: dict[str, dict[str, tuple[str, ...]]] = {
             "Có điều gì đó chưa làm bạn hài lòng. Không sao cả.",
         ),
         NO_FACE: (
-            "Mình chưa thấy khuôn mặt nào. Hãy nhìn vào camera ở nơi đủ sáng nhé.",
-            "Không tìm thấy khuôn mặt. Bạn lại gần hơn một chút và đảm bảo mặt được chiếu sáng rõ nhé.",
+            "Mình chưa thấy khuôn mặt nào. Một khuôn mặt rõ nét, đủ sáng sẽ giúp mình nhận ra.",
+            "Không tìm thấy khuôn mặt. Khuôn mặt gần hơn và sáng hơn sẽ giúp mình nhận ra.",
         ),
     },
 }
@@ -128,7 +128,7 @@ REPLIES: dict[str, dict[str, tuple[str, ...]]] = {
 # engine.lang.label.n.texthash, e.g. "espeak.vi.happy.1.3fa2c19b". Only dots, letters and digits:
 # nothing here can name a path. The text hash makes the key content-addressed, so a worker running an
 # edited catalogue answers 404 rather than someone else's audio.
-AUDIO_KEY = re.compile(r"^(espeak|gtts)\.(en|vi)\.([a-z]{1,16})\.([0-9]{1,2})\.([0-9a-f]{8})$")
+AUDIO_KEY = re.compile(r"^(espeak|gtts)\.(en|vi)\.([a-z]{1,16})\.(0|[1-9][0-9]?)\.([0-9a-f]{8})$")
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,8 @@ def choose_reply(emotion: str | None, lang: str = DEFAULT_LANG, seed: str | int 
 def reply_by_id(reply_id: str, lang: str) -> Reply | None:
     try:
         key, n = reply_id.rsplit(".", 1)
+        if n != str(int(n)):  # "0" only: not "00", "+0" or " 0"
+            return None
         text = REPLIES[lang][key][int(n)]
     except (KeyError, ValueError, IndexError):
         return None
@@ -193,6 +195,8 @@ def parse_audio_key(key: str) -> tuple[str, Reply] | None:
     engine, lang, label, n, digest = m.groups()
     reply = reply_by_id(f"{label}.{n}", lang)
     if reply is None or text_hash(reply.text) != digest:
+        return None
+    if audio_key(reply, engine) != key:  # only the form the app issues: no "happy.00" for "happy.0"
         return None
     return engine, reply
 

@@ -8,28 +8,9 @@ from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .imaging import ImageError
+from .security import CONTENT_SECURITY_POLICY, SECURITY_HEADERS  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
-
-# The page loads its scripts and styles from /static only (no inline script); images and audio may
-# come from data:/blob: URLs the page makes itself (webcam snapshots, annotated canvas, audio).
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "img-src 'self' data: blob:",
-    "media-src 'self' blob:",
-    "connect-src 'self'",
-    "frame-ancestors 'none'",
-    "object-src 'none'",
-    "base-uri 'self'",
-    "form-action 'self'",
-])
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
-}
 
 
 class ApiError(Exception):

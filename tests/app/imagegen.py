@@ -106,3 +106,50 @@ def minimal_pdf() -> bytes:
 SVG = (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
        b'<circle cx="50" cy="50" r="40" fill="red"/></svg>')
 HTML = b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>"
+
+
+def progressive_jpeg(rgb_or_size, quality: int = 75) -> bytes:
+    """A progressive JPEG (libjpeg's standard script: 10 scans for colour, 6 for grey)."""
+    if isinstance(rgb_or_size, tuple):  # (width, height): a flat grey image, cheap to encode at any size
+        img = Image.new("L", rgb_or_size, 128)
+    else:
+        img = Image.fromarray(rgb_or_size)
+    return encode(img, "JPEG", progressive=True, quality=quality)
+
+
+def _jpeg_segments(data: bytes):
+    """(marker, start, end) of each segment; an SOS segment runs to the end of its entropy-coded data."""
+    out, i = [], 2
+    while i < len(data):
+        marker = data[i + 1]
+        if marker == 0xD9:
+            out.append((marker, i, i + 2))
+            break
+        end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA:
+            while True:
+                end = data.index(b"\xff", end)
+                if data[end + 1] == 0 or 0xD0 <= data[end + 1] <= 0xD7:
+                    end += 2
+                    continue
+                break
+        out.append((marker, i, end))
+        i = end
+    return out
+
+
+def scan_bomb_jpeg(width: int, height: int, extra_scans: int) -> bytes:
+    """A progressive JPEG whose last scan (header and data) is repeated `extra_scans` more times: small on
+    the wire and valid to libjpeg, but every repeat is another pass over all the image's coefficients
+    (issue 11: 6000x6000 with one scan repeated 5 000 times, 436 KB, ~10 s of CPU to decode)."""
+    data = progressive_jpeg((width, height), quality=50)
+    _, start, end = [s for s in _jpeg_segments(data) if s[0] == 0xDA][-1]
+    return data[:end] + data[start:end] * extra_scans + data[end:]
+
+
+def png_text_bomb(rgb) -> bytes:
+    """A valid PNG with a zTXt chunk that inflates to 2 MB (over Pillow's MAX_TEXT_CHUNK of 1 MB)."""
+    data = png(rgb)
+    ztxt = b"Comment\0\0" + zlib.compress(b"a" * (2 << 20), 9)
+    iend = data.rindex(b"IEND") - 4
+    return data[:iend] + _png_chunk(b"zTXt", ztxt) + data[iend:]

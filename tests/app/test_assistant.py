@@ -63,3 +63,12 @@ def test_audio_keys_round_trip():
 ])
 def test_bad_audio_keys_are_rejected(key):
     assert assistant.parse_audio_key(key) is None
+
+
+def test_no_face_replies_fit_an_uploaded_photo_too():
+    """The API cannot tell an upload from a live frame, so the no-face replies must fit both (issue 11:
+    a photo's no-face reply told the user to face "the camera")."""
+    for lang in assistant.LANGUAGES:
+        for text in assistant.REPLIES[lang][assistant.NO_FACE]:
+            lowered = text.lower()
+            assert "camera" not in lowered and "move" not in lowered and "lại gần" not in lowered, text

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import base64
+import io
+import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.imaging import (BadImage, ImageTooLarge, UnsupportedImage, decode_data_url, decode_image,
                          downscale)
@@ -130,7 +133,7 @@ def test_random_bytes_never_escape_as_other_errors(prefix, body):
     try:
         out = decode_image(prefix + body, BIG, PIXELS)
     except ImageError as exc:
-        assert exc.status in (400, 413, 415)
+        assert exc.status in (400, 413, 415, 422)
     else:
         assert out.rgb.dtype == np.uint8 and out.rgb.ndim == 3
 
@@ -153,3 +156,69 @@ def _small_jpeg() -> bytes:
     if "jpeg" not in _cache:
         _cache["jpeg"] = g.jpeg(g.astronaut()[::4, ::4])
     return _cache["jpeg"]
+
+
+# --- issue 11: decoding cost is bounded, and messages name the app's limits, not Pillow's -----------
+
+from app.imaging import MAX_JPEG_SCANS, ImageTooComplex, jpeg_scan_count  # noqa: E402
+
+
+def test_scan_count_of_ordinary_jpegs(photo):
+    assert jpeg_scan_count(g.jpeg(photo)) == 1  # baseline, interleaved
+    assert jpeg_scan_count(g.progressive_jpeg(photo)) == 10  # libjpeg's progressive script
+    assert jpeg_scan_count(g.progressive_jpeg((64, 64))) == 6  # greyscale
+    # An EXIF thumbnail (a whole JPEG inside APP1) and bytes after EOI do not count.
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    with_thumb = g.encode(photo, "JPEG", exif=exif.tobytes())
+    thumb = g.progressive_jpeg(photo[::8, ::8])
+    app1 = b"\xff\xe1" + (len(thumb) + 8).to_bytes(2, "big") + b"Exif\0\0" + thumb
+    assert jpeg_scan_count(with_thumb[:2] + app1 + with_thumb[2:] + thumb) == 1
+
+
+def test_scan_bomb_is_refused_before_decoding(monkeypatch):
+    """The issue's file: 6000x6000 (36 MP, under the 40 MP cap), 436 KB, one scan repeated 5 000 times;
+    decoding it takes minutes of CPU. It is refused from the bytes in milliseconds."""
+    from PIL import ImageFile
+
+    bomb = g.scan_bomb_jpeg(6000, 6000, 5000)
+    assert len(bomb) < 500_000
+    assert Image.open(io.BytesIO(bomb)).size == (6000, 6000)
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded a JPEG with thousands of scans")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    t0 = time.perf_counter()
+    with pytest.raises(ImageTooComplex) as err:
+        decode_image(bomb, BIG, PIXELS)
+    assert time.perf_counter() - t0 < 0.5
+    assert err.value.status == 422 and err.value.code == "image_too_complex"
+    assert "at most 27 scans" in err.value.message  # 10^9 scan-pixels / 36 M pixels
+
+
+def test_scan_caps(photo):
+    # A small image may have up to MAX_JPEG_SCANS scans, and not one more.
+    ok = g.scan_bomb_jpeg(64, 64, MAX_JPEG_SCANS - 6)
+    assert jpeg_scan_count(ok) == MAX_JPEG_SCANS
+    assert decode_image(ok, BIG, PIXELS).rgb.shape == (64, 64, 3)
+    with pytest.raises(ImageTooComplex):
+        decode_image(g.scan_bomb_jpeg(64, 64, MAX_JPEG_SCANS - 5), BIG, PIXELS)
+    # The scans x pixels budget: 512x512 with 10 scans is 2.6 M scan-pixels.
+    progressive = g.progressive_jpeg(photo)
+    assert decode_image(progressive, BIG, PIXELS, max_jpeg_scan_pixels=512 * 512 * 10).width == 512
+    with pytest.raises(ImageTooComplex):
+        decode_image(progressive, BIG, PIXELS, max_jpeg_scan_pixels=512 * 512 * 10 - 1)
+
+
+def test_messages_name_the_app_limits_not_pillow_internals(photo):
+    with pytest.raises(ImageTooLarge) as err:  # 400 MP: Pillow's own bomb check fires inside open()
+        decode_image(g.pixel_bomb_png(20000, 20000), BIG, PIXELS)
+    assert err.value.message == f"image over the limit of {PIXELS} pixels"
+    with pytest.raises(BadImage) as err:
+        decode_image(g.png_text_bomb(photo[::8, ::8]), BIG, PIXELS)
+    assert "MAX_TEXT_CHUNK" not in err.value.message and "Pillow" not in err.value.message
+    assert "metadata" in err.value.message
+    with pytest.raises(BadImage) as err:
+        decode_image(g.jpeg(photo)[:3000], BIG, PIXELS)
+    assert "PIL" not in err.value.message and "Error" not in err.value.message

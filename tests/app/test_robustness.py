@@ -182,6 +182,13 @@ CORPUS: dict[str, Case] = {
     "over-image-cap-11mb": Case(upload(b"\xff\xd8\xff" + b"\0" * (11 << 20)), 413, "image_too_large"),
     "over-image-cap-raw-11mb": Case(raw(b"\xff\xd8\xff" + b"\0" * (11 << 20)), 413, "image_too_large"),
     "over-request-cap-17mb": Case(upload(b"\xff\xd8\xff" + b"\0" * (17 << 20)), 413, "request_entity_too_large"),
+    # --- too costly (issue 11) -----------------------------------------------------------------
+    "jpeg-scan-bomb-436kb": Case(upload(lambda: g.scan_bomb_jpeg(6000, 6000, 5000)), 422, "image_too_complex"),
+    "jpeg-scan-bomb-small": Case(upload(lambda: g.scan_bomb_jpeg(256, 256, 500)), 422, "image_too_complex"),
+    "png-text-bomb": Case(upload(lambda: g.png_text_bomb(g.astronaut()), "a.png"), 400, "bad_image"),
+    "form-1500-parts": Case(lambda: dict(data={**{f"f{i}": "x" * 60 for i in range(1500)},
+                                               "image": (io.BytesIO(small_jpeg()), "a.jpg")},
+                                         content_type="multipart/form-data"), 400, "too_many_parts"),
     # --- the JSON / data URL path --------------------------------------------------------------
     "bad-base64": Case(as_json({"image": "data:image/jpeg;base64,!!!notbase64!!!"}), 400, "bad_base64"),
     "data-url-wrong-mime": Case(as_json(lambda: {"image": data_url(astronaut_jpeg(), "text/html")}), 415,
@@ -221,6 +228,10 @@ CORPUS: dict[str, Case] = {
     "webp": Case(upload(lambda: g.encode(g.astronaut(), "WEBP"), "a.webp"), 200, faces=1),
     "bmp": Case(upload(lambda: g.encode(g.astronaut(), "BMP"), "a.bmp"), 200, faces=1),
     "polyglot-jpeg-then-html": Case(upload(lambda: astronaut_jpeg() + g.HTML), 200, faces=1),
+    "progressive-jpeg": Case(upload(lambda: g.progressive_jpeg(g.astronaut())), 200, faces=1),
+    "form-999-extra-fields": Case(lambda: dict(data={**{f"f{i}": "x" for i in range(999)},
+                                                     "image": (io.BytesIO(astronaut_jpeg()), "a.jpg")},
+                                               content_type="multipart/form-data"), 200, faces=1),
     "data-url-without-mime": Case(as_json(lambda: {"image": "data:;base64," + base64.b64encode(
         astronaut_jpeg()).decode()}), 200, faces=1),
     "many-faces-25": Case(upload(lambda: g.jpeg(many_faces())), 200, faces=MAX_FACES_IN_CONFIG),
@@ -250,6 +261,11 @@ def test_corpus(client, app, case):
     if spec.status >= 400:
         assert_error_shape(resp, spec.status, spec.code)
         assert elapsed < 5, f"a refusal took {elapsed:.1f} s"
+        message = resp.get_json()["error"]["message"]
+        for internal in ("PIL", "Pillow", "MAX_TEXT_CHUNK", "ecompression", "Error:", "Traceback"):
+            assert internal not in message, message  # the app's limits, not its libraries' internals
+        if spec.code == "image_too_large":
+            assert "limit" in message, message
         return
     body = resp.get_json()
     assert set(body) >= {"faces", "emotion", "reply", "model", "image", "timings_ms"}
@@ -351,7 +367,7 @@ def decodes_or_refuses(data: bytes) -> None:
     try:
         out = decode_image(data, 10 << 20, 40_000_000)
     except ImageError as exc:
-        assert exc.status in (400, 413, 415) and exc.code and exc.message
+        assert exc.status in (400, 413, 415, 422) and exc.code and exc.message
     else:
         assert out.rgb.dtype == np.uint8 and out.rgb.ndim == 3 and out.rgb.shape[2] == 3
         assert out.rgb.shape[:2] == (out.height, out.width)
@@ -395,7 +411,7 @@ def test_fuzz_data_urls(url):
     try:
         data = decode_data_url(url, 10 << 20)
     except ImageError as exc:
-        assert exc.status in (400, 413, 415)
+        assert exc.status in (400, 413, 415, 422)
         return
     assert isinstance(data, bytes) and data
     decodes_or_refuses(data)
@@ -418,7 +434,7 @@ def _post(test_client, how: str, data: bytes):
                          .map(lambda t: mutate(seed(t[0]), t[1]))))
 def test_fuzz_endpoint_never_5xx(app, how, payload):
     resp = _post(app.test_client(), how, payload)
-    assert resp.status_code in (200, 400, 413, 415), resp.get_data(as_text=True)[:300]
+    assert resp.status_code in (200, 400, 413, 415, 422), resp.get_data(as_text=True)[:300]
     if resp.status_code != 200:
         assert_error_shape(resp, resp.status_code, None)
 
@@ -433,7 +449,7 @@ def test_fuzz_endpoint_never_5xx(app, how, payload):
 def test_fuzz_request_shapes_never_5xx(app, body, content_type, query):
     resp = app.test_client().post("/api/predict", data=body, content_type=content_type or None,
                                   query_string=query)
-    assert resp.status_code in (200, 400, 413, 415), resp.get_data(as_text=True)[:300]
+    assert resp.status_code in (200, 400, 413, 415, 422), resp.get_data(as_text=True)[:300]
     if resp.status_code != 200:
         assert_error_shape(resp, resp.status_code, None)
 
@@ -579,10 +595,37 @@ def test_audio_issued_key_plays_and_its_variants_do_not(client):
     key = url.rsplit("/", 1)[1]
     digest = key.rsplit(".", 1)[1]
     wrong = key[: -len(digest)] + ("0" if digest[0] != "0" else "1") + digest[1:]
+    engine, lang, label, n, _ = key.split(".")
+    padded = f"{engine}.{lang}.{label}.0{n}.{digest}"  # issue 11: "happy.00" played as "happy.0"
     for variant in (wrong, key + ".", key + "%0A", key + "%00", key.upper(), key + "/", "./" + key,
-                    key.replace(".", "/")):
+                    key.replace(".", "/"), padded, key[:-len(digest)] + digest.upper()):
         resp = client.get("/api/audio/" + variant)
         assert resp.status_code == 404 and resp.is_json, variant
+
+
+def test_audio_etag_is_the_bytes_not_the_key(app):
+    """espeak-ng's WAV for a key depends on what the process said before (issue 11: two workers gave
+    different bytes for one key under one key-derived ETag and `immutable`). The ETag must name the
+    bytes served, and nothing may promise they never change."""
+    import hashlib
+
+    from app import assistant
+    from app.speech import Speech
+
+    reply = assistant.choose_reply("sad", "en", seed=3)
+    key = assistant.audio_key(reply, "espeak")
+    client = app.test_client()
+    first = client.get(f"/api/audio/{key}")
+    assert first.status_code == 200
+    assert "immutable" not in first.headers["Cache-Control"]
+    assert first.headers["ETag"].strip('"') == hashlib.sha256(first.data).hexdigest()[:32]
+    # A "worker" whose engine said something else first: a different history, different bytes.
+    other = Speech(engine="espeak", cache_size=4)
+    other.audio("x", "Something else entirely, said first.", "en", "espeak")
+    again, _ = other.audio(key, reply.text, "en", "espeak")
+    if again != first.data:  # what the issue saw; the validator must then not match
+        assert hashlib.sha256(again).hexdigest()[:32] != first.headers["ETag"].strip('"')
+    assert client.get(f"/api/audio/{key}", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
 
 
 def _requests_of_every_kind(client):

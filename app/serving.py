@@ -1,0 +1,147 @@
+"""What the app needs from gunicorn beyond WSGI; gunicorn.conf.py wires these in (issue 11).
+
+- `write_json_error` replaces gunicorn's HTML error page (400, 414, 431, 501, ... that gunicorn answers
+  itself, before the app sees the request) with the app's JSON error and security headers.
+- `pre_request` / `post_request` and `CloseUnreadBody`: when the app answers without reading all of a
+  request body (415 for a text body, 404/405, 413 for a chunked upload over the cap), gunicorn tries
+  to drain what is left (at most 64 KB within 5 s) and otherwise drops the connection, after a
+  response that said `Connection: keep-alive`. The middleware tells gunicorn to close instead, so
+  the response says `Connection: close` and a client opens a new connection for its next request.
+- `worker_exit`: a worker leaves with os._exit once gunicorn is done with it, so C++ destructors of
+  ONNX Runtime do not run under a thread still inside it ("terminate called without an active
+  exception", SIGABRT, when a worker is stopped while its models are still loading).
+
+Nothing here imports gunicorn: without it (flask run, the test client) the middleware does nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+
+from .security import SECURITY_HEADERS
+
+log = logging.getLogger(__name__)
+
+_local = threading.local()  # the gunicorn request being served by this thread (gthread and sync workers)
+
+
+# ---- gunicorn's own errors, as JSON -------------------------------------------------------------
+
+def error_code(reason: str) -> str:
+    """"URI Too Long" -> "uri_too_long", the way app.errors names Werkzeug's exceptions."""
+    return "_".join("".join(c if c.isalnum() else " " for c in reason.lower()).split()) or "error"
+
+
+def json_error_bytes(status: int, reason: str, message: str) -> bytes:
+    body = json.dumps({"error": {"code": error_code(reason),
+                                 "message": (message or reason)[:200]}}).encode()
+    reason = "".join(c for c in reason if 32 <= ord(c) < 127)
+    head = [f"HTTP/1.1 {status} {reason}", "Connection: close", "Content-Type: application/json",
+            f"Content-Length: {len(body)}"]
+    head += [f"{name}: {value}" for name, value in SECURITY_HEADERS.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """Drop-in for gunicorn.util.write_error(sock, status_int, reason, mesg)."""
+    from gunicorn import util
+
+    util.write_nonblock(sock, json_error_bytes(int(status_int), str(reason), str(mesg)))
+
+
+def install_json_errors() -> None:
+    """Make gunicorn answer its own errors as the app does. gunicorn's workers call
+    `gunicorn.util.write_error` by attribute, so replacing it here (in the master, before the workers
+    fork) is enough; tests/app/test_server.py checks it against the real server."""
+    from gunicorn import util
+
+    util.write_error = write_json_error
+
+
+# ---- close the connection when the body was not read ---------------------------------------------
+
+def pre_request(worker, req) -> None:
+    _local.req = req
+
+
+def post_request(worker, req, environ, resp) -> None:
+    _local.req = None
+
+
+class _CountingInput:
+    """wsgi.input, counting what the app reads and noticing its end."""
+
+    def __init__(self, stream):
+        self._stream, self.count, self.at_end = stream, 0, False
+
+    def _seen(self, data: bytes, size) -> bytes:
+        self.count += len(data)
+        if size is None or size < 0 or len(data) < size:  # gunicorn's Body.read(n) is short only at EOF
+            self.at_end = True
+        return data
+
+    def read(self, size=None):
+        return self._seen(self._stream.read(size) if size is not None else self._stream.read(), size)
+
+    def readline(self, size=None):
+        data = self._stream.readline(size) if size is not None else self._stream.readline()
+        self.count += len(data)
+        if not data:
+            self.at_end = True
+        return data
+
+    def readlines(self, hint=None):
+        return list(iter(self.readline, b""))
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class CloseUnreadBody:
+    """WSGI middleware: if the app starts its response before reading all of the request body, the
+    connection closes after the response (and says so) instead of gunicorn guessing."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        req = getattr(_local, "req", None)
+        length = environ.get("CONTENT_LENGTH") or ""
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if req is None or not (chunked or (length.isdigit() and int(length) > 0)):
+            return self.app(environ, start_response)
+        stream = environ["wsgi.input"] = _CountingInput(environ["wsgi.input"])
+
+        def start(status, headers, exc_info=None):
+            read_all = stream.at_end if chunked else stream.count >= int(length)
+            if not read_all:
+                req.must_close = True  # gunicorn then sends "Connection: close" and closes gracefully
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
+
+
+# ---- leaving a worker -----------------------------------------------------------------------------
+
+def worker_exit(server, worker) -> None:
+    """gunicorn calls this in the worker's `finally`, while its SystemExit is on its way out; leave
+    with that exit code now, skipping the interpreter's teardown (there is nothing to flush but logs)."""
+    exc = sys.exc_info()[1]
+    code = exc.code if isinstance(exc, SystemExit) else 1
+    if code is None:
+        code = 0
+    if not isinstance(code, int):
+        return  # an unusual exit (a message): let Python handle it
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code & 0xFF)
