@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULTS = {
     "MODELS_DIR": str(ROOT / "models"),
-    "DEFAULT_MODEL": None,  # None: fer2013_cnn if present, else the first single model
+    "DEFAULT_MODEL": None,  # None: the card marked "default": true, else the first single model
     "STRICT_CARDS": False,  # True: a bad card stops start-up instead of being skipped with a log line
     "SPEECH_ENGINE": "espeak",  # offline; "gtts" = online MP3 with fallback to espeak
     "AUDIO_CACHE_SIZE": 128,  # synthesised replies kept per process

@@ -136,8 +136,11 @@ class ModelRegistry:
             if wanted in self.cards:
                 return wanted
             log.error("EMOTION_DEFAULT_MODEL=%r has no card in %s; choosing another", wanted, self.models_dir)
-        if "fer2013_cnn" in self.cards:
-            return "fer2013_cnn"
+        flagged = [n for n, c in self.cards.items() if c.default]
+        if len(flagged) > 1:
+            log.warning("cards %s all say default=true; serving %s", flagged, flagged[0])
+        if flagged:
+            return flagged[0]
         singles = [n for n, c in self.cards.items() if c.kind == "single"]
         if singles:
             return singles[0]

@@ -40,6 +40,7 @@ class ModelCard:
     path: Path | None = None  # the card's JSON file
     onnx_file: str | None = None  # optional ONNX export beside the card (served with ONNX Runtime)
     latency_ms: dict = field(default_factory=dict)  # measured classifier cost, shown in /api/models
+    default: bool = False  # the model the app serves when a request names none
 
     @property
     def onnx_path(self) -> Path | None:
@@ -64,7 +65,7 @@ class ModelCard:
             "classes": list(self.classes), "label_scheme": self.label_scheme, "dataset": self.dataset,
             "input": dict(self.input), "tta": list(self.tta),
             "members": [dict(m) for m in self.members], "metrics": metrics,
-            "arch": self.recipe.get("arch"), "latency_ms": dict(self.latency_ms),
+            "arch": self.recipe.get("arch"), "latency_ms": dict(self.latency_ms), "default": self.default,
         }
 
 
@@ -147,6 +148,9 @@ def parse_card(data: Any, where: str = "<card>", path: Path | None = None) -> Mo
         card.members = clean
     if isinstance(data.get("latency_ms"), dict):
         card.latency_ms = dict(data["latency_ms"])
+    if not isinstance(data.get("default", False), bool):
+        _fail(where, "'default' must be true or false")
+    card.default = bool(data.get("default", False))
     return card
 
 

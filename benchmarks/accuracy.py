@@ -46,6 +46,8 @@ def _command(recipe: dict, name: str, kind: str) -> str:
     if kind == "ensemble":
         members = " ".join(m["name"] for m in recipe.get("members") or [])
         return f"python -m training ensemble --name {name} --members {members} --weights {recipe.get('weights')}"
+    if recipe.get("command"):
+        return recipe["command"]
     if recipe.get("stages", {}).get("commands"):
         return " && ".join(c.split("  #")[0].strip() for c in recipe["stages"]["commands"])
     skip = {"name", "source", "params", "clean_report", "train_class_counts", "epochs_run", "best_epoch",
@@ -83,7 +85,7 @@ def markdown(res: dict) -> str:
             continue
         seen.add(r["model"])
         rc = r["recipe"]
-        extra = (f" — {rc.get('total_epochs') or rc.get('epochs_run')} epochs, seed {rc.get('seed')}, "
+        extra = (f" — {rc.get('total_epochs') or rc.get('epochs_run') or rc.get('epochs')} epochs, seed {rc.get('seed')}, "
                  f"{rc.get('wall_time_s', 0) / 60:.0f} min wall on {rc.get('machine', '?')}, "
                  f"best epoch {rc.get('best_epoch')} chosen on {rc.get('selected_on')}") if r["kind"] != "ensemble" else ""
         lines.append(f"- `{r['model']}`: `{_command(rc, r['model'], r['kind'])}`{extra}")

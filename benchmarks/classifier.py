@@ -1,4 +1,5 @@
-"""CPU cost of classifying one face (batch of one) per shipped model: Keras vs ONNX Runtime.
+"""CPU cost of classifying one face (batch of one) per shipped model: ONNX Runtime (what the app
+serves), and Keras beside it for models that have a Keras file.
 
 CPU milliseconds (process time) are what the live-webcam budget (<= 10 ms per face) is about; wall
 time is shown beside them. The card's test-time augmentation is included (flip = two images).
@@ -10,8 +11,14 @@ import numpy as np
 from .common import REPO, percentiles, timed
 
 
+def _params_onnx(path) -> int:
+    import onnx
+    from onnx import numpy_helper
+    return int(sum(numpy_helper.to_array(t).size for t in onnx.load(str(path)).graph.initializer
+                   if t.data_type in (1, 10)))  # float32 / float16 weights
+
+
 def run(args) -> dict:
-    import keras
     from training.card import read_card
     from training.preprocess import predict_with_tta, preprocess_faces
 
@@ -24,8 +31,12 @@ def run(args) -> dict:
             continue
         x = preprocess_faces([face], card["input"])
         tta = card.get("tta", [])
-        model = keras.models.load_model(REPO / "models" / card["file"], compile=False)
-        runtimes = {"keras predict_on_batch": lambda b: model.predict_on_batch(b)}
+        runtimes, params = {}, None
+        if card["file"].endswith(".keras"):
+            import keras
+            model = keras.models.load_model(REPO / "models" / card["file"], compile=False)
+            runtimes["keras predict_on_batch"] = lambda b, m=model: m.predict_on_batch(b)
+            params = model.count_params()
         onnx = card.get("onnx_file")
         if onnx and (REPO / "models" / onnx).exists():
             import onnxruntime as ort
@@ -33,23 +44,24 @@ def run(args) -> dict:
             so.intra_op_num_threads = 1
             sess = ort.InferenceSession(str(REPO / "models" / onnx), so, providers=["CPUExecutionProvider"])
             name = sess.get_inputs()[0].name
-            runtimes["onnxruntime (1 thread)"] = lambda b: sess.run(None, {name: b})[0]
+            runtimes["onnxruntime (1 thread)"] = lambda b, s_=sess, n_=name: s_.run(None, {n_: b})[0]
+            params = params or _params_onnx(REPO / "models" / onnx)
         ref = None
         for label, fn in runtimes.items():
             probs = predict_with_tta(fn, x, tta)
             ref = probs if ref is None else ref
             wall, cpu = timed(lambda: predict_with_tta(fn, preprocess_faces([face], card["input"]), tta),
                               repeat=200)
-            rows.append({"model": card["name"], "runtime": label, "tta": tta, "params": model.count_params(),
+            rows.append({"model": card["name"], "runtime": label, "tta": tta, "params": params,
                          "cpu_ms": percentiles(cpu), "wall_ms": percentiles(wall),
-                         "max_abs_diff_vs_keras": float(np.abs(probs - ref).max())})
+                         "max_abs_diff_vs_keras": float(np.abs(probs - ref).max()),
+                         "has_keras": "keras predict_on_batch" in runtimes})
     _record_in_cards(rows)
     return {"rows": rows, "agreement": _onnx_agreement()}
 
 
 def _onnx_agreement() -> list[dict]:
     """Does ONNX Runtime give the same labels as Keras on each model's whole test split?"""
-    import keras
     import onnxruntime as ort
     from training.card import metrics_key, read_card
     from training.metrics import classification_metrics
@@ -58,9 +70,10 @@ def _onnx_agreement() -> list[dict]:
     out = []
     for path in sorted((REPO / "models").glob("*.json")):
         card = read_card(path)
-        if card.get("kind") == "ensemble" or not card.get("onnx_file"):
-            continue
+        if card.get("kind") == "ensemble" or not card.get("onnx_file") or not card["file"].endswith(".keras"):
+            continue  # ONNX-only models have no Keras twin to agree with
         test = load_splits(TrainConfig(name="bench", scheme=card["label_scheme"]))[0]["PrivateTest"]
+        import keras
         model = keras.models.load_model(REPO / "models" / card["file"], compile=False)
         sess = ort.InferenceSession(str(REPO / "models" / card["onnx_file"]), providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
@@ -122,5 +135,5 @@ def markdown(res: dict) -> str:
     for r in res["rows"]:
         lines.append(f"| {r['model']} | {r['runtime']} | {','.join(r['tta']) or '-'} | {r['params']:,} | "
                      f"{r['cpu_ms']['median']:.2f}, {r['cpu_ms']['p95']:.2f} | {r['wall_ms']['median']:.2f} | "
-                     f"{r['max_abs_diff_vs_keras']:.1e} |")
+                     (f"{r['max_abs_diff_vs_keras']:.1e} |" if r.get("has_keras", True) else "no Keras file |"))
     return "\n".join(lines)

@@ -500,7 +500,7 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
     arrays = {k: v.astype(np.float32) for k, v in np.load(run_dir / "weights.npz").items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{name}.onnx"
-    build_onnx(arrays, cfg["input_size"], onnx_path)
+    build_onnx(arrays, cfg["input_size"], onnx_path, storage="float16")  # the weights are float16 already
     scheme = cfg["scheme"]
     pretrained = cfg["init"] == "faceres"
     card = {

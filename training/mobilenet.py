@@ -170,16 +170,28 @@ def MobileNetV1(num_classes: int, norm: str = "affine", dropout: float = 0.0):  
     return Net()
 
 
-def build_onnx(arrays: dict[str, np.ndarray], size: int, path: str | Path | None = None):
+def build_onnx(arrays: dict[str, np.ndarray], size: int, path: str | Path | None = None,
+               storage: str = "float32"):
     """A folded MobileNet (`folded_arrays()`) as an ONNX model: input `input` (N, size, size, 3) float32,
-    already scaled as the card's input spec says; output `probs` (N, classes), softmax."""
+    already scaled as the card's input spec says; output `probs` (N, classes), softmax.
+
+    `storage="float16"` keeps the weights as float16 in the file (half the size; the fine-tuned
+    weights come back from training as float16 anyway) behind Cast nodes, which ONNX Runtime folds
+    into float32 constants when it loads the model: the arithmetic stays float32."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    if storage not in ("float32", "float16"):
+        raise ValueError(f"storage must be float32 or float16, got {storage!r}")
     inits, nodes = [], []
 
     def const(name, value):
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value, np.float32), name))
+        value = np.asarray(value, np.float32)
+        if storage == "float16" and value.ndim > 0:
+            inits.append(numpy_helper.from_array(np.ascontiguousarray(value, np.float16), name + ".f16"))
+            nodes.append(helper.make_node("Cast", [name + ".f16"], [name], to=TensorProto.FLOAT))
+        else:
+            inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
     nodes.append(helper.make_node("Transpose", ["input"], ["x0"], perm=[0, 3, 1, 2]))
