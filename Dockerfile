@@ -1,6 +1,10 @@
-# The emotion assistant's web app, served by gunicorn. Build: docker build -t emotion-app .
-# Run: docker run --rm -p 8000:8000 emotion-app   then open http://localhost:8000
-FROM python:3.11-slim
+# The emotion assistant's web app, served by gunicorn. Build: deploy/build-image.sh (podman or docker),
+# or docker build -t emotion-assistant .   Run: docker run --rm -p 8000:8000 emotion-assistant
+# then open http://localhost:8000. Several of them behind nginx: deploy/compose.yaml.
+# BASE: any image with Python 3.11 whose `pip` and `python` are on PATH (deploy/podman/make-base.sh
+# builds a stand-in from Debian where python:3.11-slim cannot be pulled).
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -14,7 +18,11 @@ WORKDIR /srv/app
 # requirements make an environment of ~440 MB instead of ~2.4 GB. Serving a model that has no ONNX
 # export, or EMOTION_DETECTOR_BACKEND=mtcnn, needs requirements.txt instead.
 COPY requirements-serve.txt .
-RUN pip install -r requirements-serve.txt
+# Behind a TLS-inspecting proxy, pip needs the host's CA bundle: deploy/build-image.sh passes it as the
+# build secret "ca" (used for this step only, never stored in the image); without it pip uses its own.
+RUN --mount=type=secret,id=ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
+    pip install -r requirements-serve.txt
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin appuser
 

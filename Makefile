@@ -1,31 +1,44 @@
 # Two commands on a fresh machine:  `make run` (the demo at http://127.0.0.1:5000)  and  `make test`.
+# `make run` installs only what serving needs (requirements-serve.txt: ~440 MB, no TensorFlow);
+# `make test` adds the training, test and benchmark stack (requirements-dev.txt: ~2.4 GB in all).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+SERVE  := $(VENV)/.installed-serve
+DEV    := $(VENV)/.installed-dev
 
-.PHONY: run test test-fast browser benchmarks clean-venv
+.PHONY: run test test-fast browser benchmarks data clean-venv
 
-$(STAMP): requirements-serve.txt requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements-dev.txt
-	touch $(STAMP)
 
-run: $(STAMP)
+$(SERVE): requirements-serve.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-serve.txt
+	touch $(SERVE)
+
+$(DEV): $(SERVE) requirements.txt requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $(DEV)
+
+run: $(SERVE)
 	$(BIN)/flask run
 
 browser:
 	bash .ci/install-browser.sh
 
-test: $(STAMP) browser
+test: $(DEV) browser
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(DEV)
 	$(BIN)/python -m pytest -q --ignore=tests/e2e
 
-benchmarks: $(STAMP)
+benchmarks: $(DEV)
 	$(BIN)/python -m benchmarks
+
+# What training data is there, and what is missing (python -m training data).
+data: $(DEV)
+	$(BIN)/python -m training data
 
 clean-venv:
 	rm -rf $(VENV)

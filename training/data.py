@@ -34,7 +34,11 @@ SPLIT_ALIASES = {"training": "Training", "train": "Training",
 IMAGE_SIZE = 48
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+# Data lives in the repository's git-ignored data/ folder (`python -m training data` says what goes
+# there); the team's ../shared/data beside the repository is used when there is no data/ folder.
+REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+SHARED_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DEFAULT_DATA_DIR = REPO_DATA_DIR
 
 
 class DataError(ValueError):
@@ -42,8 +46,12 @@ class DataError(ValueError):
 
 
 def default_data_dir() -> Path:
-    """`$EMOTION_DATA`, else `../shared/data` beside the repository (where the team keeps FER)."""
-    return Path(os.environ.get("EMOTION_DATA", DEFAULT_DATA_DIR))
+    """`$EMOTION_DATA`, else `data/` in the repository, else `../shared/data` beside it if that exists."""
+    if os.environ.get("EMOTION_DATA"):
+        return Path(os.environ["EMOTION_DATA"])
+    if not REPO_DATA_DIR.is_dir() and SHARED_DATA_DIR.is_dir():
+        return SHARED_DATA_DIR
+    return REPO_DATA_DIR
 
 
 def canonical_split(name: str) -> str:
