@@ -5,13 +5,16 @@ import hashlib
 import logging
 import os
 import time
+from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from . import assistant
 from .emotion import ModelUnavailable
 from .errors import ApiError
-from .imaging import ImageTooLarge, UnsupportedImage, decode_data_url, decode_image
+from .faces import get_detector
+from .imaging import Decoded, ImageTooLarge, UnsupportedImage, decode_data_url, decode_image
+from .pipeline import FaceResult, analyze, get_models
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +124,21 @@ def _reply_payload(reply: assistant.Reply, speak: bool) -> tuple[dict, float]:
     return payload, time.perf_counter() - t0
 
 
-@bp.post("/predict")
-def predict():
-    t_start = time.perf_counter()
+@dataclass(frozen=True)
+class PredictRequest:
+    """A /api/predict request, checked: the decoded photo and the options."""
+
+    image: Decoded
+    model: str
+    lang: str
+    speak: bool
+    min_face: int | None
+
+
+def _parse_predict(timings: dict[str, float]) -> PredictRequest:
+    """The request's fields, checked, and its photo decoded (bad input raises a 4xx ApiError)."""
     cfg = current_app.config
-    registry = current_app.extensions["models"]
+    registry = get_models()
     data, params = _read_upload()
     lang = _lang(params.get("lang"))
     speak = _flag(params.get("speak"), "speak")
@@ -135,42 +148,43 @@ def predict():
         raise ApiError(400, "unknown_model", f"no model {str(model_name)[:60]!r}; GET /api/models lists them")
     if not registry.cards:
         raise ApiError(503, "no_model", "no model is installed on this server")
-    model_name = model_name or registry.default
-
     t0 = time.perf_counter()
     decoded = decode_image(data, int(cfg["MAX_IMAGE_BYTES"]), int(cfg["MAX_PIXELS"]),
                            int(cfg["MAX_JPEG_SCANS"]), int(cfg["MAX_JPEG_SCAN_PIXELS"]))
-    del data
-    t_decode = time.perf_counter() - t0
+    timings["decode"] = time.perf_counter() - t0
+    return PredictRequest(image=decoded, model=model_name or registry.default, lang=lang, speak=speak,
+                          min_face=min_face)
 
-    t0 = time.perf_counter()
-    faces = current_app.extensions["faces"].detect(decoded.rgb, min_face=min_face)
-    t_detect = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+def _face_json(result: FaceResult, lang: str) -> dict:
+    return {"box": result.face.box, "confidence": result.face.confidence, "emotion": result.emotion,
+            "display": assistant.display_name(result.emotion, lang), "scores": result.scores,
+            "keypoints": result.face.keypoints}
+
+
+@bp.post("/predict")
+def predict():
+    """parse -> analyze -> reply -> JSON."""
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    ask = _parse_predict(timings)
     try:
-        results = registry.classify(decoded.rgb, faces, model_name) if faces else []
+        results = analyze(ask.image.rgb, detector=get_detector(), models=get_models(), model=ask.model,
+                          min_face=ask.min_face, timings=timings)
     except ModelUnavailable as exc:
         raise ApiError(503, "model_unavailable", str(exc)) from None
-    t_classify = time.perf_counter() - t0
-
-    out_faces = []
-    for face, result in zip(faces, results):
-        out_faces.append({"box": face["box"], "confidence": face["confidence"], "emotion": result["emotion"],
-                          "display": assistant.display_name(result["emotion"], lang),
-                          "scores": result["scores"], "keypoints": face["keypoints"]})
     # Faces come largest first, so the first face is the one the assistant answers.
-    emotion = out_faces[0]["emotion"] if out_faces else None
-    seed = f"{max(out_faces[0]['scores'].values()):.2f}" if out_faces else decoded.width
-    reply, t_speech = _reply_payload(assistant.choose_reply(emotion, lang, seed=seed), speak)
+    emotion = results[0].emotion if results else None
+    seed = f"{results[0].score:.2f}" if results else ask.image.width
+    reply, timings["speech"] = _reply_payload(assistant.choose_reply(emotion, ask.lang, seed=seed), ask.speak)
+    timings["total"] = time.perf_counter() - t_start
     return jsonify({
-        "faces": out_faces,
+        "faces": [_face_json(r, ask.lang) for r in results],
         "emotion": emotion,
         "reply": reply,
-        "model": model_name,
-        "image": {"width": decoded.width, "height": decoded.height, "format": decoded.format},
-        "timings_ms": {"decode": _ms(t_decode), "detect": _ms(t_detect), "classify": _ms(t_classify),
-                       "speech": _ms(t_speech), "total": _ms(time.perf_counter() - t_start)},
+        "model": ask.model,
+        "image": {"width": ask.image.width, "height": ask.image.height, "format": ask.image.format},
+        "timings_ms": {k: _ms(timings[k]) for k in ("decode", "detect", "classify", "speech", "total")},
     })
 
 

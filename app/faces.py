@@ -15,6 +15,7 @@ import logging
 import threading
 
 import numpy as np
+from flask import current_app
 
 from .imaging import downscale
 
@@ -141,3 +142,8 @@ def init_app(app) -> FaceDetector:
     )
     app.extensions["faces"] = detector
     return detector
+
+
+def get_detector() -> FaceDetector:
+    """The app's face detector (built by `init_app`)."""
+    return current_app.extensions["faces"]

@@ -51,8 +51,26 @@ def app(models_dir):
 
 
 @pytest.fixture(scope="session")
-def has_model(app) -> bool:
-    return app.extensions["models"].default is not None
+def models(app):
+    """The app's model registry, as the app reaches it."""
+    from app.pipeline import get_models
+
+    with app.app_context():
+        return get_models()
+
+
+@pytest.fixture(scope="session")
+def detector(app):
+    """The app's face detector, as the app reaches it."""
+    from app.faces import get_detector
+
+    with app.app_context():
+        return get_detector()
+
+
+@pytest.fixture(scope="session")
+def has_model(models) -> bool:
+    return models.default is not None
 
 
 @pytest.fixture

@@ -1,0 +1,73 @@
+"""Where a face becomes a label: an RGB image -> its faces, each with the emotion a model reads in it.
+
+`analyze` is the one place the steps meet: detect the faces (app/faces.py), then classify all of them
+in one batch (app/emotion.py: crop, preprocess, model, test-time augmentation). It knows nothing of
+Flask or HTTP, so the route (app/api.py), the benchmarks and any script call the same function:
+
+    from app.emotion import ModelRegistry
+    from app.faces import FaceDetector
+    from app.pipeline import analyze
+
+    results = analyze(rgb, detector=FaceDetector(), models=ModelRegistry("models"))
+    results[0].emotion, results[0].scores, results[0].face.box
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from flask import current_app
+
+from .emotion import ModelRegistry
+from .faces import FaceDetector
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face the detector found, in pixels of the analysed image."""
+
+    box: list[int]  # [x, y, w, h], clipped to the image
+    confidence: float  # the detector's, rounded to 4 places
+    keypoints: dict[str, list[int]]  # left_eye, right_eye, nose, mouth_left, mouth_right -> [x, y]
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face and what the model reads in it."""
+
+    face: Face
+    emotion: str  # the top label
+    scores: dict[str, float]  # every class of the model's card, in card order, summing to 1
+
+    @property
+    def score(self) -> float:
+        """The top label's score."""
+        return self.scores[self.emotion]
+
+
+def analyze(image: np.ndarray, *, detector: FaceDetector, models: ModelRegistry, model: str | None = None,
+            min_face: int | None = None, timings: dict[str, float] | None = None) -> list[FaceResult]:
+    """The faces of `image` (RGB, uint8, H x W x 3), largest first, each with its emotion.
+
+    `model` names a card of `models` (None: its default). `min_face` raises the smallest face looked
+    for, in pixels of `image` (faster on webcam frames, where faces are large). When `timings` is given
+    it receives the seconds spent in "detect" and "classify". Raises KeyError for a model without a
+    card and `app.emotion.ModelUnavailable` for one whose file would not load. No face: [] (and no
+    model is run)."""
+    t0 = time.perf_counter()
+    found = detector.detect(image, min_face=min_face)
+    t1 = time.perf_counter()
+    scored = models.classify(image, found, model) if found else []
+    t2 = time.perf_counter()
+    if timings is not None:
+        timings["detect"], timings["classify"] = t1 - t0, t2 - t1
+    return [FaceResult(face=Face(box=f["box"], confidence=f["confidence"], keypoints=f["keypoints"]),
+                       emotion=r["emotion"], scores=r["scores"])
+            for f, r in zip(found, scored)]
+
+
+def get_models() -> ModelRegistry:
+    """The app's model registry (built by `app.emotion.init_app`). It lives here, not in app/emotion.py,
+    until that module is rebuilt on the shared model core (issue 10, item 1)."""
+    return current_app.extensions["models"]
