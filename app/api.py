@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import time
 from dataclasses import dataclass
@@ -15,8 +14,7 @@ from .errors import ApiError
 from .faces import get_detector
 from .imaging import Decoded, ImageTooLarge, UnsupportedImage, decode_data_url, decode_image
 from .pipeline import FaceResult, analyze, get_models
-
-log = logging.getLogger(__name__)
+from .speech import SpeechError, UnknownAudio, get_speech
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -105,23 +103,12 @@ def _read_upload() -> tuple[bytes, dict]:
 
 
 def _reply_payload(reply: assistant.Reply, speak: bool) -> tuple[dict, float]:
-    payload = {"id": reply.id, "text": reply.text, "lang": reply.lang, "emotion": reply.emotion,
-               "display": reply.display, "audio_url": None}
-    if not speak:
-        return payload, 0.0
+    """The reply as JSON, with the URL of its audio when asked to speak, and the seconds speaking took."""
     t0 = time.perf_counter()
-    speech = current_app.extensions["speech"]
-    engine = speech.engine_name()
-    key = assistant.audio_key(reply, engine)
-    try:
-        _, mimetype = speech.audio(key, reply.text, reply.lang, engine)
-        if engine != "espeak" and mimetype == "audio/wav":  # the online engine fell back to offline
-            key = assistant.audio_key(reply, "espeak")
-            speech.audio(key, reply.text, reply.lang, "espeak")
-        payload["audio_url"] = url_for("api.audio", key=key)
-    except Exception:  # no voice is better than no answer
-        log.exception("speech synthesis failed for %s", key)
-    return payload, time.perf_counter() - t0
+    key = get_speech().speak(reply) if speak else None
+    payload = {"id": reply.id, "text": reply.text, "lang": reply.lang, "emotion": reply.emotion,
+               "display": reply.display, "audio_url": url_for("api.audio", key=key) if key else None}
+    return payload, (time.perf_counter() - t0) if speak else 0.0
 
 
 @dataclass(frozen=True)
@@ -190,17 +177,11 @@ def predict():
 
 @bp.get("/audio/<path:key>")
 def audio(key: str):
-    parsed = assistant.parse_audio_key(key)
-    if parsed is None:
-        raise ApiError(404, "unknown_audio", "no audio with this key")
-    engine, reply = parsed
-    if engine != "espeak" and engine != current_app.extensions["speech"].engine_name():
-        # Only the configured online engine may reach the network; other keys were never issued here.
-        raise ApiError(404, "unknown_audio", "no audio with this key")
     try:
-        body, mimetype = current_app.extensions["speech"].audio(key, reply.text, reply.lang, engine)
-    except Exception:
-        log.exception("speech synthesis failed for %s", key)
+        body, mimetype = get_speech().serve(key)
+    except UnknownAudio:
+        raise ApiError(404, "unknown_audio", "no audio with this key") from None
+    except SpeechError:
         raise ApiError(503, "speech_unavailable", "speech synthesis is not available right now") from None
     response = Response(body, mimetype=mimetype)
     # The key names the exact text and voice, so what it says never changes; its bytes may: espeak-ng
@@ -237,6 +218,6 @@ def health():
         "models": registry.names,
         "models_loaded": registry.loaded(),
         "detector_loaded": detector.loaded,
-        "speech_engine": current_app.extensions["speech"].engine_name(),
+        "speech_engine": get_speech().engine_name(),
         "pid": os.getpid(),
     })

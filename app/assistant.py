@@ -3,13 +3,11 @@
 Labels are the lower-case English names of DESIGN.md (contract 4); this module is the one place that
 translates them. Each reply has a stable id (`<label>.<n>`) that is the same in both languages (entry n
 of a label is a translation of the same sentence), so a reply and its audio can be named by
-language + id in any worker. When no face is found the assistant still answers, with the `noface`
+language + id in any worker (the audio key, app/speech.py). When no face is found the assistant still answers, with the `noface`
 replies, and `emotion` stays null.
 """
 from __future__ import annotations
 
-import hashlib
-import re
 import zlib
 from dataclasses import dataclass
 from typing import Mapping
@@ -125,12 +123,6 @@ REPLIES: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
-# engine.lang.label.n.texthash, e.g. "espeak.vi.happy.1.3fa2c19b". Only dots, letters and digits:
-# nothing here can name a path. The text hash makes the key content-addressed, so a worker running an
-# edited catalogue answers 404 rather than someone else's audio.
-AUDIO_KEY = re.compile(r"^(espeak|gtts)\.(en|vi)\.([a-z]{1,16})\.(0|[1-9][0-9]?)\.([0-9a-f]{8})$")
-
-
 @dataclass(frozen=True)
 class Reply:
     id: str  # "<label>.<n>", the same in every language
@@ -177,28 +169,6 @@ def reply_by_id(reply_id: str, lang: str) -> Reply | None:
     emotion = None if key == NO_FACE else key
     return Reply(id=reply_id, emotion=emotion, lang=lang, text=text,
                  display=display_name(emotion, lang) if emotion else None)
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
-
-
-def audio_key(reply: Reply, engine: str) -> str:
-    return f"{engine}.{reply.lang}.{reply.id}.{text_hash(reply.text)}"
-
-
-def parse_audio_key(key: str) -> tuple[str, Reply] | None:
-    """(engine, reply) for a key of the catalogue's format whose text still matches; else None."""
-    m = AUDIO_KEY.fullmatch(key or "")
-    if not m:
-        return None
-    engine, lang, label, n, digest = m.groups()
-    reply = reply_by_id(f"{label}.{n}", lang)
-    if reply is None or text_hash(reply.text) != digest:
-        return None
-    if audio_key(reply, engine) != key:  # only the form the app issues: no "happy.00" for "happy.0"
-        return None
-    return engine, reply
 
 
 def catalogue(lang: str) -> Mapping[str, tuple[str, ...]]:

@@ -4,19 +4,27 @@ The offline engine is espeak-ng, shipped as a shared library plus voice data ins
 `espeakng-loader` wheel and driven through ctypes, so nothing needs apt or the network. The optional
 gTTS engine (MP3, needs the internet) falls back to espeak-ng with one log line whenever it fails.
 
-Audio is cached by its key (`app.assistant.audio_key`: engine, language, reply id, text hash), so a
-reply heard before costs no synthesis; any worker can rebuild the audio for a key on demand because
-the key names a catalogue entry, not something in one process's memory.
+This module owns the voice: `Speech.speak(reply)` picks the engine (and the fallback) and gives the
+reply's audio key; `Speech.serve(key)` gives the audio. Audio is cached by its key (`audio_key`:
+engine, language, reply id, text hash), so a reply heard before costs no synthesis; any worker can
+rebuild the audio for a key on demand because the key names a catalogue entry (app/assistant.py), not
+something in one process's memory.
 """
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import io
 import logging
+import re
 import threading
 import time
 import wave
 from collections import OrderedDict
+
+from flask import current_app
+
+from .assistant import LANGUAGES, Reply, reply_by_id
 
 log = logging.getLogger(__name__)
 
@@ -147,16 +155,56 @@ class GTTSEngine:
         return out.getvalue()
 
 
-class Speech:
-    """The app's speech service: a preferred engine, the offline fallback, and an LRU audio cache."""
+# Every engine by the name that appears in audio keys; the first is the offline one every other falls
+# back to. A new voice engine is a class with `name`, `mimetype`, `synthesize(text, lang)` and a line here.
+ENGINES = {"espeak": EspeakEngine.shared, "gtts": GTTSEngine}
+OFFLINE = "espeak"
 
-    def __init__(self, engine: str = "espeak", cache_size: int = 128, retry_online_after_s: float = 300.0):
-        if engine not in ("espeak", "gtts"):
-            raise ValueError(f"unknown speech engine {engine!r}; use 'espeak' or 'gtts'")
+# engine.lang.label.n.texthash, e.g. "espeak.vi.happy.1.3fa2c19b". Only dots, letters and digits:
+# nothing here can name a path. The text hash makes the key content-addressed, so a worker running an
+# edited catalogue answers 404 rather than someone else's audio.
+AUDIO_KEY = re.compile(rf"^({'|'.join(ENGINES)})\.({'|'.join(LANGUAGES)})\.([a-z]{{1,16}})\.(0|[1-9][0-9]?)\.([0-9a-f]{{8}})$")
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+def audio_key(reply: Reply, engine: str) -> str:
+    return f"{engine}.{reply.lang}.{reply.id}.{text_hash(reply.text)}"
+
+
+def parse_audio_key(key: str) -> tuple[str, Reply] | None:
+    """(engine, reply) for a key of the catalogue's format whose text still matches; else None."""
+    m = AUDIO_KEY.fullmatch(key or "")
+    if not m:
+        return None
+    engine, lang, label, n, digest = m.groups()
+    reply = reply_by_id(f"{label}.{n}", lang)
+    if reply is None or text_hash(reply.text) != digest:
+        return None
+    if audio_key(reply, engine) != key:  # only the form the app issues: no "happy.00" for "happy.0"
+        return None
+    return engine, reply
+
+
+class UnknownAudio(LookupError):
+    """An audio key this server never issues (malformed, not in the catalogue, or another engine's)."""
+
+
+class Speech:
+    """The app's voice: which engine speaks a reply, the offline fallback, and an LRU audio cache.
+
+    Two calls: `speak(reply)` gives the key a reply's audio is served under (made and cached now),
+    `serve(key)` gives the audio for a key (made on demand, so any worker answers any key)."""
+
+    def __init__(self, engine: str = OFFLINE, cache_size: int = 128, retry_online_after_s: float = 300.0):
+        if engine not in ENGINES:
+            raise ValueError(f"unknown speech engine {engine!r}; use one of {list(ENGINES)}")
         self.preferred = engine
         self.cache_size = cache_size
         self.retry_online_after_s = retry_online_after_s
-        self._cache: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[bytes, str, str]] = OrderedDict()  # key -> body, mimetype, engine
         self._lock = threading.Lock()
         self._engines: dict[str, object] = {}
         self._online_down_until = 0.0
@@ -164,26 +212,62 @@ class Speech:
     def _engine(self, name: str):
         with self._lock:
             if name not in self._engines:
-                self._engines[name] = EspeakEngine.shared() if name == "espeak" else GTTSEngine()
+                self._engines[name] = ENGINES[name]()
             return self._engines[name]
 
     def warm_up(self) -> None:
-        self._engine("espeak")
+        self._engine(OFFLINE)
 
     def engine_name(self) -> str:
         """The engine a new reply is spoken with: the preferred one unless it failed recently."""
-        if self.preferred == "gtts" and time.monotonic() < self._online_down_until:
-            return "espeak"
+        if self.preferred != OFFLINE and time.monotonic() < self._online_down_until:
+            return OFFLINE
         return self.preferred
 
-    def audio(self, key: str, text: str, lang: str, engine: str) -> tuple[bytes, str]:
-        """Audio bytes and mimetype for a catalogue entry, synthesised once per process."""
+    def speak(self, reply: Reply) -> str | None:
+        """The audio key for `reply`, its audio already made and cached so the key plays at once.
+
+        Spoken by `engine_name()`; when the online engine fails, the key names the offline engine that
+        actually spoke. None when no audio could be made at all (logged: no voice is better than no
+        answer)."""
+        engine = self.engine_name()
+        key = audio_key(reply, engine)
+        try:
+            spoken = self._audio(key, reply, engine)[2]
+            if spoken != engine:  # the online engine fell back to offline
+                key = audio_key(reply, spoken)
+                self._audio(key, reply, spoken)
+            return key
+        except Exception:
+            log.exception("speech synthesis failed for %s", key)
+            return None
+
+    def serve(self, key: str) -> tuple[bytes, str]:
+        """Audio bytes and mimetype for a key `speak` issues, from the cache or synthesised now.
+
+        Raises UnknownAudio for any other key, SpeechError when synthesis fails."""
+        parsed = parse_audio_key(key)
+        if parsed is None:
+            raise UnknownAudio(key)
+        engine, reply = parsed
+        if engine != OFFLINE and engine != self.engine_name():
+            # Only the configured online engine may reach the network; other keys were never issued here.
+            raise UnknownAudio(key)
+        try:
+            body, mimetype, _ = self._audio(key, reply, engine)
+        except Exception as exc:
+            log.exception("speech synthesis failed for %s", key)
+            raise SpeechError(f"no audio for {key}") from exc
+        return body, mimetype
+
+    def _audio(self, key: str, reply: Reply, engine: str) -> tuple[bytes, str, str]:
+        """(bytes, mimetype, engine that spoke) for a catalogue entry, synthesised once per process."""
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        result = self._synthesize(text, lang, engine)
+        result = self._synthesize(reply.text, reply.lang, engine)
         with self._lock:
             self._cache[key] = result
             self._cache.move_to_end(key)
@@ -191,21 +275,17 @@ class Speech:
                 self._cache.popitem(last=False)
         return result
 
-    def _synthesize(self, text: str, lang: str, engine: str) -> tuple[bytes, str]:
-        if engine == "gtts":
+    def _synthesize(self, text: str, lang: str, engine: str) -> tuple[bytes, str, str]:
+        if engine != OFFLINE:
             try:
-                eng = self._engine("gtts")
-                return eng.synthesize(text, lang), eng.mimetype
+                eng = self._engine(engine)
+                return eng.synthesize(text, lang), eng.mimetype, engine
             except Exception as exc:  # any failure of the online path degrades to offline
                 self._online_down_until = time.monotonic() + self.retry_online_after_s
-                log.warning("gTTS failed (%s: %s); speaking offline with espeak-ng",
-                            type(exc).__name__, str(exc)[:200])
-        eng = self._engine("espeak")
-        return eng.synthesize(text, lang), eng.mimetype
-
-    def cached(self, key: str) -> bool:
-        with self._lock:
-            return key in self._cache
+                log.warning("%s failed (%s: %s); speaking offline with %s", engine,
+                            type(exc).__name__, str(exc)[:200], OFFLINE)
+        eng = self._engine(OFFLINE)
+        return eng.synthesize(text, lang), eng.mimetype, OFFLINE
 
 
 def init_app(app) -> Speech:
@@ -214,5 +294,6 @@ def init_app(app) -> Speech:
     return speech
 
 
-def get_speech(app) -> Speech:
-    return app.extensions["speech"]
+def get_speech() -> Speech:
+    """The app's speech service (built by `init_app`)."""
+    return current_app.extensions["speech"]

@@ -610,10 +610,10 @@ def test_audio_etag_is_the_bytes_not_the_key(app):
     import hashlib
 
     from app import assistant
-    from app.speech import Speech
+    from app.speech import Speech, audio_key
 
     reply = assistant.choose_reply("sad", "en", seed=3)
-    key = assistant.audio_key(reply, "espeak")
+    key = audio_key(reply, "espeak")
     client = app.test_client()
     first = client.get(f"/api/audio/{key}")
     assert first.status_code == 200
@@ -621,8 +621,8 @@ def test_audio_etag_is_the_bytes_not_the_key(app):
     assert first.headers["ETag"].strip('"') == hashlib.sha256(first.data).hexdigest()[:32]
     # A "worker" whose engine said something else first: a different history, different bytes.
     other = Speech(engine="espeak", cache_size=4)
-    other.audio("x", "Something else entirely, said first.", "en", "espeak")
-    again, _ = other.audio(key, reply.text, "en", "espeak")
+    other.speak(assistant.choose_reply("angry", "en", seed=5))  # something else entirely, said first
+    again, _ = other.serve(key)
     if again != first.data:  # what the issue saw; the validator must then not match
         assert hashlib.sha256(again).hexdigest()[:32] != first.headers["ETag"].strip('"')
     assert client.get(f"/api/audio/{key}", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
@@ -684,11 +684,12 @@ def test_page_has_no_inline_script(client):
 def test_online_voice_keys_are_refused_on_an_offline_server(client):
     """An espeak-only server never issues gtts keys, so one must not trigger a network attempt."""
     from app import assistant
+    from app.speech import audio_key
 
     reply = assistant.choose_reply("happy", "en", seed=1)
-    ok = client.get(f"/api/audio/{assistant.audio_key(reply, 'espeak')}")
+    ok = client.get(f"/api/audio/{audio_key(reply, 'espeak')}")
     assert ok.status_code == 200 and ok.mimetype == "audio/wav"
-    r = client.get(f"/api/audio/{assistant.audio_key(reply, 'gtts')}")
+    r = client.get(f"/api/audio/{audio_key(reply, 'gtts')}")
     assert r.status_code == 404 and r.get_json()["error"]["code"] == "unknown_audio"
-    r = client.get(f"/api/audio/{assistant.audio_key(reply, 'espeak')}%0A")
+    r = client.get(f"/api/audio/{audio_key(reply, 'espeak')}%0A")
     assert r.status_code == 404
