@@ -121,10 +121,15 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def _warm_up(app: Flask) -> None:
     t0 = time.perf_counter()
+    from .faces import get_detector
+    from .pipeline import get_models
+    from .speech import get_speech
+
     try:
-        app.extensions["speech"].warm_up()
-        app.extensions["faces"].load()
-        app.extensions["models"].load_all()
+        with app.app_context():
+            get_speech().warm_up()
+            get_detector().load()
+            get_models().load_all()
     except Exception:
         app.logger.exception("warm-up failed; models load on first use instead")
     app.logger.info("warm-up done in %.1f s (pid %d)", time.perf_counter() - t0, os.getpid())
@@ -135,8 +140,6 @@ def _start_warmup(app: Flask) -> None:
     if mode == "sync":
         _warm_up(app)
     elif mode == "background":
-        thread = threading.Thread(target=_warm_up, args=(app,), name="warmup", daemon=True)
-        app.extensions["warmup_thread"] = thread
-        thread.start()
+        threading.Thread(target=_warm_up, args=(app,), name="warmup", daemon=True).start()
     elif mode != "lazy":
         raise ValueError(f"WARMUP must be 'sync', 'background' or 'lazy', got {mode!r}")

@@ -196,7 +196,7 @@ def audio(key: str):
 
 @bp.get("/models")
 def models():
-    registry = current_app.extensions["models"]
+    registry = get_models()
     loaded = set(registry.loaded())
     summaries = []
     for card in registry.cards.values():
@@ -210,8 +210,8 @@ def models():
 
 @bp.get("/health")
 def health():
-    registry = current_app.extensions["models"]
-    detector = current_app.extensions["faces"]
+    registry = get_models()
+    detector = get_detector()
     return jsonify({
         "status": "ok" if registry.default else "degraded",
         "default": registry.default,

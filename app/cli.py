@@ -5,6 +5,7 @@ import click
 from flask import current_app
 
 from .model_card import CardError, load_cards
+from .pipeline import get_models
 
 
 def init_app(app) -> None:
@@ -16,7 +17,7 @@ def init_app(app) -> None:
             cards = load_cards(current_app.config["MODELS_DIR"], strict=strict)
         except CardError as exc:
             raise click.ClickException(str(exc))
-        default = current_app.extensions["models"].default
+        default = get_models().default
         for card in cards.values():
             acc = {s: round(m["accuracy"], 4) for s, m in card.metrics.items()}
             mark = "*" if card.name == default else " "

@@ -1,18 +1,19 @@
 """The page: GET / renders templates/index.html (the template and its static files live at the repo root)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
 from jinja2 import TemplateNotFound
 
 from .assistant import DISPLAY_NAMES, LANGUAGES
 from .errors import error_response
+from .pipeline import get_models
 
 bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
 def index():
-    registry = current_app.extensions["models"]
+    registry = get_models()
     try:
         return render_template(
             "index.html",

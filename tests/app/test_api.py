@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from app.faces import box_iou as iou
+from app.faces import get_detector
+from app.pipeline import get_models
+from app.speech import get_speech
 from tests.app import imagegen as g
 from tests.app.test_speech import wav_stats
 
@@ -28,8 +31,8 @@ def post_image(client, data: bytes, name="photo.jpg", field="image", **fields):
 def check_ok(resp, app):
     assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
     body = resp.get_json()
-    registry = app.extensions["models"]
-    classes = registry.cards[body["model"]].classes
+    with app.app_context():
+        classes = get_models().cards[body["model"]].classes
     for face in body["faces"]:
         assert face["emotion"] in classes
         assert set(face["scores"]) == set(classes)
@@ -50,23 +53,23 @@ def astronaut_jpeg():
     return g.jpeg(g.astronaut())
 
 
-def test_one_face(client, app, astronaut_jpeg):
+def test_one_face(client, app, models, astronaut_jpeg):
     body = check_ok(post_image(client, astronaut_jpeg), app)
     assert len(body["faces"]) == 1
     face = body["faces"][0]
     assert iou(face["box"], g.ASTRONAUT_FACE) > 0.5
     assert set(face["keypoints"]) >= {"left_eye", "right_eye", "nose"}
-    assert body["model"] == app.extensions["models"].default
+    assert body["model"] == models.default
     assert body["reply"]["lang"] == "en" and body["reply"]["audio_url"] is None
     assert body["reply"]["emotion"] == body["emotion"]
 
 
-def test_shipped_models_see_the_astronaut_smile(client, app, astronaut_jpeg, models_dir):
+def test_shipped_models_see_the_astronaut_smile(client, app, models, astronaut_jpeg, models_dir):
     from tests.conftest import ROOT
 
     if models_dir != ROOT / "models":
         pytest.skip("only the trained, shipped models are expected to read this smile")
-    names = list(app.extensions["models"].cards)
+    names = list(models.cards)
     assert len(names) >= 3
     for name in names:
         body = check_ok(post_image(client, astronaut_jpeg, model=name), app)
@@ -119,7 +122,8 @@ def test_audio_key_works_in_another_app_instance(client, app, astronaut_jpeg, mo
 
     url = post_image(client, astronaut_jpeg, lang="vi", speak="true").get_json()["reply"]["audio_url"]
     other = create_app({"TESTING": True, "MODELS_DIR": str(models_dir), "WARMUP": "lazy"})
-    assert other.extensions["speech"]._cache == {}  # a fresh worker that never said this reply
+    with other.app_context():
+        assert get_speech()._cache == {}  # a fresh worker that never said this reply
     resp = other.test_client().get(url)
     assert resp.status_code == 200 and resp.mimetype == "audio/wav"
     # espeak-ng's output varies by a few samples between runs; the speech itself is the same
@@ -243,8 +247,8 @@ def test_models_lists_the_cards(client, app, models_dir):
             assert {"accuracy", "macro_f1"} <= set(metrics)
 
 
-def test_choose_model_by_name(client, app, astronaut_jpeg):
-    for name in app.extensions["models"].names:
+def test_choose_model_by_name(client, app, models, astronaut_jpeg):
+    for name in models.names:
         body = check_ok(post_image(client, astronaut_jpeg, model=name), app)
         assert body["model"] == name
 
@@ -270,7 +274,8 @@ def test_config_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("EMOTION_MODELS_DIR", str(tmp_path))
     app = create_app({"WARMUP": "lazy"})
     assert app.config["SPEECH_ENGINE"] == "gtts" and app.config["MAX_FACES"] == 5
-    assert app.extensions["faces"].max_faces == 5
+    with app.app_context():
+        assert get_detector().max_faces == 5
     resp = app.test_client().post("/api/predict", data={"image": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg")})
     assert resp.status_code == 503 and resp.get_json()["error"]["code"] == "no_model"
     assert app.test_client().get("/api/health").get_json()["status"] == "degraded"
@@ -315,7 +320,6 @@ def test_online_speech_failure_falls_back_to_offline_audio(app, monkeypatch):
 
     other = create_app({"TESTING": True, "MODELS_DIR": app.config["MODELS_DIR"], "WARMUP": "lazy",
                         "SPEECH_ENGINE": "gtts"})
-    speech = other.extensions["speech"]
 
     class Offline:
         mimetype = "audio/mpeg"
@@ -323,11 +327,11 @@ def test_online_speech_failure_falls_back_to_offline_audio(app, monkeypatch):
         def synthesize(self, text, lang):
             raise ConnectionError("no internet here")
 
-    speech._engines["gtts"] = Offline()
     with other.test_request_context():
         from app.api import _reply_payload
         from app.assistant import choose_reply
 
+        get_speech()._engines["gtts"] = Offline()
         payload, _ = _reply_payload(choose_reply("sad", "vi"), speak=True)
     assert payload["audio_url"].startswith("/api/audio/espeak.vi.sad.")
     resp = other.test_client().get(payload["audio_url"])

@@ -13,9 +13,8 @@ from training.preprocess import crop_face, predict_with_tta, preprocess_faces
 
 
 @pytest.fixture(scope="module")
-def single_card(app):
-    registry = app.extensions["models"]
-    singles = [c for c in registry.cards.values() if c.kind == "single"]
+def single_card(models):
+    singles = [c for c in models.cards.values() if c.kind == "single"]
     if not singles:
         pytest.skip("no single model card installed")
     return singles[0]
@@ -28,8 +27,8 @@ def crops():
     return [crop_face(photo, b) for b in boxes]
 
 
-def test_batch_equals_one_by_one(app, single_card, crops):
-    model = app.extensions["models"].get(single_card.name)
+def test_batch_equals_one_by_one(models, single_card, crops):
+    model = models.get(single_card.name)
     together = model.predict_probs(crops)
     alone = np.vstack([model.predict_probs([c]) for c in crops])
     assert together.shape == (3, len(single_card.classes))
@@ -37,10 +36,10 @@ def test_batch_equals_one_by_one(app, single_card, crops):
     assert np.allclose(together.sum(axis=1), 1.0, atol=1e-4)
 
 
-def test_served_path_is_the_training_path(app, single_card, crops):
+def test_served_path_is_the_training_path(models, single_card, crops):
     import keras
 
-    model = app.extensions["models"].get(single_card.name)
+    model = models.get(single_card.name)
     reference = keras.models.load_model(single_card.model_path, compile=False)
     batch = preprocess_faces(crops, single_card.input)
     expected = predict_with_tta(lambda x: reference.predict(x, verbose=0), batch, single_card.tta)

@@ -9,11 +9,6 @@ from tests.app import imagegen as g
 from app.faces import box_iou as iou
 
 
-@pytest.fixture(scope="module")
-def detector(app):
-    return app.extensions["faces"]
-
-
 def test_astronaut(detector):
     faces = detector.detect(g.astronaut())
     assert len(faces) == 1 and iou(faces[0]["box"], g.ASTRONAUT_FACE) > 0.6
@@ -80,13 +75,15 @@ def test_tuned_settings_find_the_same_faces_as_mtcnns_defaults(detector, image):
         assert best > 0.8, (face["box"], [t["box"] for t in tuned])
 
 
-def test_app_detector_uses_the_config(app):
+def test_app_detector_uses_the_config(app, detector):
     from app import create_app
+    from app.faces import get_detector
 
-    assert app.extensions["faces"].scale_factor == app.config.get("DETECT_SCALE_FACTOR", 0.6)
+    assert detector.scale_factor == app.config.get("DETECT_SCALE_FACTOR", 0.6)
     other = create_app({"TESTING": True, "WARMUP": "lazy", "MODELS_DIR": app.config["MODELS_DIR"],
                         "DETECT_SCALE_FACTOR": 0.709, "MIN_FACE_SIZE": 32})
-    assert other.extensions["faces"].scale_factor == 0.709 and other.extensions["faces"].min_face_size == 32
+    with other.app_context():
+        assert get_detector().scale_factor == 0.709 and get_detector().min_face_size == 32
     with pytest.raises(ValueError):
         FaceDetector(scale_factor=0.95)
 

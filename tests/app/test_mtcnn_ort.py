@@ -129,15 +129,19 @@ import io, sys
 sys.modules["tensorflow"] = None   # import tensorflow -> ImportError, as if not installed
 sys.modules["keras"] = None
 from app import create_app
+from app.faces import get_detector
+from app.pipeline import get_models
 from tests.app import imagegen as g
 app = create_app({{"TESTING": True, "WARMUP": "sync", "MODELS_DIR": {str(models_dir)!r}}})
 client = app.test_client()
-for name in app.extensions["models"].names:
+with app.app_context():
+    names, backend = get_models().names, get_detector().backend
+for name in names:
     r = client.post("/api/predict", data={{"model": name, "speak": "true",
                                            "image": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg")}})
     body = r.get_json()
     assert r.status_code == 200 and len(body["faces"]) == 1 and body["reply"]["audio_url"], (name, r.get_data())
-print(len(app.extensions["models"].names), app.extensions["faces"].backend)
+print(len(names), backend)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -458,11 +458,11 @@ def test_fuzz_request_shapes_never_5xx(app, body, content_type, query):
 # 3. Bounded work
 # ----------------------------------------------------------------------------------------------
 
-def test_configured_caps(app):
+def test_configured_caps(app, detector):
     cfg = app.config
     assert cfg["MAX_PIXELS"] <= 40_000_000
     assert cfg["MAX_IMAGE_BYTES"] <= cfg["MAX_CONTENT_LENGTH"] <= 16 * 1024 * 1024
-    assert 1 <= cfg["MAX_FACES"] <= 20 and app.extensions["faces"].max_faces == cfg["MAX_FACES"]
+    assert 1 <= cfg["MAX_FACES"] <= 20 and detector.max_faces == cfg["MAX_FACES"]
     assert cfg["DETECT_MAX_SIDE"] <= 1024
 
 
@@ -494,10 +494,10 @@ def test_request_cap(client, how):
     assert resp.get_json()["error"]["code"] in ("request_entity_too_large", "image_too_large")
 
 
-def test_face_cap_keeps_the_largest(app):
+def test_face_cap_keeps_the_largest(app, detector):
     from app.faces import FaceDetector
 
-    shared = app.extensions["faces"]
+    shared = detector
     capped = FaceDetector(max_faces=3, max_side=shared.max_side, min_face_size=shared.min_face_size)
     capped._mtcnn = shared.load()
     photo = many_faces()
