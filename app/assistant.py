@@ -27,6 +27,23 @@ DISPLAY_NAMES: dict[str, dict[str, str]] = {
     },
 }
 
+# Every label the catalogue knows, in the canonical order (DESIGN.md, contract 4); the page orders its
+# score bars and legends by it.
+LABELS = tuple(DISPLAY_NAMES[DEFAULT_LANG])
+
+# The test splits a model card may report metrics on, as the page names them; in app.model_card.SPLITS
+# order, the page's order of preference for the accuracy it headlines (tests/app/test_assistant.py).
+SPLIT_NAMES: dict[str, dict[str, str]] = {
+    "en": {
+        "fer2013_private": "FER-2013 private test set", "fer2013_public": "FER-2013 public test set",
+        "ferplus_test": "FER+ test set", "ferplus_val": "FER+ validation set",
+    },
+    "vi": {
+        "fer2013_private": "tập kiểm tra riêng FER-2013", "fer2013_public": "tập kiểm tra công khai FER-2013",
+        "ferplus_test": "tập kiểm tra FER+", "ferplus_val": "tập thẩm định FER+",
+    },
+}
+
 # Entry n of a label in "vi" translates entry n in "en".
 REPLIES: dict[str, dict[str, tuple[str, ...]]] = {
     "en": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from jinja2 import TemplateNotFound
 
-from .assistant import DISPLAY_NAMES, LANGUAGES
+from .assistant import DISPLAY_NAMES, LABELS, LANGUAGES, SPLIT_NAMES
 from .errors import error_response
 from .pipeline import get_models
 
@@ -20,7 +20,9 @@ def index():
             default_model=registry.default,
             models=[card.summary() for card in registry.cards.values()],
             languages=LANGUAGES,
+            labels=LABELS,
             display_names=DISPLAY_NAMES,
+            split_names=SPLIT_NAMES,
         )
     except TemplateNotFound:
         return error_response(503, "page_missing", "templates/index.html is not there yet; the API works")

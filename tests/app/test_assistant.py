@@ -40,6 +40,28 @@ def test_unknown_label_still_gets_a_reply():
     assert r.emotion == "bored" and r.text
 
 
+def test_labels_and_split_names_cover_what_the_cards_use():
+    from app.model_card import SPLITS
+
+    assert assistant.LABELS == tuple(LABELS)
+    for lang in assistant.LANGUAGES:
+        assert list(assistant.SPLIT_NAMES[lang]) == list(SPLITS)  # same order: the page prefers earlier ones
+        assert all(name.strip() for name in assistant.SPLIT_NAMES[lang].values())
+
+
+def test_page_gets_labels_display_and_split_names(client):
+    import html
+    import json
+    import re
+
+    page = client.get("/").get_data(as_text=True)
+    attrs = {k: json.loads(html.unescape(v)) for k, v in re.findall(r"data-([a-z-]+)='([^']*)'", page)}
+    assert attrs["labels"] == list(assistant.LABELS)
+    assert attrs["display-names"] == assistant.DISPLAY_NAMES
+    assert attrs["split-names"] == assistant.SPLIT_NAMES
+    assert '<script type="module" src="/static/app.js"></script>' in page
+
+
 def test_bad_language_is_refused():
     with pytest.raises(ValueError):
         assistant.choose_reply("happy", "fr")

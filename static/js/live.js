@@ -1,0 +1,292 @@
+// The live camera: frames posted one at a time, faces tracked and their scores smoothed across frames,
+// labels drawn over the video, and the assistant asked to speak once an expression has held.
+import { ApiError, canvasToBlob, predict } from './api.js';
+import { labelName } from './labels.js';
+import { showReply } from './reply.js';
+import { el, state } from './state.js';
+import { t } from './strings.js';
+import { addTimelinePoint, drawTimeline, startTimeline } from './timeline.js';
+import { argmax, drawFaceBox, faceRowContent, pct, renderBars, setStatusT } from './ui.js';
+
+const LIVE_MAX_WIDTH = 480;       // frames are downscaled to this width before upload
+const LIVE_INTERVAL_MS = 250;     // at most ~4 frames per second, and only one request in flight
+// A face in front of a webcam fills far more than an eighth of the frame's height; asking the server
+// to look only for faces that big (min_face) makes its detector several times cheaper.
+const LIVE_MIN_FACE_FRACTION = 1 / 8;
+const SMOOTH_FRAMES = 6;          // labels are averaged over the last N answered frames per face
+const TRACK_TTL_MS = 1500;        // a face not seen for this long is forgotten
+const DEBOUNCE_MS = 1500;         // a new dominant expression must hold this long before the assistant speaks
+const LABEL_HYSTERESIS = 0.05;    // a new label must beat the current one by this much (smoothed score)
+const SPEAK_RETRIES = 4;          // frames to wait for the server to agree with the smoothed label
+
+// [string key, ...args] for a getUserMedia failure.
+function cameraErrorMessage(err) {
+  const name = err && err.name;
+  if (name === 'NotAllowedError' || name === 'PermissionDeniedError' || name === 'SecurityError') return ['cameraDenied'];
+  if (name === 'NotFoundError' || name === 'DevicesNotFoundError' || name === 'OverconstrainedError') return ['cameraMissing'];
+  if (name === 'NotReadableError' || name === 'TrackStartError' || name === 'AbortError') return ['cameraBusy'];
+  return ['cameraOther', (err && err.message) || String(err)];
+}
+
+export async function startCamera() {
+  if (state.live) return;
+  el.startBtn.disabled = true;
+  const md = navigator.mediaDevices;
+  if (!md || typeof md.getUserMedia !== 'function') {
+    setStatusT(el.cameraStatus, 'error', 'cameraUnsupported');
+    el.cameraStatus.dataset.reason = 'unsupported';
+    el.startBtn.disabled = false;
+    return;
+  }
+  setStatusT(el.cameraStatus, 'busy', 'cameraStarting');
+  let stream;
+  try {
+    stream = await md.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 }, facingMode: 'user' },
+      audio: false,
+    });
+  } catch (err) {
+    state.errors.push(`camera: ${err && err.name}`);
+    setStatusT(el.cameraStatus, 'error', ...cameraErrorMessage(err));
+    el.cameraStatus.dataset.reason = (err && err.name) || 'error';
+    el.startBtn.disabled = false;
+    return;
+  }
+  delete el.cameraStatus.dataset.reason;
+  state.stream = stream;
+  state.live = true;
+  el.video.srcObject = stream;
+  try { await el.video.play(); } catch (_) { /* autoplay+muted normally succeeds */ }
+  if (!el.video.videoWidth) {
+    await new Promise((resolve) => el.video.addEventListener('loadedmetadata', resolve, { once: true }));
+  }
+  resetSession();
+  el.videoFrame.hidden = false;
+  el.liveResults.hidden = false;
+  el.stopBtn.disabled = false;
+  setStatusT(el.cameraStatus, 'ok', 'cameraWaiting');
+  // Stop politely if the camera goes away (unplugged, permission revoked).
+  for (const track of stream.getVideoTracks()) track.addEventListener('ended', () => stopCamera());
+  scheduleFrame(0);
+}
+
+export function stopCamera() {
+  if (!state.live) return;
+  state.live = false;
+  clearTimeout(state.liveTimer);
+  state.liveTimer = null;
+  if (state.stream) for (const track of state.stream.getTracks()) track.stop();
+  state.stream = null;
+  el.video.srcObject = null;
+  el.videoFrame.hidden = true;
+  const ctx = el.overlay.getContext('2d');
+  ctx.clearRect(0, 0, el.overlay.width, el.overlay.height);
+  state.tracks = [];
+  el.startBtn.disabled = false;
+  el.stopBtn.disabled = true;
+  setStatusT(el.cameraStatus, null, 'cameraStopped');
+  drawTimeline();
+}
+
+function resetSession() {
+  state.tracks = [];
+  state.nextTrackId = 1;
+  state.dominant = null;
+  state.candidate = { label: null, since: 0 };
+  state.spokenLabel = null;
+  state.speakWanted = null;
+  state.speakTries = 0;
+  el.liveFaceList.textContent = '';
+  el.liveScores.textContent = '';
+  startTimeline();
+}
+
+function scheduleFrame(delay) {
+  clearTimeout(state.liveTimer);
+  if (!state.live) return;
+  state.liveTimer = setTimeout(sendFrame, Math.max(0, delay));
+}
+
+// One request in flight at most: the next frame is only scheduled once the previous one is answered.
+async function sendFrame() {
+  if (!state.live || state.inFlight > 0) return;
+  const video = el.video;
+  if (!video.videoWidth || video.readyState < 2) { scheduleFrame(100); return; }
+  const started = performance.now();
+  const scale = Math.min(1, LIVE_MAX_WIDTH / video.videoWidth);
+  const w = Math.round(video.videoWidth * scale), h = Math.round(video.videoHeight * scale);
+  const grab = state.grabCanvas || (state.grabCanvas = document.createElement('canvas'));
+  if (grab.width !== w || grab.height !== h) { grab.width = w; grab.height = h; }
+  grab.getContext('2d').drawImage(video, 0, 0, w, h);
+  const speak = !!state.speakWanted && !state.muted;
+  const wantsReply = !!state.speakWanted;
+  state.inFlight += 1;
+  state.maxInFlight = Math.max(state.maxInFlight, state.inFlight);
+  state.framesSent += 1;
+  let result = null;
+  try {
+    const blob = await canvasToBlob(grab, 0.8);
+    result = await predict(blob, {
+      model: state.model, lang: state.lang, speak,
+      minFace: Math.round(Math.min(w, h) * LIVE_MIN_FACE_FRACTION),
+    });
+    state.framesAnswered += 1;
+  } catch (err) {
+    state.liveErrors += 1;
+    state.errors.push(String(err));
+    if (state.live) {
+      if (err instanceof ApiError) setStatusT(el.cameraStatus, 'error', 'liveServerError', err.message);
+      else setStatusT(el.cameraStatus, 'error', 'networkFailed');
+    }
+  } finally {
+    state.inFlight -= 1;
+  }
+  if (!state.live) return;
+  if (result) {
+    state.frameSize = { w, h };
+    onLiveResult(result, { w, h }, wantsReply);
+    const elapsed = performance.now() - started;
+    scheduleFrame(LIVE_INTERVAL_MS - elapsed);
+  } else {
+    scheduleFrame(Math.min(4000, 500 * state.liveErrors));    // back off while the server is unhappy
+  }
+}
+
+function iou(a, b) {
+  const x1 = Math.max(a[0], b[0]), y1 = Math.max(a[1], b[1]);
+  const x2 = Math.min(a[0] + a[2], b[0] + b[2]), y2 = Math.min(a[1] + a[3], b[1] + b[3]);
+  const inter = Math.max(0, x2 - x1) * Math.max(0, y2 - y1);
+  const union = a[2] * a[3] + b[2] * b[3] - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+function centreDistance(a, b) {
+  const dx = (a[0] + a[2] / 2) - (b[0] + b[2] / 2), dy = (a[1] + a[3] / 2) - (b[1] + b[3] / 2);
+  return Math.hypot(dx, dy) / Math.max(a[2], a[3], b[2], b[3], 1e-6);
+}
+
+function smoothScores(history) {
+  const sum = {};
+  for (const s of history) for (const [k, v] of Object.entries(s)) sum[k] = (sum[k] || 0) + (Number(v) || 0);
+  for (const k of Object.keys(sum)) sum[k] /= history.length;
+  return sum;
+}
+
+// Match this frame's faces to the running tracks (greedy on overlap), in frame-normalised coordinates.
+function updateTracks(faces, size, now) {
+  const dets = faces.map((f) => ({
+    box: [f.box[0] / size.w, f.box[1] / size.h, f.box[2] / size.w, f.box[3] / size.h],
+    scores: f.scores || (f.emotion ? { [f.emotion]: 1 } : {}),
+  }));
+  const pairs = [];
+  dets.forEach((d, di) => state.tracks.forEach((tr, ti) => {
+    const o = iou(d.box, tr.box);
+    if (o > 0.2 || centreDistance(d.box, tr.box) < 0.6) pairs.push({ di, ti, score: o - centreDistance(d.box, tr.box) * 0.1 });
+  }));
+  pairs.sort((a, b) => b.score - a.score);
+  const usedD = new Set(), usedT = new Set();
+  for (const p of pairs) {
+    if (usedD.has(p.di) || usedT.has(p.ti)) continue;
+    usedD.add(p.di); usedT.add(p.ti);
+    const tr = state.tracks[p.ti];
+    tr.box = dets[p.di].box;
+    tr.history.push(dets[p.di].scores);
+    if (tr.history.length > SMOOTH_FRAMES) tr.history.shift();
+    tr.lastSeen = now;
+    tr.seen = true;
+  }
+  for (const tr of state.tracks) if (!usedT.has(state.tracks.indexOf(tr))) tr.seen = false;
+  dets.forEach((d, di) => {
+    if (usedD.has(di)) return;
+    state.tracks.push({ id: state.nextTrackId++, box: d.box, history: [d.scores], lastSeen: now, seen: true });
+  });
+  state.tracks = state.tracks.filter((tr) => now - tr.lastSeen < TRACK_TTL_MS);
+  for (const tr of state.tracks) {
+    tr.smoothed = smoothScores(tr.history);
+    const best = argmax(tr.smoothed);
+    // Hysteresis: keep the current label through near-ties so it doesn't flip back and forth.
+    const keep = tr.emotion && tr.emotion !== best &&
+      (tr.smoothed[tr.emotion] || 0) >= (tr.smoothed[best] || 0) - LABEL_HYSTERESIS;
+    if (!keep) tr.emotion = best;
+  }
+}
+
+function onLiveResult(result, size, wantsReply) {
+  const now = performance.now();
+  state.lastResult = result;
+  state.liveResult = result;
+  state.liveErrors = 0;
+  const faces = result.faces || [];
+  updateTracks(faces, size, now);
+  const visible = state.tracks.filter((tr) => tr.seen);
+  setStatusT(el.cameraStatus, 'ok', visible.length ? 'cameraOn' : 'cameraWaiting');
+
+  // Dominant face = the largest face seen in this frame; its smoothed label drives the assistant.
+  let dom = null;
+  for (const tr of visible) if (!dom || tr.box[2] * tr.box[3] > dom.box[2] * dom.box[3]) dom = tr;
+  state.dominant = dom ? dom.emotion : null;
+
+  drawOverlay(visible, dom);
+  renderLiveFaces(visible, dom);
+  addTimelinePoint(now, visible.length, dom);
+  handleAssistant(result, now, wantsReply);
+}
+
+function handleAssistant(result, now, wantsReply) {
+  const label = state.dominant;
+  if (wantsReply && state.speakWanted) {
+    state.speakTries += 1;
+    // Speak only when the server's own label for this frame agrees with the smoothed one,
+    // so the voice never contradicts the label on screen (give up waiting after a few frames).
+    if (result.emotion === state.speakWanted || state.speakTries >= SPEAK_RETRIES) {
+      if (result.reply && result.reply.text) {
+        showReply(result.reply, result.emotion, 'live');
+        state.spokenLabel = result.emotion === state.speakWanted ? state.speakWanted : result.emotion;
+      }
+      state.speakWanted = null;
+      state.speakTries = 0;
+    }
+  }
+  if (label !== state.candidate.label) {
+    state.candidate = { label, since: now };
+  } else if (label && label !== state.spokenLabel && !state.speakWanted && now - state.candidate.since >= DEBOUNCE_MS) {
+    state.speakWanted = label;
+    state.speakTries = 0;
+  }
+}
+
+function drawOverlay(visible, dom) {
+  const c = el.overlay;
+  const vw = el.video.videoWidth, vh = el.video.videoHeight;
+  if (c.width !== vw || c.height !== vh) { c.width = vw; c.height = vh; }
+  const ctx = c.getContext('2d');
+  ctx.clearRect(0, 0, c.width, c.height);
+  const shown = c.clientWidth || c.width;
+  const scale = c.width / Math.max(1, shown);
+  let drawn = 0;
+  for (const tr of visible) {
+    // Back to video pixels, mirrored like the video element is.
+    const w = tr.box[2] * vw, h = tr.box[3] * vh;
+    const x = vw - (tr.box[0] * vw + w), y = tr.box[1] * vh;
+    const p = tr.smoothed[tr.emotion];
+    drawFaceBox(ctx, [x, y, w, h], tr.emotion, `${labelName(tr.emotion)} ${pct(p)}`, { selected: tr === dom && visible.length > 1, scale });
+    drawn += 1;
+  }
+  state.overlayBoxes = drawn;
+  state.overlayFramesWithBoxes = (state.overlayFramesWithBoxes || 0) + (drawn ? 1 : 0);
+}
+
+function renderLiveFaces(visible, dom) {
+  el.liveFaceList.textContent = '';
+  visible.forEach((tr) => {
+    const li = document.createElement('li');
+    li.dataset.emotion = tr.emotion;
+    li.dataset.track = String(tr.id);
+    const row = document.createElement('div');
+    row.className = 'face-row';
+    faceRowContent(row, t('faceTrack', tr.id), tr.emotion, tr.smoothed[tr.emotion]);
+    li.append(row);
+    el.liveFaceList.append(li);
+  });
+  renderBars(el.liveScores, dom ? dom.smoothed : null, { top: dom && dom.emotion });
+}

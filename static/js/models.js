@@ -1,0 +1,100 @@
+// The model list and the accuracy panel of the selected model, from the cards the server serves.
+import { fetchModels } from './api.js';
+import { colorOf, labelName, pickSplit, sortedLabels, splitName } from './labels.js';
+import { el, state } from './state.js';
+import { t } from './strings.js';
+import { escapeHtml, pct, pct1 } from './ui.js';
+
+export async function loadModels() {
+  try {
+    const data = await fetchModels();
+    state.models = Array.isArray(data.models) ? data.models : [];
+    state.defaultModel = data.default || (state.models[0] && state.models[0].name) || null;
+  } catch (err) {
+    state.errors.push(String(err));
+    state.models = [];
+  }
+  const select = el.modelSelect;
+  select.textContent = '';
+  if (!state.models.length) {
+    const opt = new Option(t('modelsFailed'), '');
+    select.append(opt);
+    select.disabled = true;
+    el.modelSummary.textContent = t('modelsFailed');
+    return;
+  }
+  for (const m of state.models) {
+    select.append(new Option(m.title || m.name, m.name));
+  }
+  state.model = state.defaultModel && state.models.some((m) => m.name === state.defaultModel)
+    ? state.defaultModel : state.models[0].name;
+  select.value = state.model;
+  select.disabled = false;
+  renderModelInfo();
+}
+
+export function currentModelCard() {
+  return state.models.find((m) => m.name === state.model) || null;
+}
+
+function setScoresNote(text) {
+  for (const node of document.querySelectorAll('.scores-note')) node.textContent = text || '';
+}
+
+export function renderModelInfo() {
+  const card = currentModelCard();
+  setScoresNote('');
+  const tbody = el.modelRecall.querySelector('tbody');
+  tbody.textContent = '';
+  if (!card) { el.modelRecall.hidden = true; return; }
+  const title = card.title || card.name;
+  const split = pickSplit(card);
+  const m = split ? card.metrics[split] : null;
+  if (!m || typeof m.accuracy !== 'number') {
+    el.modelSummary.innerHTML = `<strong>${escapeHtml(title)}</strong>: ${escapeHtml(t('noModelMetrics'))}`;
+    el.modelSummary.classList.add('muted');
+    el.modelRecall.hidden = true;
+    return;
+  }
+  const perClass = m.per_class || {};
+  const classes = Array.isArray(card.classes) && card.classes.length ? card.classes : sortedLabels(perClass);
+  let n = Number(m.samples) || 0;
+  if (!n) for (const c of Object.values(perClass)) n += Number(c && c.support) || 0;
+  const splitTitle = splitName(split);
+  let html = t('modelSummary', {
+    title: escapeHtml(title), acc: pct1(m.accuracy),
+    f1: typeof m.macro_f1 === 'number' ? m.macro_f1.toFixed(3) : null,
+    split: escapeHtml(splitTitle), n: n || null, k: classes.length,
+    chance: classes.length ? pct(1 / classes.length) : '?',
+  });
+  if (card.kind === 'ensemble' && Array.isArray(card.members)) {
+    const names = card.members.map((x) => escapeHtml(typeof x === 'string' ? x : (x.name || '?'))).join(', ');
+    html += ' ' + t('ensembleOf', names);
+  }
+  el.modelSummary.innerHTML = html;
+  setScoresNote(t('scoresNote', title, pct(m.accuracy), splitTitle));
+  el.modelSummary.classList.remove('muted');
+  for (const label of classes) {
+    const c = perClass[label];
+    if (!c) continue;
+    const tr = document.createElement('tr');
+    tr.dataset.label = label;
+    const th = document.createElement('th');
+    th.scope = 'row';
+    const sw = document.createElement('span');
+    sw.className = 'swatch';
+    sw.style.background = colorOf(label);
+    th.append(sw, ' ', labelName(label));
+    const tdR = document.createElement('td');
+    const bar = document.createElement('span');
+    bar.className = 'mini-bar';
+    bar.style.width = `${Math.round((Number(c.recall) || 0) * 60)}px`;
+    bar.style.background = colorOf(label);
+    tdR.append(bar, pct(c.recall));
+    const tdS = document.createElement('td');
+    tdS.textContent = c.support != null ? String(c.support) : '–';
+    tr.append(th, tdR, tdS);
+    tbody.append(tr);
+  }
+  el.modelRecall.hidden = !tbody.children.length;
+}

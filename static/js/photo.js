@@ -1,0 +1,147 @@
+// The photo panel: pick or drop a photo, post it, draw a box on every face, list them with their scores.
+import { ApiError, canvasToBlob, predict } from './api.js';
+import { labelName } from './labels.js';
+import { showReply } from './reply.js';
+import { el, state } from './state.js';
+import { t } from './strings.js';
+import { drawFaceBox, faceRowContent, pct, renderBars, setStatusT } from './ui.js';
+
+const PHOTO_MAX_SIDE = 1280;      // uploaded photos are re-encoded at most this large
+
+function loadImage(file) {
+  return new Promise((resolve, reject) => {
+    const url = URL.createObjectURL(file);
+    const img = new Image();
+    img.onload = () => { URL.revokeObjectURL(url); resolve(img); };
+    img.onerror = () => { URL.revokeObjectURL(url); reject(new Error('decode')); };
+    img.src = url;     // <img> applies EXIF orientation, so boxes match what the user sees
+  });
+}
+
+export async function handleFile(file) {
+  if (!file) return;
+  el.photoFrame.hidden = true;
+  el.photoResults.hidden = true;
+  if (file.type && !file.type.startsWith('image/')) {
+    setStatusT(el.photoStatus, 'error', 'notImage');
+    return;
+  }
+  let img;
+  try {
+    img = await loadImage(file);
+  } catch (_) {
+    setStatusT(el.photoStatus, 'error', 'notImage');
+    return;
+  }
+  // Re-encode what we show, so the box coordinates are in exactly the pixels that were posted.
+  const scale = Math.min(1, PHOTO_MAX_SIDE / Math.max(img.naturalWidth, img.naturalHeight));
+  const canvas = document.createElement('canvas');
+  canvas.width = Math.max(1, Math.round(img.naturalWidth * scale));
+  canvas.height = Math.max(1, Math.round(img.naturalHeight * scale));
+  canvas.getContext('2d').drawImage(img, 0, 0, canvas.width, canvas.height);
+  const blob = await canvasToBlob(canvas, 0.92);
+  state.photo = { canvas, blob };
+  state.photoResult = null;
+  state.selectedFace = 0;
+  drawPhoto();
+  el.photoFrame.hidden = false;
+  await analysePhoto();
+}
+
+export async function analysePhoto() {
+  if (!state.photo) return;
+  setStatusT(el.photoStatus, 'busy', 'analysing');
+  el.dropZone.setAttribute('aria-busy', 'true');
+  try {
+    const result = await predict(state.photo.blob, { model: state.model, lang: state.lang, speak: !state.muted });
+    state.lastResult = result;
+    state.photoResult = result;
+    state.selectedFace = largestFaceIndex(result.faces);
+    renderPhotoResult();
+    const n = (result.faces || []).length;
+    if (n) setStatusT(el.photoStatus, 'ok', 'facesFound', n); else setStatusT(el.photoStatus, null, 'noFace');
+    showReply(result.reply, result.emotion, 'photo');
+  } catch (err) {
+    state.errors.push(String(err));
+    if (err instanceof ApiError) setStatusT(el.photoStatus, 'error', 'requestFailed', err.message);
+    else setStatusT(el.photoStatus, 'error', 'networkFailed');
+  } finally {
+    el.dropZone.removeAttribute('aria-busy');
+  }
+}
+
+function largestFaceIndex(faces) {
+  let best = 0, bestA = -1;
+  (faces || []).forEach((f, i) => {
+    const a = (f.box[2] || 0) * (f.box[3] || 0);
+    if (a > bestA) { best = i; bestA = a; }
+  });
+  return best;
+}
+
+export function drawPhoto() {
+  const src = state.photo && state.photo.canvas;
+  if (!src) return;
+  const c = el.photoCanvas;
+  c.width = src.width;
+  c.height = src.height;
+  const ctx = c.getContext('2d');
+  ctx.drawImage(src, 0, 0);
+  const faces = (state.photoResult && state.photoResult.faces) || [];
+  // Scale line widths and text to the displayed size, so labels stay readable on big photos.
+  const shown = c.clientWidth || c.width;
+  const scale = c.width / Math.max(1, shown);
+  faces.forEach((f, i) => {
+    if (i === state.selectedFace) return;
+    drawFaceBox(ctx, f.box, f.emotion, `${i + 1} · ${labelName(f.emotion)} ${pct(f.scores && f.scores[f.emotion])}`, { scale });
+  });
+  const sel = faces[state.selectedFace];
+  if (sel) {
+    drawFaceBox(ctx, sel.box, sel.emotion, `${state.selectedFace + 1} · ${labelName(sel.emotion)} ${pct(sel.scores && sel.scores[sel.emotion])}`, { selected: faces.length > 1, scale });
+  }
+}
+
+export function renderPhotoResult() {
+  const faces = (state.photoResult && state.photoResult.faces) || [];
+  el.faceList.textContent = '';
+  faces.forEach((f, i) => {
+    const li = document.createElement('li');
+    li.dataset.emotion = f.emotion;
+    li.dataset.index = String(i);
+    li.dataset.testid = 'face-item';
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.setAttribute('aria-pressed', i === state.selectedFace ? 'true' : 'false');
+    faceRowContent(btn, t('face', i + 1), f.emotion, f.scores ? f.scores[f.emotion] : f.confidence);
+    btn.addEventListener('click', () => selectFace(i));
+    li.append(btn);
+    el.faceList.append(li);
+  });
+  const sel = faces[state.selectedFace];
+  renderBars(el.scores, sel ? sel.scores : null, { top: sel && sel.emotion });
+  el.scores.dataset.face = sel ? String(state.selectedFace) : '';
+  el.photoResults.hidden = !faces.length;
+  el.photoPlaceholder.hidden = !!faces.length;
+  drawPhoto();
+}
+
+function selectFace(i) {
+  state.selectedFace = i;
+  renderPhotoResult();
+}
+
+export function onPhotoCanvasClick(ev) {
+  const faces = (state.photoResult && state.photoResult.faces) || [];
+  if (!faces.length) return;
+  const c = el.photoCanvas;
+  const rect = c.getBoundingClientRect();
+  const x = (ev.clientX - rect.left) * (c.width / rect.width);
+  const y = (ev.clientY - rect.top) * (c.height / rect.height);
+  // Smallest box containing the point wins (a face inside a bigger false detection).
+  let hit = -1, hitA = Infinity;
+  faces.forEach((f, i) => {
+    const [bx, by, bw, bh] = f.box;
+    if (x >= bx && x <= bx + bw && y >= by && y <= by + bh && bw * bh < hitA) { hit = i; hitA = bw * bh; }
+  });
+  if (hit >= 0) selectFace(hit);
+}
