@@ -133,7 +133,7 @@ def markdown(res: dict) -> str:
     lines += ["| model | runtime | TTA | params | CPU ms/face (median, p95) | wall ms (median) | max prob diff vs Keras |",
              "|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
+        diff = f"{r['max_abs_diff_vs_keras']:.1e}" if r.get("has_keras", True) else "no Keras file"
         lines.append(f"| {r['model']} | {r['runtime']} | {','.join(r['tta']) or '-'} | {r['params']:,} | "
-                     f"{r['cpu_ms']['median']:.2f}, {r['cpu_ms']['p95']:.2f} | {r['wall_ms']['median']:.2f} | "
-                     (f"{r['max_abs_diff_vs_keras']:.1e} |" if r.get("has_keras", True) else "no Keras file |"))
+                     f"{r['cpu_ms']['median']:.2f}, {r['cpu_ms']['p95']:.2f} | {r['wall_ms']['median']:.2f} | {diff} |")
     return "\n".join(lines)
