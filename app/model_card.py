@@ -41,6 +41,7 @@ class ModelCard:
     onnx_file: str | None = None  # optional ONNX export beside the card (served with ONNX Runtime)
     latency_ms: dict = field(default_factory=dict)  # measured classifier cost, shown in /api/models
     default: bool = False  # the model the app serves when a request names none
+    titles: dict = field(default_factory=dict)  # title per page language other than English: {"vi": ...}
 
     @property
     def onnx_path(self) -> Path | None:
@@ -61,7 +62,7 @@ class ModelCard:
             metrics[split] = {k: m[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "samples")
                               if k in m}
         return {
-            "name": self.name, "title": self.title or self.name, "kind": self.kind,
+            "name": self.name, "title": self.title or self.name, "titles": dict(self.titles), "kind": self.kind,
             "classes": list(self.classes), "label_scheme": self.label_scheme, "dataset": self.dataset,
             "input": dict(self.input), "tta": list(self.tta),
             "members": [dict(m) for m in self.members], "metrics": metrics,
@@ -151,6 +152,11 @@ def parse_card(data: Any, where: str = "<card>", path: Path | None = None) -> Mo
     if not isinstance(data.get("default", False), bool):
         _fail(where, "'default' must be true or false")
     card.default = bool(data.get("default", False))
+    titles = data.get("titles") or {}
+    if not isinstance(titles, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
+                                               for k, v in titles.items()):
+        _fail(where, "'titles' must map a language code to a non-empty title, e.g. {\"vi\": \"...\"}")
+    card.titles = dict(titles)
     return card
 
 

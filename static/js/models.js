@@ -5,6 +5,18 @@ import { el, state } from './state.js';
 import { t } from './strings.js';
 import { escapeHtml, pct, pct1 } from './ui.js';
 
+/** A card's title in the page's language (cards may carry `titles: {vi: ...}`), else its English one. */
+export function modelTitle(m) {
+  return (m.titles && m.titles[state.lang]) || m.title || m.name;
+}
+
+function fillSelect() {
+  const select = el.modelSelect;
+  select.textContent = '';
+  for (const m of state.models) select.append(new Option(modelTitle(m), m.name));
+  select.value = state.model;
+}
+
 export async function loadModels() {
   try {
     const data = await fetchModels();
@@ -23,12 +35,9 @@ export async function loadModels() {
     el.modelSummary.textContent = t('modelsFailed');
     return;
   }
-  for (const m of state.models) {
-    select.append(new Option(m.title || m.name, m.name));
-  }
   state.model = state.defaultModel && state.models.some((m) => m.name === state.defaultModel)
     ? state.defaultModel : state.models[0].name;
-  select.value = state.model;
+  fillSelect();
   select.disabled = false;
   renderModelInfo();
 }
@@ -42,12 +51,15 @@ function setScoresNote(text) {
 }
 
 export function renderModelInfo() {
+  if (state.models.length && el.modelSelect.options.length === state.models.length) {
+    state.models.forEach((m, i) => { el.modelSelect.options[i].text = modelTitle(m); });
+  }
   const card = currentModelCard();
   setScoresNote('');
   const tbody = el.modelRecall.querySelector('tbody');
   tbody.textContent = '';
   if (!card) { el.modelRecall.hidden = true; return; }
-  const title = card.title || card.name;
+  const title = modelTitle(card);
   const split = pickSplit(card);
   const m = split ? card.metrics[split] : null;
   if (!m || typeof m.accuracy !== 'number') {

@@ -92,3 +92,24 @@ def test_lenient_loading_skips_bad_cards(tmp_path, caplog):
     cards = load_cards(tmp_path, strict=False)
     assert list(cards) == ["good"]
     assert "bad.json" in caplog.text and "missing" in caplog.text
+
+
+def test_default_flag_and_titles_per_language(tmp_path):
+    write(tmp_path, card("a"))
+    write(tmp_path, card("b", default=True, titles={"vi": "Mô hình B"}))
+    cards = load_cards(tmp_path)
+    assert cards["b"].default and not cards["a"].default
+    assert cards["b"].summary()["titles"] == {"vi": "Mô hình B"} and cards["a"].summary()["titles"] == {}
+    assert cards["b"].summary()["default"] is True
+    from app.emotion import ModelRegistry
+    assert ModelRegistry(tmp_path).default == "b"  # the flagged card, not the first one
+    for bad in ({"default": "yes"}, {"titles": {"vi": ""}}, {"titles": ["vi"]}):
+        with pytest.raises(CardError):
+            parse_card(card("c", **bad), "c.json")
+
+
+def test_shipped_cards_name_one_default_and_have_vietnamese_titles():
+    from tests.conftest import ROOT
+    cards = load_cards(ROOT / "models", strict=True)
+    assert [n for n, c in cards.items() if c.default] == ["fer2013_mobilenet112"]
+    assert all(c.titles.get("vi") for c in cards.values())

@@ -99,6 +99,13 @@ def test_upload_photo_shows_boxes_labels_and_scores(app_page, server_url, media,
     page.select_option("#lang", "vi")
     first = page.locator("#face-list li").first.inner_text()
     assert "Mặt 1" in first, first
+    # ... and the model names in the card's Vietnamese title, where it has one
+    models = page.evaluate("fetch('/api/models').then(r => r.json())")
+    default = next(m for m in models["models"] if m["name"] == models["default"])
+    vi_title = (default.get("titles") or {}).get("vi")
+    if vi_title:
+        assert page.locator("#model-select option:checked").inner_text() == vi_title
+        assert vi_title in page.locator("#model-summary").inner_text()
     log.assert_clean()
 
 
