@@ -62,8 +62,9 @@ def markdown(res: dict) -> str:
     lines = []
     runs = res.get("runs") or {}
     if runs:
-        lines += ["Training runs (MobileNet-v1; best epoch on the validation split, flip TTA; each run had the "
-                  "same wall-clock budget on a shared GPU, so epochs differ by input size):", "",
+        lines += ["Training runs (MobileNet-v1; best epoch on the validation split, flip TTA, measured on the "
+                  "training machine; wall-clock budgets on one shared GPU: 470 s with eight runs at once, or "
+                  "270 s with four, so epochs differ by input size and run):", "",
                   "| run | split | accuracy | epochs (best / run) | train time |", "|---|---|---|---|---|"]
         order = sorted(runs.items(), key=lambda kv: (kv[1]["scheme"], kv[1]["input_size"], kv[1]["init"],
                                                      kv[1]["freeze"], kv[1]["seed"]))
