@@ -81,6 +81,7 @@ def default_input(name: str) -> dict:
 # importing them here, after ARCHITECTURES exists, cannot be circular.
 from .keras_apps import (EFFICIENTNET_SIZES, efficientnet_b0, efficientnet_b1,  # noqa: E402
                          efficientnet_b2, efficientnet_b3, efficientnet_b4, resnet50)
+from .keras_faceres import mobilenet_faceres  # noqa: E402
 from .vggface import vggface2_resnet50, vggface_vgg16  # noqa: E402
 
 
@@ -98,4 +99,7 @@ ARCHITECTURES.update({
     "efficientnet_b2": (efficientnet_b2, _rgb(EFFICIENTNET_SIZES["b2"])),
     "efficientnet_b3": (efficientnet_b3, _rgb(EFFICIENTNET_SIZES["b3"])),
     "efficientnet_b4": (efficientnet_b4, _rgb(EFFICIENTNET_SIZES["b4"])),
+    # FaceRes (VGGFace2-trained MobileNet-v1, `python -m training faceres`): the FER face at 48 px,
+    # upscaled, 0-255 minus the caffe BGR means, as the shipped PyTorch-trained models take it
+    "mobilenet_faceres": (mobilenet_faceres, {"size": 160, "channels": 3, "scale": "caffe_bgr", "source_size": 48}),
 })

