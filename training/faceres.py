@@ -211,29 +211,35 @@ def run_graph(spec: dict, tfjs: dict[str, np.ndarray], x: np.ndarray, output: st
     raise FaceResError(f"node {output!r} not in the graph")
 
 
-def verify(cache: Path = CACHE, size: int = 224, seed: int = 0) -> float:
-    """Max relative difference between our MobileNet (from the npz) and the original graph's pooled
-    features, on smooth face-like inputs. Raises if it exceeds 1e-3."""
+def check_against_torch(features_nhwc, arrays: dict, what: str, size: int = 224, seed: int = 0) -> float:
+    """Max relative difference between `features_nhwc(x)` (pooled features of caffe_bgr NHWC faces) and
+    our PyTorch MobileNet loaded from `arrays`, on smooth random faces. Raises above 1e-3."""
+    import cv2
     import torch
 
     from .mobilenet import MobileNetV1, caffe_input
 
-    spec, tfjs = read_tfjs(cache / "faceres.json", cache / "faceres.bin")
     rng = np.random.default_rng(seed)
-    grey = rng.integers(0, 256, (2, 12, 12)).astype(np.float32)
-    import cv2
-    grey = np.stack([cv2.resize(g, (size, size), interpolation=cv2.INTER_CUBIC) for g in grey]).clip(0, 255)
+    grey = np.stack([cv2.resize(g, (size, size), interpolation=cv2.INTER_CUBIC)
+                     for g in rng.uniform(0, 255, (2, 12, 12)).astype(np.float32)]).clip(0, 255)
     x_nhwc = np.repeat(grey[..., None], 3, axis=3) - np.asarray(CAFFE_BGR_MEANS, np.float32)
-    ref = run_graph(spec, tfjs, x_nhwc, "global_pooling/Mean")
+    ref = np.asarray(features_nhwc(x_nhwc))
     net = MobileNetV1(num_classes=0)
-    net.load_arrays(dict(np.load(cache / NPZ)))
+    net.load_arrays(arrays)
     net.eval()
     with torch.no_grad():
         ours = net.features(caffe_input(torch.from_numpy(grey[:, None] / 255.0))).numpy()
     rel = float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-6))
     if rel > 1e-3:
-        raise FaceResError(f"conversion check failed: max relative difference {rel:.2e} > 1e-3")
+        raise FaceResError(f"{what} check failed: max relative difference {rel:.2e} > 1e-3")
     return rel
+
+
+def verify(cache: Path = CACHE, size: int = 224, seed: int = 0) -> float:
+    """Our MobileNet (from the npz) against the original graph's pooled features."""
+    spec, tfjs = read_tfjs(cache / "faceres.json", cache / "faceres.bin")
+    return check_against_torch(lambda x: run_graph(spec, tfjs, x, "global_pooling/Mean"),
+                               dict(np.load(cache / NPZ)), "conversion", size, seed)
 
 
 def prepare(cache: Path = CACHE, log=print) -> Path:

@@ -69,30 +69,16 @@ def mobilenet_faceres(input_shape=(160, 160, 3), num_classes=7, weights: str | P
 
 def write_weights(cache: Path, size: int = 224) -> tuple[Path, float]:
     """The Keras weights file of the backbone (`faceres_mobilenet.weights.h5`) and its check: the Keras
-    backbone's pooled features against the PyTorch one's (both from the npz) on smooth random faces."""
+    backbone's pooled features against the PyTorch one's (both from the npz)."""
     import keras
-    import torch
 
-    from .mobilenet import MobileNetV1, caffe_input
+    from .faceres import check_against_torch
 
     arrays = dict(np.load(cache / "faceres_mobilenet.npz"))
     backbone = keras.applications.MobileNet(input_shape=(size, size, 3), include_top=False, weights=None)
     load_into(backbone, arrays)
     out = cache / "faceres_mobilenet.weights.h5"
     backbone.save_weights(out)
-    import cv2
-    rng = np.random.default_rng(0)
-    grey = np.stack([cv2.resize(g, (size, size), interpolation=cv2.INTER_CUBIC)
-                     for g in rng.uniform(0, 255, (2, 12, 12)).astype(np.float32)]).clip(0, 255)
-    from .preprocess import CAFFE_BGR_MEANS
-    x = np.repeat(grey[..., None], 3, axis=3) - np.asarray(CAFFE_BGR_MEANS, np.float32)
-    ours = keras.ops.convert_to_numpy(backbone(x, training=False)).mean(axis=(1, 2))
-    net = MobileNetV1(num_classes=0)
-    net.load_arrays(arrays)
-    net.eval()
-    with torch.no_grad():
-        ref = net.features(caffe_input(torch.from_numpy(grey[:, None] / 255.0))).numpy()
-    rel = float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-6))
-    if rel > 1e-3:
-        raise FaceResError(f"Keras conversion check failed: max relative difference {rel:.2e}")
+    rel = check_against_torch(lambda x: keras.ops.convert_to_numpy(backbone(x, training=False)).mean(axis=(1, 2)),
+                              arrays, "Keras conversion", size)
     return out, rel

@@ -119,6 +119,20 @@ def test_converted_network_reproduces_the_graph(graph):
     np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
 
 
+def test_verify_passes_on_a_faithful_conversion_and_fails_on_a_wrong_one(graph, tmp_path):
+    folder, _ = graph
+    _, tfjs = faceres.read_tfjs(folder / "faceres.json", folder / "faceres.bin")
+    for name in ("faceres.json", "faceres.bin"):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    arrays = faceres.backbone_arrays(tfjs)
+    np.savez(tmp_path / faceres.NPZ, **arrays)
+    assert faceres.verify(tmp_path, size=64) < 1e-3
+    arrays["pw7.bias"] = arrays["pw7.bias"] + 0.5  # a conversion slip in one layer
+    np.savez(tmp_path / faceres.NPZ, **arrays)
+    with pytest.raises(faceres.FaceResError, match="conversion check failed"):
+        faceres.verify(tmp_path, size=64)
+
+
 def test_a_graph_with_another_activation_is_refused(graph):
     folder, _ = graph
     _, tfjs = faceres.read_tfjs(folder / "faceres.json", folder / "faceres.bin")
