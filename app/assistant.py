@@ -31,7 +31,7 @@ DISPLAY_NAMES: dict[str, dict[str, str]] = {
 # score bars and legends by it.
 LABELS = tuple(DISPLAY_NAMES[DEFAULT_LANG])
 
-# The test splits a model card may report metrics on, as the page names them; in app.model_card.SPLITS
+# The test splits a model card may report metrics on, as the page names them; in model_core.labels.SPLITS
 # order, the page's order of preference for the accuracy it headlines (tests/app/test_assistant.py).
 SPLIT_NAMES: dict[str, dict[str, str]] = {
     "en": {

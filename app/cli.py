@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from .model_card import CardError, load_cards
+from model_core.card import CardError, load_cards
 from .pipeline import get_models
 
 
