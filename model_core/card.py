@@ -230,8 +230,10 @@ def load_cards(models_dir: str | Path, strict: bool = True) -> dict[str, ModelCa
 
 
 def write_card(path: str | Path, card: dict) -> Path:
-    """Write a card's JSON atomically, so a server reading `models/` never sees half a card."""
+    """Validate a card as the app will (`parse_card`), then write its JSON atomically, so a server
+    reading `models/` never sees half a card, nor one it would refuse."""
     path = Path(path)
+    parse_card(card, where=str(path), path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")

@@ -63,3 +63,10 @@ def test_predictor_runs_a_shipped_card_and_empty_batches(models_dir):
     assert probs.shape == (5, len(predictor.classes))
     np.testing.assert_allclose(predictor.predict_probs(list(faces), batch_size=2), probs, atol=1e-5)
     assert predictor.predict_probs([]).shape == (0, len(predictor.classes))
+
+
+def test_training_cannot_write_a_card_the_app_would_refuse(tmp_path):
+    with pytest.raises(CardError, match="'classes'"):
+        write_card(tmp_path / "bad.json", {"name": "bad", "classes": ["happy"], "input": {}, "metrics": {},
+                                           "kind": "ensemble", "members": []})
+    assert not (tmp_path / "bad.json").exists()
