@@ -5,7 +5,7 @@ import click
 from flask import current_app
 
 from model_core.card import CardError, load_cards
-from .pipeline import get_models
+from .emotion import get_models
 
 
 def init_app(app) -> None:

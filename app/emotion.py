@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from flask import current_app
 
 from model_core.card import load_cards
 from model_core.predictor import Predictor
@@ -104,6 +105,11 @@ class ModelRegistry:
         model = self.get(name)
         crops = [crop_face(rgb, f["box"]) for f in faces]
         return scores_for(model.predict_probs(crops), model.classes)
+
+
+def get_models() -> ModelRegistry:
+    """The app's model registry (built by `init_app`), flaskr-style like `get_db()`."""
+    return current_app.extensions["models"]
 
 
 def init_app(app) -> ModelRegistry:

@@ -132,7 +132,7 @@ sys.modules["keras"] = None
 sys.modules["training"] = None     # the Dockerfile does not copy training/
 from app import create_app
 from app.faces import get_detector
-from app.pipeline import get_models
+from app.emotion import get_models
 from tests.app import imagegen as g
 app = create_app({{"TESTING": True, "WARMUP": "sync", "MODELS_DIR": {str(models_dir)!r}}})
 client = app.test_client()
