@@ -26,8 +26,9 @@ RUN --mount=type=secret,id=ca \
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin appuser
 
+# Serving imports app/ and model_core/ (cards, preprocessing, the predictor), never training/.
 COPY app/ app/
-COPY training/ training/
+COPY model_core/ model_core/
 COPY models/ models/
 COPY templates/ templates/
 COPY static/ static/

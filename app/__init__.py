@@ -122,7 +122,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 def _warm_up(app: Flask) -> None:
     t0 = time.perf_counter()
     from .faces import get_detector
-    from .pipeline import get_models
+    from .emotion import get_models
     from .speech import get_speech
 
     try:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from . import assistant
-from .emotion import ModelUnavailable
+from .emotion import ModelUnavailable, get_models
 from .errors import ApiError
 from .faces import get_detector
 from .imaging import Decoded, ImageTooLarge, UnsupportedImage, decode_data_url, decode_image
-from .pipeline import FaceResult, analyze, get_models
+from .pipeline import FaceResult, analyze
 from .speech import SpeechError, UnknownAudio, get_speech
 
 bp = Blueprint("api", __name__, url_prefix="/api")

@@ -12,6 +12,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Mapping
 
+from model_core.labels import LABELS  # noqa: F401  (re-exported for the page)
+
 LANGUAGES = ("en", "vi")
 DEFAULT_LANG = "en"
 NO_FACE = "noface"
@@ -27,11 +29,10 @@ DISPLAY_NAMES: dict[str, dict[str, str]] = {
     },
 }
 
-# Every label the catalogue knows, in the canonical order (DESIGN.md, contract 4); the page orders its
-# score bars and legends by it.
-LABELS = tuple(DISPLAY_NAMES[DEFAULT_LANG])
+# Every label the catalogue knows, in the canonical order (model_core.labels, ARCHITECTURE.md contract 4);
+# the page orders its score bars and legends by it. Each language names every one of them.
 
-# The test splits a model card may report metrics on, as the page names them; in app.model_card.SPLITS
+# The test splits a model card may report metrics on, as the page names them; in model_core.labels.SPLITS
 # order, the page's order of preference for the accuracy it headlines (tests/app/test_assistant.py).
 SPLIT_NAMES: dict[str, dict[str, str]] = {
     "en": {

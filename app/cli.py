@@ -4,8 +4,8 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from .model_card import CardError, load_cards
-from .pipeline import get_models
+from model_core.card import CardError, load_cards
+from .emotion import get_models
 
 
 def init_app(app) -> None:

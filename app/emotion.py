@@ -1,9 +1,8 @@
-"""Face crops -> emotion scores, for any model the cards describe (single models and ensembles).
+"""Face crops -> emotion scores, for every model the cards in `MODELS_DIR` describe.
 
-The path is the one training measured: `crop_face` -> `preprocess_faces(card input)` ->
-`predict_with_tta(card tta)`, with every face of an image in one batch. Models are called through a
-compiled function (not `model.predict`, whose per-call set-up costs more than a small CNN's forward
-pass).
+The models themselves run through `model_core.predictor.Predictor` (ONNX Runtime, Keras or an
+ensemble), the same code training measured them with: `crop_face` -> `Predictor.predict_probs`, with
+every face of an image in one batch. This module loads them once per process and names the scores.
 """
 from __future__ import annotations
 
@@ -13,96 +12,13 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from flask import current_app
 
-from training.preprocess import combine_members, crop_face, predict_with_tta, preprocess_faces
-
-from .model_card import ModelCard, load_cards
+from model_core.card import load_cards
+from model_core.predictor import Predictor
+from model_core.preprocess import crop_face
 
 log = logging.getLogger(__name__)
-
-
-def _compiled_forward(model, spec: dict):
-    """A fast inference function for a Keras model; a traced tf.function under TensorFlow."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        signature = [tf.TensorSpec([None, spec["size"], spec["size"], spec["channels"]], tf.float32)]
-        fn = tf.function(lambda x: model(x, training=False), input_signature=signature,
-                         reduce_retracing=True)
-        return lambda batch: fn(tf.convert_to_tensor(batch)).numpy()
-    return lambda batch: keras.ops.convert_to_numpy(model(batch, training=False))
-
-
-def _onnx_forward(path: Path, threads: int = 1):
-    """ONNX Runtime session for an exported model: a small CNN's forward pass in ~2 ms of CPU, several
-    times less than TensorFlow's per-call overhead (docs/BENCHMARKS.md, classifier cost per face)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads  # gunicorn runs one worker per core
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda batch: session.run(None, {name: np.ascontiguousarray(batch, np.float32)})[0]
-
-
-class EmotionModel:
-    """One trained network and its card.
-
-    Runs on ONNX Runtime when the card names an exported `onnx_file` (same probabilities within float
-    rounding, checked by tests/app/test_emotion.py), else on Keras through a compiled function.
-    """
-
-    def __init__(self, card: ModelCard, model=None, runtime: str = "auto"):
-        self.card = card
-        self.name = card.name
-        self.classes = list(card.classes)
-        onnx_path = card.onnx_path
-        if model is None and runtime in ("auto", "onnx") and onnx_path is not None and onnx_path.exists():
-            try:
-                self.model, self.runtime = None, "onnxruntime"
-                self._forward = _onnx_forward(onnx_path)
-                self.predict_probs(np.zeros((1, 8, 8), np.uint8))
-                return
-            except Exception:
-                log.exception("model %s: ONNX file %s failed to load; using Keras", card.name, onnx_path)
-        self.runtime = "keras"
-        if model is None:
-            import keras
-
-            model = keras.models.load_model(card.model_path, compile=False)
-        out = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
-        if out is not None and out != len(self.classes):
-            raise ValueError(f"model {card.name}: {out} outputs but the card lists {len(self.classes)} classes")
-        self.model = model
-        self._forward = _compiled_forward(model, card.input)
-        self.predict_probs(np.zeros((1, 8, 8), np.uint8))  # trace now, not in the first request
-
-    def predict_probs(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, classes) probabilities for N face crops (uint8, any size, grey or RGB)."""
-        if len(crops) == 0:
-            return np.zeros((0, len(self.classes)))
-        batch = preprocess_faces(crops, self.card.input)
-        return predict_with_tta(self._forward, batch, self.card.tta)
-
-
-class EnsembleModel:
-    """A weighted vote of single models, matched by label name (training.preprocess.combine_members)."""
-
-    def __init__(self, card: ModelCard, members: Sequence[EmotionModel]):
-        self.card = card
-        self.name = card.name
-        self.classes = list(card.classes)
-        self.members = list(members)
-        self.weights = [m["weight"] for m in card.members]
-
-    def predict_probs(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, len(self.classes)))
-        probs = [m.predict_probs(crops) for m in self.members]
-        return combine_members(probs, [m.classes for m in self.members], self.weights, self.classes)
 
 
 def scores_for(probs: np.ndarray, classes: Sequence[str]) -> list[dict]:
@@ -127,7 +43,7 @@ class ModelRegistry:
     def __init__(self, models_dir: str | Path, default: str | None = None, strict: bool = False):
         self.models_dir = Path(models_dir)
         self.cards = load_cards(self.models_dir, strict=strict)
-        self._models: dict[str, EmotionModel | EnsembleModel] = {}
+        self._models: dict[str, Predictor] = {}
         self._lock = threading.RLock()
         self.default = self._pick_default(default)
 
@@ -166,12 +82,10 @@ class ModelRegistry:
             if name not in self._models:
                 card = self.cards[name]
                 try:
-                    if card.kind == "ensemble":
-                        members = [self.get(m["name"]) for m in card.members]
-                        self._models[name] = EnsembleModel(card, members)
-                    else:
+                    if card.kind == "single":
                         log.info("loading model %s from %s", name, card.model_path)
-                        self._models[name] = EmotionModel(card)
+                    # an ensemble's members are this registry's models, loaded once and shared
+                    self._models[name] = Predictor.from_card(card, member=self.get)
                 except ModelUnavailable:
                     raise
                 except Exception as exc:
@@ -191,6 +105,11 @@ class ModelRegistry:
         model = self.get(name)
         crops = [crop_face(rgb, f["box"]) for f in faces]
         return scores_for(model.predict_probs(crops), model.classes)
+
+
+def get_models() -> ModelRegistry:
+    """The app's model registry (built by `init_app`), flaskr-style like `get_db()`."""
+    return current_app.extensions["models"]
 
 
 def init_app(app) -> ModelRegistry:

@@ -6,7 +6,7 @@ from jinja2 import TemplateNotFound
 
 from .assistant import DISPLAY_NAMES, LABELS, LANGUAGES, SPLIT_NAMES
 from .errors import error_response
-from .pipeline import get_models
+from .emotion import get_models
 
 bp = Blueprint("pages", __name__)
 

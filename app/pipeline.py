@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from flask import current_app
 
 from .emotion import ModelRegistry
 from .faces import FaceDetector
@@ -65,9 +64,3 @@ def analyze(image: np.ndarray, *, detector: FaceDetector, models: ModelRegistry,
     return [FaceResult(face=Face(box=f["box"], confidence=f["confidence"], keypoints=f["keypoints"]),
                        emotion=r["emotion"], scores=r["scores"])
             for f, r in zip(found, scored)]
-
-
-def get_models() -> ModelRegistry:
-    """The app's model registry (built by `app.emotion.init_app`). It lives here, not in app/emotion.py,
-    until that module is rebuilt on the shared model core (issue 10, item 1)."""
-    return current_app.extensions["models"]

@@ -17,7 +17,7 @@ RUNS = REPO / "docs" / "benchmarks" / "finetune_runs.json"
 
 
 def run(args) -> dict:
-    from training.card import read_card
+    from model_core.card import read_card
     from training.evaluate import card_probs
     from training.metrics import classification_metrics
     from training.train import TrainConfig, load_splits

@@ -13,7 +13,7 @@ from .common import REPO
 
 
 def run(args) -> dict:
-    from training.card import metrics_key, read_card
+    from model_core.card import metrics_key, read_card
     from training.evaluate import card_probs
     from training.metrics import classification_metrics
     from training.train import TrainConfig, load_splits

@@ -1,5 +1,6 @@
-"""CPU cost of classifying one face (batch of one) per shipped model: ONNX Runtime (what the app
-serves), and Keras beside it for models that have a Keras file.
+"""CPU cost of classifying one face (batch of one) per shipped model, through the app's predictor
+(`model_core.predictor`): ONNX Runtime (what the app serves), and Keras beside it for models that have a
+Keras file.
 
 CPU milliseconds (process time) are what the live-webcam budget (<= 10 ms per face) is about; wall
 time is shown beside them. The card's test-time augmentation is included (flip = two images).
@@ -18,76 +19,59 @@ def _params_onnx(path) -> int:
                    if t.data_type in (1, 10)))  # float32 / float16 weights
 
 
+KERAS, ONNX = "keras (compiled function)", "onnxruntime (1 thread)"
+
+
 def run(args) -> dict:
-    from training.card import read_card
-    from training.preprocess import predict_with_tta, preprocess_faces
+    """Each single card's cost per face through `model_core.predictor` (the app's path), on every
+    runtime it has: Keras when it has a .keras file, ONNX Runtime when exported."""
+    from model_core.card import load_card
+    from model_core.predictor import Predictor
 
     rows = []
     rng = np.random.default_rng(0)
     face = rng.integers(0, 256, (120, 120, 3), dtype=np.uint8)
     for path in sorted((REPO / "models").glob("*.json")):
-        card = read_card(path)
-        if card.get("kind") == "ensemble":
+        card = load_card(path)
+        if card.kind == "ensemble":
             continue
-        x = preprocess_faces([face], card["input"])
-        tta = card.get("tta", [])
         runtimes, params = {}, None
-        if card["file"].endswith(".keras"):
-            import keras
-            model = keras.models.load_model(REPO / "models" / card["file"], compile=False)
-            runtimes["keras predict_on_batch"] = lambda b, m=model: m.predict_on_batch(b)
-            params = model.count_params()
-        onnx = card.get("onnx_file")
-        if onnx and (REPO / "models" / onnx).exists():
-            import onnxruntime as ort
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = 1
-            sess = ort.InferenceSession(str(REPO / "models" / onnx), so, providers=["CPUExecutionProvider"])
-            name = sess.get_inputs()[0].name
-            runtimes["onnxruntime (1 thread)"] = lambda b, s_=sess, n_=name: s_.run(None, {n_: b})[0]
-            params = params or _params_onnx(REPO / "models" / onnx)
+        if card.file.endswith(".keras"):
+            runtimes[KERAS] = Predictor.from_card(card, runtime="keras")
+            params = runtimes[KERAS].model.count_params()
+        if card.onnx_path is not None and card.onnx_path.exists():
+            runtimes[ONNX] = Predictor.from_card(card, runtime="onnx", threads=1)
+            params = params or _params_onnx(card.onnx_path)
         ref = None
-        for label, fn in runtimes.items():
-            probs = predict_with_tta(fn, x, tta)
+        for label, predictor in runtimes.items():
+            probs = predictor.predict_probs([face])
             ref = probs if ref is None else ref
-            wall, cpu = timed(lambda: predict_with_tta(fn, preprocess_faces([face], card["input"]), tta),
-                              repeat=200)
-            rows.append({"model": card["name"], "runtime": label, "tta": tta, "params": params,
+            wall, cpu = timed(lambda: predictor.predict_probs([face]), repeat=200)
+            rows.append({"model": card.name, "runtime": label, "tta": list(card.tta), "params": params,
                          "cpu_ms": percentiles(cpu), "wall_ms": percentiles(wall),
                          "max_abs_diff_vs_keras": float(np.abs(probs - ref).max()),
-                         "has_keras": "keras predict_on_batch" in runtimes})
+                         "has_keras": KERAS in runtimes})
     _record_in_cards(rows)
     return {"rows": rows, "agreement": _onnx_agreement()}
 
 
 def _onnx_agreement() -> list[dict]:
     """Does ONNX Runtime give the same labels as Keras on each model's whole test split?"""
-    import onnxruntime as ort
-    from training.card import metrics_key, read_card
+    from model_core.card import load_card, metrics_key
+    from model_core.predictor import Predictor
     from training.metrics import classification_metrics
-    from training.train import TrainConfig, load_splits, predict_probs
+    from training.train import TrainConfig, load_splits
 
     out = []
     for path in sorted((REPO / "models").glob("*.json")):
-        card = read_card(path)
-        if card.get("kind") == "ensemble" or not card.get("onnx_file") or not card["file"].endswith(".keras"):
+        card = load_card(path)
+        if card.kind == "ensemble" or not card.onnx_file or not card.file.endswith(".keras"):
             continue  # ONNX-only models have no Keras twin to agree with
-        test = load_splits(TrainConfig(name="bench", scheme=card["label_scheme"]))[0]["PrivateTest"]
-        import keras
-        model = keras.models.load_model(REPO / "models" / card["file"], compile=False)
-        sess = ort.InferenceSession(str(REPO / "models" / card["onnx_file"]), providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-
-        class Onnx:  # what predict_probs needs of a model
-            @staticmethod
-            def predict_on_batch(b):
-                return sess.run(None, {name: b})[0]
-
-        tta = card.get("tta", [])
-        a = predict_probs(model, test.images, card["input"], tta).argmax(1)
-        b = predict_probs(Onnx, test.images, card["input"], tta).argmax(1)
-        acc = lambda p: classification_metrics(test.labels, p, card["classes"])["accuracy"]
-        out.append({"model": card["name"], "split": metrics_key(card["label_scheme"], "PrivateTest"),
+        test = load_splits(TrainConfig(name="bench", scheme=card.label_scheme))[0]["PrivateTest"]
+        a = Predictor.from_card(card, runtime="keras").predict_probs(test.images).argmax(1)
+        b = Predictor.from_card(card, runtime="onnx", threads=0).predict_probs(test.images).argmax(1)
+        acc = lambda p: classification_metrics(test.labels, p, card.classes)["accuracy"]
+        out.append({"model": card.name, "split": metrics_key(card.label_scheme, "PrivateTest"),
                     "n": int(len(a)), "same_label": float((a == b).mean()),
                     "accuracy_keras": acc(a), "accuracy_onnx": acc(b)})
     return out
@@ -95,7 +79,7 @@ def _onnx_agreement() -> list[dict]:
 
 def _record_in_cards(rows) -> None:
     """Write each model's served cost into its card, so /api/models shows it (ensembles: the sum)."""
-    from training.card import read_card, write_card
+    from model_core.card import read_card, write_card
 
     from .common import machine
 

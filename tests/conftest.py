@@ -53,7 +53,7 @@ def app(models_dir):
 @pytest.fixture(scope="session")
 def models(app):
     """The app's model registry, as the app reaches it."""
-    from app.pipeline import get_models
+    from app.emotion import get_models
 
     with app.app_context():
         return get_models()

@@ -1,4 +1,5 @@
 """Training package: rebuilds every model the app serves from FER-2013 / FER+ (`python -m training --help`).
 
-Import light: `training.preprocess` is used by the app and must not pull in Keras.
+Import light: the CLI imports Keras only for the commands that need it. What serving shares with
+training (labels, cards, preprocessing, running a card) lives in `model_core/`.
 """

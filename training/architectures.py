@@ -2,7 +2,7 @@
 
 Every builder has the signature `build(input_shape, num_classes, **options) -> keras.Model` and
 returns a model that ends in a softmax. `ARCHITECTURES` maps the CLI name to the builder and the
-input spec (training/preprocess.py) the model expects; the spec goes into the model card so the
+input spec (model_core/preprocess.py) the model expects; the spec goes into the model card so the
 app feeds the model what it was trained on.
 """
 from __future__ import annotations

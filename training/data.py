@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-FER2013_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+from model_core.labels import FER2013_CLASSES, FERPLUS_CLASSES, SCHEMES  # noqa: F401  (re-exported)
+
 # FER+ vote columns in file order; the first eight are emotions, then "unknown" and "not a face".
 FERPLUS_VOTE_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
                         "contempt", "unknown", "NF"]
-FERPLUS_CLASSES = ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt"]
-SCHEMES = {"fer2013": FER2013_CLASSES, "ferplus": FERPLUS_CLASSES}
 
 # Split names as Kaggle writes them, with the folder-layout aliases people use.
 SPLITS = ("Training", "PublicTest", "PrivateTest")

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .card import DATASETS, metrics_key, read_card, write_card
+from model_core.card import DATASETS, metrics_key, read_card, write_card
+from model_core.preprocess import combine_members
+
 from .evaluate import card_probs
 from .metrics import classification_metrics, format_report
-from .preprocess import combine_members
 from .train import TrainConfig, load_splits
 
 
@@ -45,7 +46,7 @@ def build_ensemble(name: str, member_names: list[str], models_dir: str | Path = 
     scheme = scheme or members[0]["label_scheme"]
     classes = members[0]["classes"] if members[0]["label_scheme"] == scheme else None
     if classes is None:
-        from .data import SCHEMES
+        from model_core.labels import SCHEMES
         classes = SCHEMES[scheme]
     splits, _, _ = load_splits(TrainConfig(name=name, scheme=scheme, data=data))
     val, test = splits["PublicTest"], splits["PrivateTest"]

@@ -5,44 +5,44 @@ from pathlib import Path
 
 import numpy as np
 
-from .card import metrics_key, read_card, write_card
+from model_core.card import load_card, metrics_key, read_card, write_card
+from model_core.predictor import BATCH_SIZE, Predictor, as_card, onnx_forward, predict_batches
+
 from .metrics import classification_metrics, format_report, plot_confusion
-from .preprocess import combine_members
-from .train import TrainConfig, load_splits, predict_probs
+from .train import TrainConfig, load_splits
 
 
-def card_probs(card: dict, images: np.ndarray, models_dir: Path, _cache: dict | None = None):
-    """Probabilities of a card's model (or ensemble) on uint8 faces, with its test-time procedure."""
+class _CachedRun:
+    """A single card's probabilities on one set of images, computed once per cache (by card name), so
+    callers scoring several cards (an ensemble and its members) on the same images run each model once."""
+
+    def __init__(self, card, cache: dict):
+        self.card, self.name, self.classes, self.cache = card, card.name, list(card.classes), cache
+
+    def predict_probs(self, faces, batch_size: int = BATCH_SIZE) -> np.ndarray:
+        if self.name not in self.cache:
+            predictor = Predictor.from_card(self.card, threads=0)  # every core: this is a batch job
+            self.cache[self.name] = predictor.predict_probs(faces, batch_size)
+        return self.cache[self.name]
+
+
+def card_probs(card, images: np.ndarray, models_dir: Path, _cache: dict | None = None):
+    """Probabilities of a card's model (or ensemble) on uint8 faces, through the serving path
+    (`model_core.predictor`): the card's preprocessing and test-time procedure, ONNX when exported.
+    `card` is a card's dict (or a ModelCard); its files and its members' cards lie in `models_dir`."""
     cache = {} if _cache is None else _cache
-    if card.get("kind") == "ensemble":
-        members = [read_card(models_dir / f"{m['name']}.json") for m in card["members"]]
-        probs = [card_probs(m, images, models_dir, cache) for m in members]
-        return combine_members(probs, [m["classes"] for m in members],
-                               [m["weight"] for m in card["members"]], card["classes"])
-    key = card["name"]
-    if key not in cache:
-        if card.get("onnx_file"):
-            cache[key] = onnx_probs(models_dir / card["onnx_file"], images, card["input"], card.get("tta", []))
-        else:
-            import keras
-            model = keras.models.load_model(models_dir / card["file"], compile=False)
-            cache[key] = predict_probs(model, images, card["input"], card.get("tta", []))
-    return cache[key]
+    models_dir = Path(models_dir)
+    card = as_card(card, models_dir)
+    if card.kind == "ensemble":
+        ensemble = Predictor.from_card(
+            card, member=lambda name: _CachedRun(load_card(models_dir / f"{name}.json"), cache))
+        return ensemble.predict_probs(images)
+    return _CachedRun(card, cache).predict_probs(images)
 
 
-def onnx_probs(path: Path, images: np.ndarray, spec: dict, tta, batch_size: int = 256) -> np.ndarray:
-    """Probabilities through ONNX Runtime, preprocessed as the app does (`training.preprocess`)."""
-    import onnxruntime as ort
-
-    from .preprocess import predict_with_tta, preprocess_faces
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = preprocess_faces(images[i:i + batch_size], spec)
-        out.append(predict_with_tta(lambda b: session.run(None, {name: b})[0], x, tta))
-    return np.concatenate(out)
+def onnx_probs(path: Path, images: np.ndarray, spec: dict, tta, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """Probabilities of an ONNX file through ONNX Runtime, preprocessed as the app does."""
+    return predict_batches(onnx_forward(path, threads=0), images, spec, tta, 0, batch_size)
 
 
 def evaluate_card(card_path: str | Path, split: str = "PrivateTest", data: str = "", update: bool = True,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .card import read_card, write_card
+from model_core.card import read_card, write_card
 
 
 def save_onnx(model, path: str | Path) -> Path:

@@ -40,7 +40,7 @@ TARBALL_SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff9
 MEMBERS = {"package/models/faceres.json": "faceres.json", "package/models/faceres.bin": "faceres.bin",
            "package/LICENSE": "LICENSE-human-models"}
 NPZ = "faceres_mobilenet.npz"
-from .preprocess import CAFFE_BGR_MEANS  # noqa: E402  (one definition, shared with serving)
+from model_core.preprocess import CAFFE_BGR_MEANS  # noqa: E402  (one definition, shared with serving)
 ATTRIBUTION = ("Backbone: HSE FaceRes MobileNet-v1, VGGFace2 identity training "
                "(github.com/HSE-asavchenko/HSE_FaceRec_tf, Apache-2.0), packaged in npm "
                f"{NPM_PACKAGE}@{NPM_VERSION} (MIT).")

@@ -7,7 +7,7 @@ no TensorFlow. One command runs on either; the result is served through ONNX Run
 The recipe (measured choices in docs/benchmarks/NOTES.md):
 - input: the 48x48 grey FER face, upsampled to `input_size` (96-224) and replicated into three
   channels, 0-255 minus the caffe BGR means (the scaling FaceRes was trained with). The card's input
-  spec says so (`scale: caffe_bgr`, `source_size: 48`) and `training.preprocess` applies it when
+  spec says so (`scale: caffe_bgr`, `source_size: 48`) and `model_core.preprocess` applies it when
   serving, so a detected face goes through the same 48 px bottleneck the model learnt from.
 - augmentation on the device, per batch: mirror, rotation, zoom, shift, brightness/contrast, random
   erasing; the affine warp and the upsampling are one `grid_sample`.
@@ -485,8 +485,8 @@ def machine_name(device) -> str:
 def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", title: str = "",
          data: str = "", splits=("PublicTest", "PrivateTest"), verbose: bool = True) -> dict:
     """A finished run -> `<out>/<name>.onnx` + card, measured through the serving path (ONNX Runtime,
-    `training.preprocess`) on the named splits. PrivateTest is evaluated here and only here."""
-    from .card import DATASETS, metrics_key, write_card
+    `model_core.preprocess`) on the named splits. PrivateTest is evaluated here and only here."""
+    from model_core.card import DATASETS, metrics_key, write_card
     from .evaluate import card_probs
     from .faceres import ATTRIBUTION
     from .metrics import classification_metrics, format_report

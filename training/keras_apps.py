@@ -2,7 +2,7 @@
 
 Every builder takes our standard input, a face scaled to [0, 1] (spec scale "unit"), grey (1 channel)
 or grey-as-RGB (3 channels), and maps it inside the model to what the backbone's ImageNet weights
-were trained on. So preprocessing stays defined once (training/preprocess.py) and a saved model needs
+were trained on. So preprocessing stays defined once (model_core/preprocess.py) and a saved model needs
 nothing but Keras to run: the input stems are built from stock layers and keras.ops only.
 
 Weights are random by default. Pretrained ImageNet weights come only from a local file the user

@@ -10,7 +10,7 @@ so the FaceRes weights (`training.faceres`) load as they are. Two normalisation 
 - `norm="batch"` (training from scratch): ordinary BatchNorm.
 
 `folded_arrays()` folds either into conv kernels + biases, and `build_onnx()` writes those as a plain
-ONNX graph (NHWC float input as `training.preprocess` makes it, softmax output) with the `onnx`
+ONNX graph (NHWC float input as `model_core.preprocess` makes it, softmax output) with the `onnx`
 helper: no exporter, no TensorFlow, the same graph for every training engine.
 """
 from __future__ import annotations

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from model_core.card import DATASETS, metrics_key, write_card
+from model_core.predictor import predict_batches
+from model_core.preprocess import preprocess_faces
+
 from . import data as fer
 from .augment import augment_batch
 from .balance import balance
-from .card import DATASETS, metrics_key, write_card
 from .clean import clean as clean_split
 from .metrics import classification_metrics, format_report, plot_confusion, plot_history
-from .preprocess import predict_with_tta, preprocess_faces
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -120,11 +122,7 @@ def make_batches(images, targets, batch_size, spec, augment, seed, sample_weight
 
 def predict_probs(model, images, spec, tta, batch_size=256):
     """Probabilities for uint8 faces with the model's test-time procedure (same as the app)."""
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = preprocess_faces(images[i:i + batch_size], spec)
-        out.append(predict_with_tta(lambda b: model.predict_on_batch(b), x, tta))
-    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]))
+    return predict_batches(model.predict_on_batch, images, spec, tta, model.output_shape[-1], batch_size)
 
 
 def _transfer_weights(model, source_path) -> int:

@@ -9,7 +9,7 @@ grey-as-RGB (3 channels). The published weights were trained on Caffe-style inpu
 BGR order minus the mean face colour of the training set (keras_vggface.utils.preprocess_input,
 version 1 for VGG16, version 2 for ResNet-50). The first layer of every model here ("vggface_input")
 does that mapping (x 255, RGB -> BGR, minus the mean), so feed the model what
-training/preprocess.py produces for {"scale": "unit"} and never call keras-vggface's
+model_core/preprocess.py produces for {"scale": "unit"} and never call keras-vggface's
 preprocess_input yourself. A user with 0-255 RGB images divides them by 255 first.
 
 Layer names. Keras 3 forbids "/" in layer names, which the ResNet-50 uses ("conv1/7x7_s2/bn"); ours

@@ -1,5 +1,5 @@
 // What the server says about labels and test splits, rendered into the page by app/pages.py (from
-// app/assistant.py and app/model_card.py), so the page, the spoken replies and the model cards always
+// app/assistant.py and model_core/labels.py), so the page, the spoken replies and the model cards always
 // name them the same way. Nothing here is a copy of a server list.
 import { state } from './state.js';
 

@@ -9,7 +9,7 @@ import pytest
 
 from app.faces import box_iou as iou
 from app.faces import get_detector
-from app.pipeline import get_models
+from app.emotion import get_models
 from app.speech import get_speech
 from tests.app import imagegen as g
 from tests.app.test_speech import wav_stats

@@ -41,7 +41,7 @@ def test_unknown_label_still_gets_a_reply():
 
 
 def test_labels_and_split_names_cover_what_the_cards_use():
-    from app.model_card import SPLITS
+    from model_core.card import SPLITS
 
     assert assistant.LABELS == tuple(LABELS)
     for lang in assistant.LANGUAGES:

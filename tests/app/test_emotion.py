@@ -9,7 +9,7 @@ import pytest
 
 from app.emotion import ModelRegistry, scores_for
 from tests.app import imagegen as g
-from training.preprocess import crop_face, predict_with_tta, preprocess_faces
+from model_core.preprocess import crop_face, predict_with_tta, preprocess_faces
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,7 @@ def test_onnx_runtime_serves_the_same_probabilities_as_keras(tmp_path, single_ca
     """A card naming an ONNX export is served by ONNX Runtime, with Keras' answers."""
     import keras
 
-    from app.emotion import EmotionModel
-    from app.model_card import load_card
+    from model_core.predictor import Predictor
     from training.export import save_onnx
 
     shutil.copy(single_card.model_path, tmp_path / "m.keras")
@@ -59,9 +58,9 @@ def test_onnx_runtime_serves_the_same_probabilities_as_keras(tmp_path, single_ca
     card.update(name="m", file="m.keras", onnx_file="m.onnx")
     save_onnx(keras.models.load_model(tmp_path / "m.keras", compile=False), tmp_path / "m.onnx")
     (tmp_path / "m.json").write_text(json.dumps(card))
-    served = EmotionModel(load_card(tmp_path / "m.json"))
+    served = Predictor.from_card(tmp_path / "m.json")
     assert served.runtime == "onnxruntime"
-    via_keras = EmotionModel(load_card(tmp_path / "m.json"), runtime="keras")
+    via_keras = Predictor.from_card(tmp_path / "m.json", runtime="keras")
     assert via_keras.runtime == "keras"
     a, b = served.predict_probs(crops), via_keras.predict_probs(crops)
     assert a.shape == (3, len(single_card.classes))

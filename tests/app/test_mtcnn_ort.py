@@ -123,14 +123,16 @@ def test_crops_sample_the_box_and_pad_with_grey():
 def test_serving_works_without_tensorflow_installed(models_dir):
     """requirements-serve.txt (the Dockerfile's) has no TensorFlow or Keras. With the ONNX detector and
     ONNX models a worker must answer every shipped model without them: here they are made
-    unimportable, as in that install (~200 MB of RSS instead of ~900, and a start in about a second)."""
+    unimportable, as in that install (~200 MB of RSS instead of ~900, and a start in about a second).
+    The image copies model_core/ but not training/, so training is made unimportable too."""
     code = f"""
 import io, sys
 sys.modules["tensorflow"] = None   # import tensorflow -> ImportError, as if not installed
 sys.modules["keras"] = None
+sys.modules["training"] = None     # the Dockerfile does not copy training/
 from app import create_app
 from app.faces import get_detector
-from app.pipeline import get_models
+from app.emotion import get_models
 from tests.app import imagegen as g
 app = create_app({{"TESTING": True, "WARMUP": "sync", "MODELS_DIR": {str(models_dir)!r}}})
 client = app.test_client()

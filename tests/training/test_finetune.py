@@ -16,7 +16,7 @@ from training import faceres  # noqa: E402
 from training.evaluate import onnx_probs  # noqa: E402
 from training.finetune import FinetuneConfig, augment, finetune, lr_factor, read_pack, ship, upsample, write_pack  # noqa: E402
 from training.mobilenet import MobileNetV1, build_onnx, caffe_input, feature_sizes  # noqa: E402
-from training.preprocess import CAFFE_BGR_MEANS, input_spec, preprocess_faces  # noqa: E402
+from model_core.preprocess import CAFFE_BGR_MEANS, input_spec, preprocess_faces  # noqa: E402
 
 
 def random_backbone(seed: int = 0) -> dict:

@@ -48,7 +48,7 @@ def test_ferplus_card_has_eight_classes_and_ferplus_splits(trained):
 
 
 def test_app_card_loader_accepts_the_exported_cards(trained):
-    from app.model_card import load_cards
+    from model_core.card import load_cards
     out, _ = trained
     cards = load_cards(out)
     names = {c.name for c in (cards.values() if isinstance(cards, dict) else cards)}
@@ -74,7 +74,7 @@ def test_ensemble_card_across_label_schemes(trained, tiny_data):
     assert [m["name"] for m in card["members"]] == ["tiny7", "tiny8"]
     assert sum(m["weight"] for m in card["members"]) == pytest.approx(1.0)
     assert card["metrics"]["fer2013_private"]["samples"] == 21
-    from app.model_card import load_cards
+    from model_core.card import load_cards
     cards = load_cards(out)                      # strict: the app accepts the ensemble and its members
     assert cards["ens"].kind == "ensemble" and [m["name"] for m in cards["ens"].members] == ["tiny7", "tiny8"]
 
@@ -104,7 +104,7 @@ def test_experiment_grid_has_one_command_per_row(capsys):
 
 
 def test_onnx_export_is_named_in_the_card(trained):
-    from app.model_card import load_card
+    from model_core.card import load_card
     out, _ = trained
     assert cli(["export", "--model", str(out / "tiny7.json")]) == 0
     card = load_card(out / "tiny7.json")

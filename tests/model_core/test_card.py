@@ -1,11 +1,11 @@
-"""app.model_card: cards are validated on load, with errors that say which file and what is wrong."""
+"""model_core.card: cards are validated on load, with errors that say which file and what is wrong."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from app.model_card import FIXED_KEYS, CardError, load_cards, parse_card
+from model_core.card import FIXED_KEYS, CardError, load_cards, parse_card
 
 FER = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 FERPLUS = ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt"]

@@ -1,20 +1,23 @@
-"""Model cards: everything the app knows about a model comes from `models/<name>.json` (DESIGN.md, contract 2)."""
+"""Model cards, one schema: `models/<name>.json` is written by training (`write_card`) and read and
+validated by the app (`load_card` / `parse_card`); everything the app knows about a model comes from it
+(ARCHITECTURE.md, contract 2)."""
 from __future__ import annotations
 
 import json
 import logging
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.preprocess import input_spec
+from .labels import DATASETS, SPLIT_KEYS, SPLITS, metrics_key  # noqa: F401  (re-exported)
+from .preprocess import input_spec
 
 log = logging.getLogger(__name__)
 
 FIXED_KEYS = ("name", "classes", "input", "metrics")
-SPLITS = ("fer2013_private", "fer2013_public", "ferplus_test", "ferplus_val")
 KINDS = ("single", "ensemble")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -224,3 +227,20 @@ def load_cards(models_dir: str | Path, strict: bool = True) -> dict[str, ModelCa
                 raise
             for name in bad:
                 cards.pop(name)
+
+
+def write_card(path: str | Path, card: dict) -> Path:
+    """Validate a card as the app will (`parse_card`), then write its JSON atomically, so a server
+    reading `models/` never sees half a card, nor one it would refuse."""
+    path = Path(path)
+    parse_card(card, where=str(path), path=path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_card(path: str | Path) -> dict:
+    """A card's JSON as a dict, unvalidated (training edits and rewrites it; `load_card` validates)."""
+    return json.loads(Path(path).read_text())

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.preprocess import combine_members, crop_face, predict_with_tta, preprocess_faces
+from model_core.preprocess import combine_members, crop_face, predict_with_tta, preprocess_faces
 
 
 def test_grey_and_rgb_faces_become_the_same_unit_scaled_batch():

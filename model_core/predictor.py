@@ -1,0 +1,167 @@
+"""Run any model card: `Predictor.from_card(card)` -> `.predict_probs(faces)`.
+
+The one place where face crops become class probabilities, for the app, training's evaluation and the
+benchmarks alike: `preprocess_faces(card input)` -> `predict_with_tta(card tta)`, in batches.
+
+- A single model runs on ONNX Runtime when its card names an exported `onnx_file` (same probabilities
+  within float rounding, checked by tests/app/test_emotion.py), else on Keras through a compiled
+  function (not `model.predict`, whose per-call set-up costs more than a small CNN's forward pass).
+  Keras is imported only then.
+- An ensemble runs its members (each with its own card's input and TTA) and votes by label name
+  (`combine_members`).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .card import ModelCard, load_card, parse_card
+from .preprocess import combine_members, predict_with_tta, preprocess_faces
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 256
+RUNTIMES = ("auto", "onnx", "keras")
+
+
+def predict_batches(forward: Callable[[np.ndarray], np.ndarray], faces, spec: Mapping, tta: Sequence[str],
+                    n_classes: int, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """(N, n_classes) probabilities for N uint8 faces through `forward`, with the card's preprocessing
+    and test-time procedure, `batch_size` faces at a time."""
+    out = []
+    for i in range(0, len(faces), batch_size):
+        batch = preprocess_faces(faces[i:i + batch_size], spec)
+        out.append(predict_with_tta(forward, batch, tta))
+    return np.concatenate(out) if out else np.zeros((0, n_classes))
+
+
+def keras_forward(model, spec: Mapping):
+    """A fast inference function for a Keras model; a traced tf.function under TensorFlow."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        signature = [tf.TensorSpec([None, spec["size"], spec["size"], spec["channels"]], tf.float32)]
+        fn = tf.function(lambda x: model(x, training=False), input_signature=signature,
+                         reduce_retracing=True)
+        return lambda batch: fn(tf.convert_to_tensor(batch)).numpy()
+    return lambda batch: keras.ops.convert_to_numpy(model(batch, training=False))
+
+
+def onnx_forward(path: str | Path, threads: int = 1):
+    """ONNX Runtime session for an exported model: a small CNN's forward pass in ~2 ms of CPU, several
+    times less than TensorFlow's per-call overhead (docs/BENCHMARKS.md, classifier cost per face).
+    threads=1 for serving (gunicorn runs one worker per core); 0 lets ONNX Runtime use every core."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda batch: session.run(None, {name: np.ascontiguousarray(batch, np.float32)})[0]
+
+
+def as_card(card: ModelCard | Mapping | str | Path, models_dir: str | Path | None = None) -> ModelCard:
+    """A validated ModelCard from a ModelCard, a card file, or a card's dict (whose files lie in
+    `models_dir`)."""
+    if isinstance(card, ModelCard):
+        return card
+    if isinstance(card, (str, Path)):
+        return load_card(card)
+    path = None if models_dir is None else Path(models_dir) / f"{card.get('name')}.json"
+    return parse_card(dict(card), where=str(path or card.get("name")), path=path)
+
+
+class Predictor:
+    """Class probabilities for face crops from one card; build one with `Predictor.from_card`."""
+
+    card: ModelCard
+    runtime: str
+
+    def __init__(self, card: ModelCard):
+        self.card = card
+        self.name = card.name
+        self.classes = list(card.classes)
+
+    @classmethod
+    def from_card(cls, card: ModelCard | Mapping | str | Path, *, models_dir: str | Path | None = None,
+                  runtime: str = "auto", threads: int = 1, model=None,
+                  member: Callable[[str], "Predictor"] | None = None) -> "Predictor":
+        """The predictor a card describes.
+
+        card: a ModelCard, a card's JSON path, or a card's dict (files in `models_dir`).
+        runtime: "auto" (ONNX when exported, else Keras), "onnx" or "keras"; threads: ONNX Runtime's.
+        model: an already loaded Keras model for a single card.
+        member: name -> Predictor for an ensemble's members (the app shares loaded ones); by default
+        each member is built from `<name>.json` beside the ensemble's card.
+        """
+        card = as_card(card, models_dir)
+        if card.kind == "ensemble":
+            if member is None:
+                folder = Path(models_dir) if models_dir is not None else (card.path.parent if card.path else Path("."))
+
+                def member(name):
+                    return cls.from_card(folder / f"{name}.json", runtime=runtime, threads=threads)
+            return EnsemblePredictor(card, [member(m["name"]) for m in card.members])
+        return SinglePredictor(card, model=model, runtime=runtime, threads=threads)
+
+    def predict_probs(self, faces: Sequence[np.ndarray], batch_size: int = BATCH_SIZE) -> np.ndarray:
+        """(N, classes) probabilities for N face crops (uint8, any size, grey or RGB)."""
+        raise NotImplementedError
+
+
+class SinglePredictor(Predictor):
+    """One trained network and its card, on ONNX Runtime or Keras."""
+
+    def __init__(self, card: ModelCard, model=None, runtime: str = "auto", threads: int = 1):
+        super().__init__(card)
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+        onnx_path = card.onnx_path
+        if model is None and runtime in ("auto", "onnx") and onnx_path is not None and onnx_path.exists():
+            try:
+                self.model, self.runtime = None, "onnxruntime"
+                self._forward = onnx_forward(onnx_path, threads)
+                self.predict_probs(np.zeros((1, 8, 8), np.uint8))
+                return
+            except Exception:
+                if runtime == "onnx":
+                    raise
+                log.exception("model %s: ONNX file %s failed to load; using Keras", card.name, onnx_path)
+        self.runtime = "keras"
+        if model is None:
+            import keras
+
+            model = keras.models.load_model(card.model_path, compile=False)
+        out = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
+        if out is not None and out != len(self.classes):
+            raise ValueError(f"model {card.name}: {out} outputs but the card lists {len(self.classes)} classes")
+        self.model = model
+        self._forward = keras_forward(model, card.input)
+        self.predict_probs(np.zeros((1, 8, 8), np.uint8))  # trace now, not in the first request
+
+    def predict_probs(self, faces: Sequence[np.ndarray], batch_size: int = BATCH_SIZE) -> np.ndarray:
+        return predict_batches(self._forward, faces, self.card.input, self.card.tta, len(self.classes),
+                               batch_size)
+
+
+class EnsemblePredictor(Predictor):
+    """A weighted vote of single models, matched by label name (`combine_members`)."""
+
+    runtime = "ensemble"
+
+    def __init__(self, card: ModelCard, members: Sequence[Predictor]):
+        super().__init__(card)
+        self.members = list(members)
+        self.weights = [m["weight"] for m in card.members]
+
+    def predict_probs(self, faces: Sequence[np.ndarray], batch_size: int = BATCH_SIZE) -> np.ndarray:
+        if len(faces) == 0:
+            return np.zeros((0, len(self.classes)))
+        probs = [m.predict_probs(faces, batch_size) for m in self.members]
+        return combine_members(probs, [m.classes for m in self.members], self.weights, self.classes)
