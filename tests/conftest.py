@@ -7,8 +7,14 @@ model, so it is built once per session.
 """
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +27,46 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def gunicorn_bin() -> Path:
+    here = Path(sys.executable).parent / "gunicorn"
+    return here if here.exists() else Path(shutil.which("gunicorn") or "gunicorn")
+
+
+def start_gunicorn(log_path: Path, workers: int = 2, warmup: str = "sync",
+                   loglevel: str = "info") -> tuple[subprocess.Popen, int]:
+    """The README's gunicorn (gunicorn.conf.py) on a free loopback port, serving the test models;
+    its output goes to `log_path`. Skips when there is no model or no gunicorn."""
+    import pytest
+
+    models = models_dir_for_tests()
+    if not any(models.glob("*.json")):
+        pytest.skip("no model card to serve")
+    if not gunicorn_bin().exists():
+        pytest.skip("gunicorn is not installed")
+    port = free_port()
+    env = dict(os.environ, WEB_CONCURRENCY=str(workers), EMOTION_MODELS_DIR=str(models), EMOTION_WARMUP=warmup,
+               GUNICORN_LOGLEVEL=loglevel, PYTHONUNBUFFERED="1")
+    env.pop("PORT", None)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(gunicorn_bin()), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, port
+
+
+def post_photo(port: int, photo: bytes, timeout: float = 30) -> tuple[int, dict]:
+    """POST a JPEG as multipart `image` to /api/predict on a loopback port: (status, JSON reply)."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + photo + f"\r\n--{boundary}--\r\n".encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("POST", "/api/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
 
 
 def models_dir_for_tests() -> Path:

@@ -7,10 +7,8 @@ benchmark: the p95 bound is generous because CI machines are small and busy.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.app import imagegen as g
-from tests.conftest import ROOT, free_port, models_dir_for_tests
+from tests.conftest import start_gunicorn
 
 requests = pytest.importorskip("requests")
 
@@ -36,28 +34,10 @@ def webcam_frame() -> bytes:
     return g.jpeg(big[:480], quality=85)
 
 
-def gunicorn_bin() -> Path:
-    here = Path(sys.executable).parent / "gunicorn"
-    return here if here.exists() else Path(shutil.which("gunicorn") or "gunicorn")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    models = models_dir_for_tests()
-    if not any(models.glob("*.json")):
-        pytest.skip("no model card to serve")
-    if not gunicorn_bin().exists():
-        pytest.skip("gunicorn is not installed")
-    port = free_port()
     log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    env = dict(os.environ, WEB_CONCURRENCY="2", EMOTION_MODELS_DIR=str(models), EMOTION_WARMUP="background",
-               GUNICORN_LOGLEVEL="warning", PYTHONUNBUFFERED="1")
-    env.pop("PORT", None)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(gunicorn_bin()), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
-             "wsgi:app"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc, port = start_gunicorn(log_path, workers=2, warmup="background", loglevel="warning")
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_ready(proc, base, log_path)

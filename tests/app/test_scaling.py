@@ -15,13 +15,12 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 
 import pytest
 
 from tests.app.imagegen import astronaut, jpeg
 from tests.app.test_server import NGINX, _answers, render_nginx, start_gunicorn, stop
-from tests.conftest import free_port
+from tests.conftest import free_port, post_photo
 
 INSTANCES = 3
 
@@ -82,18 +81,9 @@ def _health_pid(port: int) -> int:
 
 
 def _predict(port: int, photo: bytes) -> dict:
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + photo + f"\r\n--{boundary}--\r\n".encode()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("POST", "/api/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        resp = conn.getresponse()
-        data = resp.read()
-        assert resp.status == 200, (resp.status, data[:300])
-        return json.loads(data)
-    finally:
-        conn.close()
+    status, reply = post_photo(port, photo)
+    assert status == 200, (status, reply)
+    return reply
 
 
 def _worker_pids(apps) -> dict[int, int]:

@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 
 from app.security import SECURITY_HEADERS
-from tests.app.test_load import gunicorn_bin
-from tests.conftest import ROOT, free_port, models_dir_for_tests
+from tests.conftest import ROOT, free_port, start_gunicorn
 
 TEMPLATE = ROOT / "deploy" / "nginx" / "emotion.conf.template"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -40,22 +39,6 @@ def _answers(port: int, path: str = "/api/health") -> bool:
         return ok
     except OSError:
         return False
-
-
-def start_gunicorn(log_path: Path, workers: int = 2, warmup: str = "sync") -> tuple[subprocess.Popen, int]:
-    models = models_dir_for_tests()
-    if not any(models.glob("*.json")):
-        pytest.skip("no model card to serve")
-    if not gunicorn_bin().exists():
-        pytest.skip("gunicorn is not installed")
-    port = free_port()
-    env = dict(os.environ, WEB_CONCURRENCY=str(workers), EMOTION_MODELS_DIR=str(models), EMOTION_WARMUP=warmup,
-               GUNICORN_LOGLEVEL="info", PYTHONUNBUFFERED="1")
-    env.pop("PORT", None)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([str(gunicorn_bin()), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    return proc, port
 
 
 def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> int:

@@ -12,7 +12,6 @@ Containers publish on 127.0.0.1 only; every wait is bounded; everything started 
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ import uuid
 import pytest
 
 from tests.app.imagegen import astronaut, jpeg
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, post_photo
 
 PODMAN = shutil.which("podman")
 COMPOSE = shutil.which("podman-compose")
@@ -45,19 +44,6 @@ def check(cmd, timeout, **kw):
     res = run(cmd, timeout, **kw)
     assert res.returncode == 0, f"{' '.join(map(str, cmd))} -> {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return res
-
-
-def post_photo(port: int, photo: bytes) -> tuple[int, dict]:
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + photo + f"\r\n--{boundary}--\r\n".encode()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("POST", "/api/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        resp = conn.getresponse()
-        return resp.status, json.loads(resp.read())
-    finally:
-        conn.close()
 
 
 def wait_health(port: int, seconds: float = 120) -> None:
