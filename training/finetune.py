@@ -505,7 +505,7 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
     pretrained = cfg["init"] == "faceres"
     card = {
         "name": name,
-        "title": title or (f"MobileNet-v1 {'FaceRes-pretrained' if pretrained else 'from scratch'}, "
+        "title": title or cfg.get("title") or (f"MobileNet-v1 {'FaceRes-pretrained' if pretrained else 'from scratch'}, "
                            f"{cfg['input_size']} px, {'FER+ 8' if scheme == 'ferplus' else 'FER-2013 7'} classes"),
         "kind": "single",
         "file": onnx_path.name,

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # One lease on a lent GPU machine (PyTorch there, no TensorFlow): the FaceRes fine-tunes and their
 # ablations, all at once on the one GPU, each inside a time budget (training/finetune.py chooses its
-# epochs from a timed probe and stops at a hard deadline). Weights (float16) and every run's summary
+# epochs from a timed probe and runs its schedule on the clock). Weights (float16) and every run's summary
 # come back through $OUT; shipping (ONNX, cards, PrivateTest) happens on the CPU machine:
 #   python -m training ship --run-dir <folder with weights.npz + summary.json>
 #
 # Prepare on the CPU machine (ignored folder, 41 MB, carried to the device):
 #   python -m training pack --out cache/device/fer_pack --train-quality 95
-#   python -m training faceres && python -c "…"   # fp16 copy of the npz: cache/device/faceres_mobilenet_f16.npz
+#   python -m training faceres --f16-copy cache/device/faceres_mobilenet_f16.npz
 # Run there:  bash training/gpu_sweep.sh BUDGET_SECONDS
 set -u
 BUDGET=${1:-420}
