@@ -103,7 +103,7 @@ class ModelRegistry:
     def classify(self, rgb: np.ndarray, faces: Sequence[dict], name: str | None = None) -> list[dict]:
         """Emotion and scores for each detected face of one image, in one batch."""
         model = self.get(name)
-        crops = [crop_face(rgb, f["box"]) for f in faces]
+        crops = [crop_face(rgb, f["box"], keypoints=f.get("keypoints")) for f in faces]
         return scores_for(model.predict_probs(crops), model.classes)
 
 

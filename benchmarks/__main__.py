@@ -1,4 +1,4 @@
-"""python -m benchmarks [accuracy|ablation|classifier|detector|api|load|soak|peers|all|report]
+"""python -m benchmarks [accuracy|ablation|classifier|detector|tilt|api|load|soak|peers|all|report]
 
 Runs the named benchmarks (default: all), saves each result under docs/benchmarks/, then rewrites
 docs/BENCHMARKS.md from every saved result.
@@ -16,6 +16,7 @@ ORDER = [
     ("ablation", "Ablation on the validation split"),
     ("classifier", "Classifier cost per face"),
     ("detector", "Face detection: ONNX Runtime MTCNN against the mtcnn package"),
+    ("tilt", "Tilted heads: the crop turned upright from the eyes"),
     ("api", "End-to-end /api/predict latency"),
     ("load", "Throughput under load (gunicorn)"),
     ("soak", "Soak test: memory under a long load"),
@@ -52,8 +53,9 @@ def report() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", default=["all"], help="accuracy ablation classifier detector api load soak peers all report (peers needs bash benchmarks/setup_peers.sh first)")
+    p.add_argument("names", nargs="*", default=["all"], help="accuracy ablation classifier detector tilt api load soak peers all report (peers needs bash benchmarks/setup_peers.sh first)")
     p.add_argument("--frames", type=int, default=200, help="test frames (detector)")
+    p.add_argument("--tilt-faces", type=int, default=600, help="faces per angle (tilt)")
     p.add_argument("--requests", type=int, default=60, help="requests per case (api)")
     p.add_argument("--duration", type=int, default=60, help="seconds of load (load)")
     p.add_argument("--soak-duration", type=int, default=600, help="seconds of load (soak)")

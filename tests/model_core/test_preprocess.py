@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from model_core.preprocess import combine_members, crop_face, predict_with_tta, preprocess_faces
+from model_core.preprocess import (ALIGN_MIN_DEGREES, combine_members, crop_face, eye_roll, predict_with_tta,
+                                   preprocess_faces)
 
 
 def test_grey_and_rgb_faces_become_the_same_unit_scaled_batch():
@@ -37,6 +38,53 @@ def test_crop_face_is_square_with_margin_and_padded_at_edges():
     assert edge.shape == (40, 40, 3)
     with pytest.raises(ValueError, match="outside"):
         crop_face(img, [500, 500, 10, 10])
+
+
+def _face_scene(angle: float):
+    """A 200x200 grey scene with an asymmetric 'face' (eyes, a mouth off to one side) turned by `angle`
+    degrees counter-clockwise about (100, 100), and where its eyes went."""
+    import cv2
+    img = np.full((200, 200), 90, np.uint8)
+    cv2.circle(img, (80, 85), 8, 255, -1)
+    cv2.circle(img, (120, 85), 8, 255, -1)
+    cv2.rectangle(img, (85, 125), (125, 135), 20, -1)
+    m = cv2.getRotationMatrix2D((100, 100), angle, 1.0)
+    turned = cv2.warpAffine(img, m, (200, 200), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    eyes = [(m @ np.array([x, y, 1.0])).tolist() for x, y in ((80, 85), (120, 85))]
+    return np.repeat(turned[..., None], 3, axis=2), {"left_eye": eyes[0], "right_eye": eyes[1]}
+
+
+def test_eye_roll_reads_the_tilt_whichever_eye_is_called_left():
+    assert eye_roll({"left_eye": [10, 10], "right_eye": [20, 20]}) == pytest.approx(45.0)
+    assert eye_roll({"left_eye": [20, 20], "right_eye": [10, 10]}) == pytest.approx(45.0)
+    assert eye_roll({"left_eye": [10, 20], "right_eye": [30, 20]}) == pytest.approx(0.0)
+    assert eye_roll({"nose": [1, 2]}) is None and eye_roll(None) is None
+    assert eye_roll({"left_eye": [5, 5], "right_eye": [5, 9]}) is None  # no horizontal extent
+
+
+@pytest.mark.parametrize("angle", [-30, -12, 20, 35])
+def test_a_tilted_face_is_cropped_upright(angle):
+    upright, eyes0 = _face_scene(0)
+    tilted, eyes = _face_scene(angle)
+    assert eye_roll(eyes) == pytest.approx(-angle, abs=0.01)  # counter-clockwise: the right eye rises
+    box = [50, 50, 100, 100]
+    ref = crop_face(upright, box, keypoints=eyes0).astype(float)
+    aligned = crop_face(tilted, box, keypoints=eyes).astype(float)
+    plain = crop_face(tilted, box).astype(float)
+    assert aligned.shape == ref.shape == plain.shape == (110, 110, 3)
+    inner = (slice(15, 95), slice(15, 95))  # away from the replicated borders
+    err_aligned = np.abs(aligned[inner] - ref[inner]).mean()
+    err_plain = np.abs(plain[inner] - ref[inner]).mean()
+    assert err_aligned < 3.0 and err_plain > 4 * err_aligned
+
+
+def test_a_face_within_the_training_tilt_is_not_resampled():
+    tilted, eyes = _face_scene(ALIGN_MIN_DEGREES / 2)
+    np.testing.assert_array_equal(crop_face(tilted, [50, 50, 100, 100], keypoints=eyes),
+                                  crop_face(tilted, [50, 50, 100, 100]))
+    far, eyes = _face_scene(80)  # eyes nearly vertical: a profile or a wrong landmark, left alone
+    np.testing.assert_array_equal(crop_face(far, [50, 50, 100, 100], keypoints=eyes),
+                                  crop_face(far, [50, 50, 100, 100]))
 
 
 def test_flip_tta_averages_a_face_and_its_mirror():
