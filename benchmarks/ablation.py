@@ -52,8 +52,11 @@ def run(args) -> dict:
 
 
 def _run_label(name: str, r: dict) -> str:
+    start = {"faceres": "FaceRes", "faceres-deep": "FaceRes-deep"}.get(r["init"], r["init"])
     how = ("from scratch (BatchNorm)" if r["init"] == "scratch" else
-           "FaceRes, frozen backbone (head only)" if r["freeze"] else "FaceRes, fine-tuned")
+           f"{start}, frozen backbone (head only)" if r["freeze"] else f"{start}, fine-tuned")
+    if r.get("freeze_groups"):
+        how += f" (conv1-block {r['freeze_groups'] - 1} fixed)"
     target = "vote distribution" if r["targets"] == "soft" else "hard labels"
     return f"`{name}`: {r['input_size']} px, {how}, {target}, seed {r['seed']}"
 
@@ -63,8 +66,9 @@ def markdown(res: dict) -> str:
     runs = res.get("runs") or {}
     if runs:
         lines += ["Training runs (MobileNet-v1; best epoch on the validation split, flip TTA, measured on the "
-                  "training machine; wall-clock budgets on one shared GPU: 470 s with eight runs at once, or "
-                  "270 s with four, so epochs differ by input size and run):", "",
+                  "training machine; the GPU runs had wall-clock budgets on one shared H200: 470 s with eight "
+                  "runs at once, or 270 s with four, so epochs differ by input size and run; the CPU run had "
+                  "the 2-core development machine to itself, nearly):", "",
                   "| run | split | accuracy | epochs (best / run) | train time |", "|---|---|---|---|---|"]
         order = sorted(runs.items(), key=lambda kv: (kv[1]["scheme"], kv[1]["input_size"], kv[1]["init"],
                                                      kv[1]["freeze"], kv[1]["seed"]))
