@@ -53,8 +53,7 @@ def run(args) -> dict:
     det = FaceDetector()
     det.load()
     models = ModelRegistry("models")
-    model = models.get()
-    classes = list(model.classes)
+    classes = list(models.get().classes)
     rows = []
     for angle in ANGLES:
         rng = np.random.default_rng(angle)
@@ -68,8 +67,7 @@ def run(args) -> dict:
             d = max(dets, key=lambda d: iou(d["box"], truth))
             found += 1
             for how, dd in (("aligned", d), ("not_aligned", {**d, "keypoints": None})):
-                scores = models.classify(frame, [dd])[0]["scores"]
-                right[how] += int(classes.index(max(scores, key=scores.get)) == label)
+                right[how] += int(classes.index(models.classify(frame, [dd])[0]["emotion"]) == label)
         rows.append({"angle": angle, "faces": len(faces), "found": found,
                      **{f"accuracy_{k}": round(v / max(found, 1), 4) for k, v in right.items()}})
     return {"model": models.default, "faces": len(faces), "face_px": FACE, "frame_px": FRAME, "rows": rows}

@@ -85,7 +85,7 @@ def crop_face(image: np.ndarray, box: Sequence[float], margin: float = FACE_MARG
     x0, y0 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
     s = max(1, int(round(side)))
     ih, iw = image.shape[:2]
-    if not (x < iw and y < ih and x + w > 0 and y + h > 0):
+    if not (x0 < iw and y0 < ih and x0 + s > 0 and y0 + s > 0):
         raise ValueError(f"face box {list(box)} lies outside the {iw}x{ih} image")
     roll = eye_roll(keypoints) if keypoints else None
     if roll is not None and ALIGN_MIN_DEGREES <= abs(roll) <= ALIGN_MAX_DEGREES:
@@ -96,8 +96,6 @@ def crop_face(image: np.ndarray, box: Sequence[float], margin: float = FACE_MARG
     pad_l, pad_t = max(0, -x0), max(0, -y0)
     pad_r, pad_b = max(0, x0 + s - iw), max(0, y0 + s - ih)
     crop = image[max(0, y0):min(ih, y0 + s), max(0, x0):min(iw, x0 + s)]
-    if crop.size == 0:
-        raise ValueError(f"face box {list(box)} lies outside the {iw}x{ih} image")
     if pad_l or pad_t or pad_r or pad_b:
         crop = cv2.copyMakeBorder(crop, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
     return crop
