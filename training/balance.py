@@ -3,7 +3,8 @@
 Resamplers return a new training set; `class_weights` leaves the data alone and returns per-class
 loss weights for `model.fit`. SMOTE and ADASYN synthesise images by interpolating between
 neighbouring images of a class (imbalanced-learn on the flattened pixels); their synthetic rows get
-one-hot targets, since interpolating FER+ vote distributions is not meaningful.
+one-hot targets, since interpolating FER+ vote distributions is not meaningful. Float rows (a
+network's features, `training.heads`) are interpolated as they are; uint8 images stay uint8.
 """
 from __future__ import annotations
 
@@ -56,7 +57,10 @@ def balance(images: np.ndarray, labels: np.ndarray, method: str, soft: np.ndarra
         raise ValueError(f"{method} cannot balance this data: {e}") from None
     # imbalanced-learn keeps the originals first, then appends the synthetic rows.
     n = len(images)
-    x_new = np.clip(np.rint(x_res[n:]), 0, 255).astype(np.uint8).reshape((-1,) + images.shape[1:])
+    x_new = x_res[n:]
+    if images.dtype == np.uint8:
+        x_new = np.clip(np.rint(x_new), 0, 255).astype(np.uint8)
+    x_new = x_new.astype(images.dtype).reshape((-1,) + images.shape[1:])
     out_images = np.concatenate([images, x_new])
     out_labels = np.asarray(y_res, np.int64)
     out_soft = None

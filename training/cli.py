@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
+from pathlib import Path
 
 from .balance import METHODS
+from .heads import METHODS as HEAD_METHODS
 from .data import SCHEMES, SPLITS, DataError, default_data_dir
 
 EPILOG = """examples:
@@ -153,6 +156,16 @@ def main(argv=None) -> int:
     p_ship.add_argument("--out-dir", default="models")
     p_ship.add_argument("--data", default="")
 
+    p_heads = sub.add_parser("heads", help="refit a FER+ model's last layer: balancing methods, calibration, "
+                                           "confidence rule (selected on FER+ val); --ship writes the chosen one")
+    p_heads.add_argument("--card", required=True, help="a FER+ MobileNet card, e.g. models/ferplus_mobilenet.json")
+    p_heads.add_argument("--methods", default=",".join(HEAD_METHODS), help="comma list of " + ", ".join(HEAD_METHODS))
+    p_heads.add_argument("--ship", default="", metavar="NAME", help="write models/NAME.onnx + card with the chosen head")
+    p_heads.add_argument("--title", default="")
+    p_heads.add_argument("--title-vi", default="")
+    p_heads.add_argument("--report", default="", help="also save the report (JSON) here")
+    p_heads.add_argument("--data", default="")
+
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
@@ -227,6 +240,17 @@ def _dispatch(args) -> int:
         from .finetune import ship
         card = ship(args.run_dir, args.out_dir, args.name, args.title, args.data)
         print(f"wrote {args.out_dir}/{card['name']}.onnx and .json")
+    elif args.command == "heads":
+        from .heads import refit, save_report, ship_head, table
+        report = refit(args.card, [m for m in args.methods.split(",") if m], data_dir=args.data or None)
+        print(table(report))
+        print(json.dumps({k: report[k] for k in ("selection", "calibration", "confidence")}, indent=1))
+        if args.report:
+            save_report(report, Path(args.report))
+        if args.ship:
+            card = ship_head(args.card, report, args.ship, title=args.title,
+                             titles={"vi": args.title_vi} if args.title_vi else None)
+            print(f"wrote {Path(args.card).parent / (card['name'] + '.onnx')} and its card")
     elif args.command == "export":
         from .export import export_onnx
         print(f"wrote {export_onnx(args.model)}")

@@ -47,6 +47,8 @@ class FinetuneConfig:
     targets: str = "hard"              # hard | soft (FER+ vote distribution)
     input_size: int = 160
     init: str = "faceres"              # pretrained checkpoint: faceres | faceres-deep; or scratch
+    init_from: str = ""                # or start from a trained MobileNet: a shipped .onnx (head included,
+                                       # same classes) or a run's weights.npz; `init` then names its lineage
     freeze: bool = False               # train the head only (frozen backbone)
     freeze_groups: int = 0             # keep conv1 and blocks 1..K-1 fixed (K groups): on a CPU their
                                        # backward pass is skipped (96 px: 71 -> 102 images/s here)
@@ -79,7 +81,7 @@ class FinetuneConfig:
 
 
 # Fields that must match to resume a checkpoint (others, like the device, may change).
-RESUME_KEYS = ("scheme", "targets", "input_size", "init", "freeze", "freeze_groups", "batch_size", "lr",
+RESUME_KEYS = ("scheme", "targets", "input_size", "init", "init_from", "freeze", "freeze_groups", "batch_size", "lr",
                "layer_decay", "weight_decay", "label_smoothing", "dropout", "seed", "clean", "limit")
 
 
@@ -255,13 +257,30 @@ def build_model(cfg: FinetuneConfig, num_classes: int):
     if cfg.init != "scratch" and cfg.init not in CHECKPOINTS:
         raise ValueError(f"--init must be one of {sorted(CHECKPOINTS)} or scratch, got {cfg.init!r}")
     pretrained = cfg.init != "scratch"
-    model = MobileNetV1(num_classes, norm="affine" if pretrained else "batch", dropout=cfg.dropout)
-    if pretrained:
+    model = MobileNetV1(num_classes, norm="affine" if pretrained or cfg.init_from else "batch", dropout=cfg.dropout)
+    if cfg.init_from:
+        arrays = load_trained_arrays(cfg.init_from)
+        if arrays["head.bias"].shape[0] != num_classes:
+            raise ValueError(f"{cfg.init_from}: {arrays['head.bias'].shape[0]} classes, the scheme has {num_classes}")
+        model.load_arrays(arrays)
+    elif pretrained:
         path = Path(cfg.faceres) if cfg.faceres else default_npz(cfg.init, cfg.weights_dir or None)
         if not path.exists():
             raise FileNotFoundError(f"{path}: FaceRes weights not found; run `python -m training faceres` first")
         model.load_arrays(dict(np.load(path)))
     return model
+
+
+def load_trained_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Folded float32 arrays of a trained MobileNet: a shipped `.onnx` or a run's `weights.npz`."""
+    from .mobilenet import arrays_from_onnx
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model to start from")
+    if path.suffix == ".onnx":
+        return arrays_from_onnx(path)
+    return {k: np.asarray(v, np.float32) for k, v in np.load(path).items()}
 
 
 def native_bf16(device, cpuinfo: str | None = None) -> bool:

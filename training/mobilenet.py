@@ -233,3 +233,28 @@ def build_onnx(arrays: dict[str, np.ndarray], size: int, path: str | Path | None
     if path is not None:
         onnx.save(model, str(path))
     return model
+
+
+def arrays_from_onnx(path: str | Path) -> dict[str, np.ndarray]:
+    """The folded arrays (`folded_arrays()` layout, float32) back from a graph `build_onnx` wrote:
+    a shipped model becomes a starting point again (`finetune --init-from`) or a feature extractor."""
+    import onnx
+    from onnx import numpy_helper
+
+    raw = {}
+    for t in onnx.load(str(path)).graph.initializer:
+        name = t.name[:-4] if t.name.endswith(".f16") else t.name
+        raw[name] = numpy_helper.to_array(t).astype(np.float32)
+    if "head.w" not in raw or "conv1.w" not in raw:
+        raise ValueError(f"{path}: not a MobileNet graph written by training.mobilenet.build_onnx")
+    out = {}
+    for key, w in raw.items():
+        unit, part = key.rsplit(".", 1)
+        if part == "b":
+            out[f"{unit}.bias"] = w
+        elif part == "w" and unit == "head":
+            out["head.kernel"] = w
+        elif part == "w":
+            # build_onnx wrote OIHW: depthwise (C, 1, 3, 3) from (3, 3, C, 1), others from HWIO
+            out[f"{unit}.kernel"] = w.transpose(2, 3, 0, 1) if unit.startswith("dw") else w.transpose(2, 3, 1, 0)
+    return {k: np.ascontiguousarray(v) for k, v in out.items()}
