@@ -107,7 +107,8 @@ def _reply_payload(reply: assistant.Reply, speak: bool) -> tuple[dict, float]:
     t0 = time.perf_counter()
     key = get_speech().speak(reply) if speak else None
     payload = {"id": reply.id, "text": reply.text, "lang": reply.lang, "emotion": reply.emotion,
-               "display": reply.display, "audio_url": url_for("api.audio", key=key) if key else None}
+               "display": reply.display, "hedged": reply.hedged,
+               "audio_url": url_for("api.audio", key=key) if key else None}
     return payload, (time.perf_counter() - t0) if speak else 0.0
 
 
@@ -143,10 +144,10 @@ def _parse_predict(timings: dict[str, float]) -> PredictRequest:
                           min_face=min_face)
 
 
-def _face_json(result: FaceResult, lang: str) -> dict:
+def _face_json(result: FaceResult, lang: str, confident: bool) -> dict:
     return {"box": result.face.box, "confidence": result.face.confidence, "emotion": result.emotion,
             "display": assistant.display_name(result.emotion, lang), "scores": result.scores,
-            "keypoints": result.face.keypoints}
+            "confident": confident, "keypoints": result.face.keypoints}
 
 
 @bp.post("/predict")
@@ -160,19 +161,37 @@ def predict():
                           min_face=ask.min_face, timings=timings)
     except ModelUnavailable as exc:
         raise ApiError(503, "model_unavailable", str(exc)) from None
-    # Faces come largest first, so the first face is the one the assistant answers.
+    # Faces come largest first, so the first face is the one the assistant answers; it hedges when the
+    # model's scores for that face fail its card's confidence rule.
+    card = get_models().cards[ask.model]
+    confident = [card.confident(r.scores) for r in results]
     emotion = results[0].emotion if results else None
     seed = f"{results[0].score:.2f}" if results else ask.image.width
-    reply, timings["speech"] = _reply_payload(assistant.choose_reply(emotion, ask.lang, seed=seed), ask.speak)
+    choice = assistant.choose_reply(emotion, ask.lang, seed=seed, confident=not results or confident[0])
+    reply, timings["speech"] = _reply_payload(choice, ask.speak)
     timings["total"] = time.perf_counter() - t_start
     return jsonify({
-        "faces": [_face_json(r, ask.lang) for r in results],
+        "faces": [_face_json(r, ask.lang, c) for r, c in zip(results, confident)],
         "emotion": emotion,
         "reply": reply,
         "model": ask.model,
         "image": {"width": ask.image.width, "height": ask.image.height, "format": ask.image.format},
         "timings_ms": {k: _ms(timings[k]) for k in ("decode", "detect", "classify", "speech", "total")},
     })
+
+
+@bp.get("/reply")
+def reply():
+    """A reply already given, in another language (the page re-renders it when the language changes):
+    `id` as /api/predict returned it, `lang`, and `speak` for its audio."""
+    lang = _lang(request.args.get("lang"))
+    speak = _flag(request.args.get("speak"), "speak")
+    reply_id = request.args.get("id", "")
+    found = assistant.reply_by_id(reply_id, lang) if len(reply_id) <= 40 else None
+    if found is None:
+        raise ApiError(404, "unknown_reply", "no reply with this id")
+    payload, _ = _reply_payload(found, speak)
+    return jsonify({"reply": payload})
 
 
 @bp.get("/audio/<path:key>")

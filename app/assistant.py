@@ -141,13 +141,42 @@ REPLIES: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
+# When the model is not sure (its top probability or its margin to the runner-up is below the card's
+# confidence rule, chosen on validation by training/heads.py) the assistant says so and asks. Reply ids
+# are "unsure-<label>.<n>"; entry n of "vi" translates entry n of "en".
+UNSURE = "unsure-"
+HEDGED: dict[str, dict[str, tuple[str, ...]]] = {
+    "en": {
+        "angry": ("I'm not sure, but you might be a little annoyed?",),
+        "disgust": ("I'm not sure, but is something bothering you a little?",),
+        "fear": ("I'm not sure, but you might be a little worried?",),
+        "happy": ("I'm not sure, but is that a little smile?",),
+        "sad": ("I'm not sure, you might be a little sad?",),
+        "surprise": ("I'm not sure, but you might be a little surprised?",),
+        "neutral": ("I'm not sure, but you seem fairly calm?",),
+        "contempt": ("I'm not sure, but you might be a little unimpressed?",),
+    },
+    "vi": {
+        "angry": ("Mình không chắc lắm, nhưng có phải bạn hơi bực mình không?",),
+        "disgust": ("Mình không chắc lắm, nhưng có điều gì làm bạn hơi khó chịu à?",),
+        "fear": ("Mình không chắc lắm, nhưng có phải bạn hơi lo lắng không?",),
+        "happy": ("Mình không chắc lắm, nhưng đó có phải là một nụ cười nhẹ không?",),
+        "sad": ("Mình không chắc lắm, có phải bạn đang hơi buồn không?",),
+        "surprise": ("Mình không chắc lắm, nhưng có phải bạn hơi ngạc nhiên không?",),
+        "neutral": ("Mình không chắc lắm, nhưng trông bạn khá bình thản?",),
+        "contempt": ("Mình không chắc lắm, nhưng có vẻ bạn chưa thấy ấn tượng lắm?",),
+    },
+}
+
+
 @dataclass(frozen=True)
 class Reply:
-    id: str  # "<label>.<n>", the same in every language
+    id: str  # "<label>.<n>" or "unsure-<label>.<n>", the same in every language
     emotion: str | None  # None for the no-face reply
     lang: str
     text: str
     display: str | None  # the emotion's name in `lang`
+    hedged: bool = False  # the model was not sure: the reply asks rather than tells
 
 
 def display_name(label: str, lang: str = DEFAULT_LANG) -> str:
@@ -160,11 +189,18 @@ def _stable_index(label: str, seed: str | int | None, n: int) -> int:
     return zlib.crc32(f"{label}:{seed}".encode()) % n
 
 
-def choose_reply(emotion: str | None, lang: str = DEFAULT_LANG, seed: str | int | None = None) -> Reply:
+def choose_reply(emotion: str | None, lang: str = DEFAULT_LANG, seed: str | int | None = None,
+                 confident: bool = True) -> Reply:
     """The reply for an emotion (None: no face). Deterministic: the same emotion and seed give the
-    same reply in every process; pass a different seed (e.g. derived from the scores) for variety."""
+    same reply in every process; pass a different seed (e.g. derived from the scores) for variety.
+    `confident=False` (the model's scores fail its card's confidence rule): a hedged reply that asks."""
     if lang not in LANGUAGES:
         raise ValueError(f"unsupported language {lang!r}; use one of {LANGUAGES}")
+    if not confident and emotion in HEDGED[lang]:
+        texts = HEDGED[lang][emotion]
+        n = _stable_index(UNSURE + emotion, seed, len(texts))
+        return Reply(id=f"{UNSURE}{emotion}.{n}", emotion=emotion, lang=lang, text=texts[n],
+                     display=display_name(emotion, lang), hedged=True)
     label = emotion if emotion in REPLIES[lang] else None
     key = label or NO_FACE
     if emotion is not None and label is None:
@@ -181,12 +217,17 @@ def reply_by_id(reply_id: str, lang: str) -> Reply | None:
         key, n = reply_id.rsplit(".", 1)
         if n != str(int(n)):  # "0" only: not "00", "+0" or " 0"
             return None
-        text = REPLIES[lang][key][int(n)]
+        hedged = key.startswith(UNSURE)
+        if hedged:
+            key = key[len(UNSURE):]
+            text = HEDGED[lang][key][int(n)]
+        else:
+            text = REPLIES[lang][key][int(n)]
     except (KeyError, ValueError, IndexError):
         return None
     emotion = None if key == NO_FACE else key
     return Reply(id=reply_id, emotion=emotion, lang=lang, text=text,
-                 display=display_name(emotion, lang) if emotion else None)
+                 display=display_name(emotion, lang) if emotion else None, hedged=hedged)
 
 
 def catalogue(lang: str) -> Mapping[str, tuple[str, ...]]:

@@ -160,10 +160,11 @@ class GTTSEngine:
 ENGINES = {"espeak": EspeakEngine.shared, "gtts": GTTSEngine}
 OFFLINE = "espeak"
 
-# engine.lang.label.n.texthash, e.g. "espeak.vi.happy.1.3fa2c19b". Only dots, letters and digits:
+# engine.lang.label.n.texthash, e.g. "espeak.vi.happy.1.3fa2c19b" (a hedged reply's label is
+# "unsure-happy", app/assistant.py). Only dots, hyphens, letters and digits:
 # nothing here can name a path. The text hash makes the key content-addressed, so a worker running an
 # edited catalogue answers 404 rather than someone else's audio.
-AUDIO_KEY = re.compile(rf"^({'|'.join(ENGINES)})\.({'|'.join(LANGUAGES)})\.([a-z]{{1,16}})\.(0|[1-9][0-9]?)\.([0-9a-f]{{8}})$")
+AUDIO_KEY = re.compile(rf"^({'|'.join(ENGINES)})\.({'|'.join(LANGUAGES)})\.((?:unsure-)?[a-z]{{1,16}})\.(0|[1-9][0-9]?)\.([0-9a-f]{{8}})$")
 
 
 def text_hash(text: str) -> str:

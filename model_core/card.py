@@ -45,6 +45,21 @@ class ModelCard:
     latency_ms: dict = field(default_factory=dict)  # measured classifier cost, shown in /api/models
     default: bool = False  # the model the app serves when a request names none
     titles: dict = field(default_factory=dict)  # title per page language other than English: {"vi": ...}
+    short: dict = field(default_factory=dict)  # the model menu's name per language: {"en": ..., "vi": ...}
+    purpose: dict = field(default_factory=dict)  # what the model is for, per language (shown on the page)
+    menu: bool = True  # false: served (an ensemble's member, by name over the API) but not in the menu
+    confidence: dict = field(default_factory=dict)  # {"min_top", "min_margin"}: below either, hedge
+    calibration: dict = field(default_factory=dict)  # temperature and ECE before/after, per split
+
+    def confident(self, probs) -> bool:
+        """Whether a face's probabilities (card class order, or {label: p}) clear the card's
+        confidence rule (chosen on validation by training/heads.py); a card without one is always
+        confident."""
+        if not self.confidence:
+            return True
+        values = sorted(probs.values() if isinstance(probs, dict) else probs, reverse=True)
+        top, second = float(values[0]), float(values[1]) if len(values) > 1 else 0.0
+        return top >= self.confidence["min_top"] and top - second >= self.confidence["min_margin"]
 
     @property
     def onnx_path(self) -> Path | None:
@@ -62,7 +77,8 @@ class ModelCard:
         """What /api/models shows: identity, inputs and the measured metrics per split."""
         metrics = {}
         for split, m in self.metrics.items():
-            metrics[split] = {k: m[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "samples")
+            metrics[split] = {k: m[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "samples",
+                                                "calm_face_rate", "strong_neutral_faces", "ece")
                               if k in m}
         return {
             "name": self.name, "title": self.title or self.name, "titles": dict(self.titles), "kind": self.kind,
@@ -70,6 +86,9 @@ class ModelCard:
             "input": dict(self.input), "tta": list(self.tta),
             "members": [dict(m) for m in self.members], "metrics": metrics,
             "arch": self.recipe.get("arch"), "latency_ms": dict(self.latency_ms), "default": self.default,
+            "short": dict(self.short), "purpose": dict(self.purpose), "menu": self.menu,
+            "confidence": {k: self.confidence[k] for k in ("min_top", "min_margin") if k in self.confidence},
+            "calibration": dict(self.calibration),
         }
 
 
@@ -160,6 +179,28 @@ def parse_card(data: Any, where: str = "<card>", path: Path | None = None) -> Mo
                                                for k, v in titles.items()):
         _fail(where, "'titles' must map a language code to a non-empty title, e.g. {\"vi\": \"...\"}")
     card.titles = dict(titles)
+    for key in ("short", "purpose"):
+        value = data.get(key) or {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
+                                                  for k, v in value.items()):
+            _fail(where, f"'{key}' must map a language code to a non-empty text, e.g. {{\"en\": \"...\"}}")
+        setattr(card, key, dict(value))
+    if not isinstance(data.get("menu", True), bool):
+        _fail(where, "'menu' must be true or false")
+    card.menu = bool(data.get("menu", True))
+    confidence = data.get("confidence") or {}
+    if confidence:
+        if not isinstance(confidence, dict) or not all(
+                _number(confidence.get(k)) and 0.0 <= confidence[k] <= 1.0 for k in ("min_top", "min_margin")):
+            _fail(where, "'confidence' needs 'min_top' and 'min_margin' between 0 and 1")
+        card.confidence = dict(confidence)
+    calibration = data.get("calibration") or {}
+    if not isinstance(calibration, dict) or ("temperature" in calibration and not (
+            _number(calibration["temperature"]) and calibration["temperature"] > 0)):
+        _fail(where, "'calibration' must be an object with a positive 'temperature'")
+    card.calibration = dict(calibration)
+    if card.default and not card.menu:
+        _fail(where, "the default model must be in the menu ('menu': true)")
     return card
 
 

@@ -18,7 +18,7 @@
 import { loadModels, renderModelInfo } from './js/models.js';
 import { analysePhoto, drawPhoto, handleFile, onPhotoCanvasClick, renderPhotoResult } from './js/photo.js';
 import { startCamera, stopCamera } from './js/live.js';
-import { playAudio, renderReplyEmotion } from './js/reply.js';
+import { playAudio, renderReplyEmotion, translateLastReply } from './js/reply.js';
 import { el, state } from './js/state.js';
 import { applyStrings } from './js/strings.js';
 import { downloadCsv, drawTimeline, renderLegend, timelineCsv } from './js/timeline.js';
@@ -55,6 +55,7 @@ function bind() {
     safeStorage('set', 'emotion.lang', state.lang);
     applyStrings();
     rerenderAll();
+    translateLastReply();
   });
   el.mute.addEventListener('change', () => {
     state.muted = el.mute.checked;

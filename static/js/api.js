@@ -1,6 +1,7 @@
 // The same-origin JSON API (docs/API.md): nothing else leaves the page.
 //   GET  /api/models   -> model cards (select + accuracy panel)
 //   POST /api/predict  -> faces, scores, reply (+ audio_url when speak=true)
+//   GET  /api/reply    -> a reply already shown, in another language (language switch)
 //   GET  /api/audio/…  -> reply speech, played by reply.js
 
 export class ApiError extends Error {
@@ -30,6 +31,11 @@ export async function predict(blob, { model = null, lang, speak = false, minFace
   form.append('speak', speak ? 'true' : 'false');
   const resp = await fetch('/api/predict', { method: 'POST', body: form, credentials: 'same-origin' });
   return readJson(resp);
+}
+
+export async function fetchReply(id, lang, speak = false) {
+  const q = new URLSearchParams({ id, lang, speak: speak ? 'true' : 'false' });
+  return readJson(await fetch(`/api/reply?${q}`, { credentials: 'same-origin' }));
 }
 
 // A canvas as the JPEG that is posted.

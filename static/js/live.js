@@ -233,16 +233,22 @@ function onLiveResult(result, size, wantsReply) {
 }
 
 function handleAssistant(result, now, wantsReply) {
-  const label = state.dominant;
+  // Only a confident label counts towards "stable": a frame whose largest face fails the model's
+  // confidence rule (the card's, chosen on validation) restarts the wait.
+  const top = (result.faces || [])[0];
+  const label = top && top.confident === false ? null : state.dominant;
   if (wantsReply && state.speakWanted) {
     state.speakTries += 1;
-    // Speak only when the server's own label for this frame agrees with the smoothed one,
-    // so the voice never contradicts the label on screen (give up waiting after a few frames).
-    if (result.emotion === state.speakWanted || state.speakTries >= SPEAK_RETRIES) {
-      if (result.reply && result.reply.text) {
-        showReply(result.reply, result.emotion, 'live');
-        state.spokenLabel = result.emotion === state.speakWanted ? state.speakWanted : result.emotion;
-      }
+    // Speak only when the server's own label for this frame agrees with the smoothed one and the
+    // model is sure of it, so the voice never contradicts the screen nor guesses aloud; after a few
+    // frames without that, give up and wait for the next stable label.
+    const agrees = result.emotion === state.speakWanted && result.reply && !result.reply.hedged;
+    if (agrees && result.reply.text) {
+      showReply(result.reply, result.emotion, 'live');
+      state.spokenLabel = state.speakWanted;
+    }
+    if (agrees || state.speakTries >= SPEAK_RETRIES) {
+      if (!agrees) state.candidate = { label: null, since: now };
       state.speakWanted = null;
       state.speakTries = 0;
     }

@@ -10,10 +10,26 @@ export function modelTitle(m) {
   return (m.titles && m.titles[state.lang]) || m.title || m.name;
 }
 
+/** The menu's short name in the page's language (cards' `short`), else the title. */
+export function menuName(m) {
+  return (m.short && (m.short[state.lang] || m.short.en)) || modelTitle(m);
+}
+
+/** The models the menu offers: the default first, then the others in the server's order; an
+ * ensemble's members that are not meant to be picked alone (`menu: false`) are left out. */
+export function menuModels() {
+  const shown = state.models.filter((m) => m.menu !== false || m.name === state.model);
+  return shown.filter((m) => m.name === state.defaultModel).concat(shown.filter((m) => m.name !== state.defaultModel));
+}
+
 function fillSelect() {
   const select = el.modelSelect;
   select.textContent = '';
-  for (const m of state.models) select.append(new Option(modelTitle(m), m.name));
+  for (const m of menuModels()) {
+    const opt = new Option(menuName(m), m.name);
+    opt.title = modelTitle(m);
+    select.append(opt);
+  }
   select.value = state.model;
 }
 
@@ -42,6 +58,15 @@ export async function loadModels() {
   renderModelInfo();
 }
 
+/** The calm-face rate a card reports on the FER+ test set (else validation). */
+function pickCalm(card) {
+  for (const split of ['ferplus_test', 'ferplus_val']) {
+    const m = card.metrics && card.metrics[split];
+    if (m && typeof m.calm_face_rate === 'number') return { rate: m.calm_face_rate, n: m.strong_neutral_faces || '?' };
+  }
+  return null;
+}
+
 export function currentModelCard() {
   return state.models.find((m) => m.name === state.model) || null;
 }
@@ -51,8 +76,9 @@ function setScoresNote(text) {
 }
 
 export function renderModelInfo() {
-  if (state.models.length && el.modelSelect.options.length === state.models.length) {
-    state.models.forEach((m, i) => { el.modelSelect.options[i].text = modelTitle(m); });
+  for (const opt of el.modelSelect.options) {
+    const m = state.models.find((x) => x.name === opt.value);
+    if (m) { opt.text = menuName(m); opt.title = modelTitle(m); }
   }
   const card = currentModelCard();
   setScoresNote('');
@@ -83,6 +109,10 @@ export function renderModelInfo() {
     const names = card.members.map((x) => escapeHtml(typeof x === 'string' ? x : (x.name || '?'))).join(', ');
     html += ' ' + t('ensembleOf', names);
   }
+  const purpose = card.purpose && (card.purpose[state.lang] || card.purpose.en);
+  if (purpose) html += ` ${escapeHtml(purpose)}`;
+  const calm = pickCalm(card);
+  if (calm) html += `<br><span id="calm-rate" data-rate="${calm.rate}">${t('calmRate', pct1(calm.rate), calm.n)}</span>`;
   el.modelSummary.innerHTML = html;
   setScoresNote(t('scoresNote', title, pct(m.accuracy), splitTitle));
   el.modelSummary.classList.remove('muted');

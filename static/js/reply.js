@@ -1,17 +1,44 @@
 // The assistant's answer: its text, the expression it answers, and its voice (muted or not).
+import { fetchReply } from './api.js';
 import { colorOf, labelName } from './labels.js';
 import { el, state } from './state.js';
 import { t } from './strings.js';
 
 export function showReply(reply, emotion, source) {
   if (!reply || !reply.text) return;
-  const entry = { text: reply.text, lang: reply.lang, audio_url: reply.audio_url || null, emotion, source };
+  const entry = { id: reply.id || null, text: reply.text, lang: reply.lang, audio_url: reply.audio_url || null,
+                  hedged: !!reply.hedged, emotion, source };
   state.replies.push(entry);
-  el.replyText.textContent = reply.text;
-  el.replyText.dataset.emotion = emotion || '';
-  renderReplyEmotion(emotion);
-  el.replay.disabled = !entry.audio_url;
+  renderEntry(entry);
   if (entry.audio_url && !state.muted) playAudio(entry.audio_url);
+}
+
+function renderEntry(entry) {
+  el.replyText.textContent = entry.text;
+  el.replyText.dataset.emotion = entry.emotion || '';
+  el.replyText.dataset.hedged = entry.hedged ? 'true' : 'false';
+  el.replyText.lang = entry.lang || '';
+  renderReplyEmotion(entry.emotion);
+  el.replay.disabled = !entry.audio_url;
+}
+
+/** The language changed: the reply on screen is fetched again in the new language (same reply id),
+ * shown, and spoken unless muted. */
+export async function translateLastReply() {
+  const last = state.replies[state.replies.length - 1];
+  if (!last || !last.id || last.lang === state.lang) return;
+  const lang = state.lang;
+  let data;
+  try {
+    data = await fetchReply(last.id, lang, !state.muted);
+  } catch (err) {
+    state.errors.push(String(err));
+    return;
+  }
+  if (state.lang !== lang || state.replies[state.replies.length - 1] !== last || !data.reply) return;
+  Object.assign(last, { text: data.reply.text, lang: data.reply.lang, audio_url: data.reply.audio_url || null });
+  renderEntry(last);
+  if (last.audio_url && !state.muted) playAudio(last.audio_url);
 }
 
 export function renderReplyEmotion(emotion) {

@@ -55,6 +55,8 @@ export const STRINGS = {
       (m.f1 ? `, macro-F1 ${m.f1}` : '') + ` on the ${m.split}` +
       (m.n ? ` (${m.n} faces)` : '') + '. Chance level for ' + m.k + ' classes would be about ' + m.chance + '.',
     ensembleOf: (names) => `An ensemble of ${names}.`,
+    calmRate: (rate, n) => `Calm faces read as negative: <strong>${rate}</strong> of ${n} clearly neutral test faces (at least 7 of 10 annotators said neutral) were called angry, sad, afraid, disgusted or contemptuous.`,
+    hedgedNote: 'The model is not sure about this one.',
     expressionIs: (label) => `Apparent expression: ${label}`,
     scoresNote: (title, acc, split) => `Scores are the model's confidence, not a measurement of feelings. ${title} is right on ${acc} of the faces of the ${split}.`,
     timelineEmpty: 'Start the camera to record how the expression changes.',
@@ -112,6 +114,8 @@ export const STRINGS = {
       (m.f1 ? `, macro-F1 ${m.f1}` : '') + ` trên ${m.split}` +
       (m.n ? ` (${m.n} khuôn mặt)` : '') + '. Đoán ngẫu nhiên với ' + m.k + ' lớp chỉ đạt khoảng ' + m.chance + '.',
     ensembleOf: (names) => `Tổ hợp của ${names}.`,
+    calmRate: (rate, n) => `Mặt bình thản bị đọc thành tiêu cực: <strong>${rate}</strong> trong ${n} khuôn mặt kiểm tra rõ ràng là bình thường (ít nhất 7/10 người gán nhãn nói bình thường) bị gọi là tức giận, buồn, sợ hãi, ghê tởm hay khinh thường.`,
+    hedgedNote: 'Mô hình không chắc chắn về khuôn mặt này.',
     expressionIs: (label) => `Biểu cảm thể hiện: ${label}`,
     scoresNote: (title, acc, split) => `Điểm số là độ tin cậy của mô hình, không phải phép đo cảm xúc. ${title} đúng với ${acc} số khuôn mặt của ${split}.`,
     timelineEmpty: 'Bật camera để ghi lại biểu cảm thay đổi thế nào.',

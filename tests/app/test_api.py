@@ -363,3 +363,41 @@ def test_min_face_skips_faces_smaller_than_asked(client, app, astronaut_jpeg):
     for bad in ("abc", "-5", "1e9"):
         r = post_image(client, astronaut_jpeg, min_face=bad)
         assert r.status_code == 400 and r.get_json()["error"]["code"] == "bad_min_face"
+
+
+def test_each_face_says_whether_the_model_is_sure_and_the_reply_hedges_when_not(client, app, models,
+                                                                               astronaut_jpeg, monkeypatch):
+    body = check_ok(post_image(client, astronaut_jpeg), app)
+    face = body["faces"][0]
+    card = models.cards[body["model"]]
+    assert face["confident"] is card.confident(face["scores"])
+    assert body["reply"]["hedged"] is (not face["confident"])
+    # The same photo under a rule no score can pass: the assistant asks instead of telling, in both languages.
+    monkeypatch.setattr(card, "confidence", {"min_top": 1.0, "min_margin": 1.0})
+    for lang in ("en", "vi"):
+        body = check_ok(post_image(client, astronaut_jpeg, lang=lang), app)
+        assert body["faces"][0]["confident"] is False
+        assert body["reply"]["hedged"] is True and body["reply"]["id"] == f"unsure-{body['emotion']}.0"
+        assert body["reply"]["text"].endswith("?")
+    # And under a rule every score passes, it tells.
+    monkeypatch.setattr(card, "confidence", {"min_top": 0.0, "min_margin": 0.0})
+    body = check_ok(post_image(client, astronaut_jpeg), app)
+    assert body["faces"][0]["confident"] is True and body["reply"]["hedged"] is False
+
+
+def test_reply_endpoint_gives_the_same_reply_in_another_language(client, app, astronaut_jpeg):
+    body = check_ok(post_image(client, astronaut_jpeg, lang="en"), app)
+    rid = body["reply"]["id"]
+    resp = client.get(f"/api/reply?id={rid}&lang=vi&speak=true")
+    assert resp.status_code == 200
+    reply = resp.get_json()["reply"]
+    assert reply["id"] == rid and reply["lang"] == "vi" and reply["emotion"] == body["emotion"]
+    assert set(reply["text"]) & VIETNAMESE_MARKS and reply["text"] != body["reply"]["text"]
+    audio = client.get(reply["audio_url"])
+    assert audio.status_code == 200 and audio.mimetype in ("audio/wav", "audio/mpeg")
+    assert client.get(f"/api/reply?id={rid}&lang=en").get_json()["reply"]["text"] == body["reply"]["text"]
+    assert client.get(f"/api/reply?id={rid}&lang=en").get_json()["reply"]["audio_url"] is None
+    for bad, status in ((f"id=nothing.0&lang=vi", 404), (f"id={rid}&lang=fr", 400), ("id=" + "a" * 5000, 404),
+                        (f"id={rid}&lang=vi&speak=maybe", 400)):
+        resp = client.get(f"/api/reply?{bad}")
+        assert resp.status_code == status and resp.get_json()["error"]["code"], bad

@@ -74,3 +74,22 @@ def test_no_face_replies_fit_an_uploaded_photo_too():
         for text in assistant.REPLIES[lang][assistant.NO_FACE]:
             lowered = text.lower()
             assert "camera" not in lowered and "move" not in lowered and "lại gần" not in lowered, text
+
+
+def test_hedged_replies_ask_in_both_languages_and_round_trip():
+    from app.speech import audio_key, parse_audio_key
+    for lang in assistant.LANGUAGES:
+        for label in assistant.LABELS:
+            sure = assistant.choose_reply(label, lang, seed=1)
+            unsure = assistant.choose_reply(label, lang, seed=1, confident=False)
+            assert not sure.hedged and unsure.hedged and unsure.emotion == label
+            assert unsure.id.startswith("unsure-" + label + ".") and unsure.text.endswith("?")
+            assert unsure.text not in assistant.catalogue(lang)[label]
+            assert len(unsure.text) <= 200
+            # the same id names the translation, and its audio key parses back to it
+            other = "vi" if lang == "en" else "en"
+            assert assistant.reply_by_id(unsure.id, other).hedged
+            assert parse_audio_key(audio_key(unsure, "espeak"))[1] == unsure
+    assert assistant.choose_reply(None, "en", confident=False).id.startswith("noface.")
+    assert assistant.reply_by_id("unsure-noface.0", "en") is None
+    assert assistant.reply_by_id("unsure-happy.5", "en") is None

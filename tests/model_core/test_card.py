@@ -113,3 +113,32 @@ def test_shipped_cards_name_one_default_and_have_vietnamese_titles():
     cards = load_cards(ROOT / "models", strict=True)
     assert [n for n, c in cards.items() if c.default] == ["fer2013_mobilenet112"]
     assert all(c.titles.get("vi") for c in cards.values())
+
+
+def test_menu_names_purpose_and_confidence_rule():
+    c = parse_card(card("a", short={"en": "A", "vi": "Á"}, purpose={"en": "for tests"}, menu=False,
+                        confidence={"min_top": 0.5, "min_margin": 0.2}), "a.json")
+    s = c.summary()
+    assert s["short"] == {"en": "A", "vi": "Á"} and s["purpose"] == {"en": "for tests"} and s["menu"] is False
+    assert s["confidence"] == {"min_top": 0.5, "min_margin": 0.2}
+    # the rule: hedge when the top probability or the margin to the runner-up is low
+    assert c.confident([0.7, 0.2, 0.1]) is True
+    assert c.confident([0.45, 0.1, 0.45]) is False            # top below 0.5
+    assert c.confident({"happy": 0.55, "sad": 0.4, "x": 0.05}) is False  # margin 0.15 < 0.2
+    assert parse_card(card("b"), "b.json").confident([0.3, 0.3, 0.4]) is True  # no rule: always sure
+    for bad in ({"menu": "no"}, {"short": {"en": ""}}, {"purpose": ["en"]},
+                {"confidence": {"min_top": 1.5, "min_margin": 0.1}}, {"confidence": {"min_top": 0.5}},
+                {"calibration": {"temperature": -1}}, {"default": True, "menu": False}):
+        with pytest.raises(CardError):
+            parse_card(card("c", **bad), "c.json")
+
+
+def test_shipped_menu_offers_every_card_but_ensemble_only_members():
+    from tests.conftest import ROOT
+    cards = load_cards(ROOT / "models", strict=True)
+    members = {m["name"] for c in cards.values() if c.kind == "ensemble" for m in c.members}
+    hidden = {n for n, c in cards.items() if not c.menu}
+    assert hidden and hidden <= members
+    for c in cards.values():
+        assert c.short.get("en") and c.short.get("vi") and len(c.short["en"]) <= 40, c.name
+        assert c.purpose.get("en") and c.purpose.get("vi"), c.name
