@@ -1,4 +1,4 @@
-"""python -m benchmarks [accuracy|ablation|classifier|detector|tilt|api|load|soak|peers|all|report]
+"""python -m benchmarks [accuracy|calm|balance|ablation|classifier|detector|tilt|api|load|soak|peers|all|report]
 
 Runs the named benchmarks (default: all), saves each result under docs/benchmarks/, then rewrites
 docs/BENCHMARKS.md from every saved result.
@@ -13,6 +13,8 @@ from .common import REPO, load, save
 
 ORDER = [
     ("accuracy", "Accuracy of the shipped models"),
+    ("calm", "The model people meet: calm faces, per-class recall, calibration (FER+ test)"),
+    ("balance", "Class balancing on the FER+ backbone (heads refitted; selected on FER+ val)"),
     ("ablation", "Ablation on the validation split"),
     ("classifier", "Classifier cost per face"),
     ("detector", "Face detection: ONNX Runtime MTCNN against the mtcnn package"),
@@ -53,7 +55,7 @@ def report() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", default=["all"], help="accuracy ablation classifier detector tilt api load soak peers all report (peers needs bash benchmarks/setup_peers.sh first)")
+    p.add_argument("names", nargs="*", default=["all"], help="accuracy calm balance ablation classifier detector tilt api load soak peers all report (peers needs bash benchmarks/setup_peers.sh first)")
     p.add_argument("--frames", type=int, default=200, help="test frames (detector)")
     p.add_argument("--tilt-faces", type=int, default=600, help="faces per angle (tilt)")
     p.add_argument("--requests", type=int, default=60, help="requests per case (api)")
