@@ -35,6 +35,10 @@ DEFAULTS = {
     "MAX_PIXELS": 40_000_000,  # checked from the header before decoding
     "MAX_JPEG_SCANS": 100,  # a progressive JPEG's scans, counted from the bytes before decoding
     "MAX_JPEG_SCAN_PIXELS": 1_000_000_000,  # scans x pixels: 25 scans at 40 MP (~0.8 s of CPU)
+    "MAX_IMAGE_SIDE": 16384,  # pixels, either side, from the header (413)
+    "MAX_ASPECT_RATIO": 20,  # long side / short side, from the header (422 bad_aspect_ratio)
+    "MAX_DECODE_BYTES": 300_000_000,  # memory a decode may hold, estimated from the header (413)
+    "JPEG_DRAFT_SIDE": 2048,  # JPEGs over twice this are decoded at 1/2-1/8 scale (0: never)
     "DETECT_MAX_SIDE": 1024,  # photos are shrunk to this for detection
     "MIN_FACE_SIZE": 20,  # pixels, at detection scale
     "DETECT_SCALE_FACTOR": 0.6,  # MTCNN pyramid step: 0.6 finds the same faces as 0.709, ~25% faster

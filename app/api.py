@@ -13,7 +13,7 @@ from .emotion import ModelUnavailable, get_models
 from .errors import ApiError
 from .faces import get_detector
 from .imaging import Decoded, ImageTooLarge, UnsupportedImage, decode_data_url, decode_image
-from .pipeline import FaceResult, analyze
+from .pipeline import FaceResult, analyze, rescale
 from .speech import SpeechError, UnknownAudio, get_speech
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -137,7 +137,10 @@ def _parse_predict(timings: dict[str, float]) -> PredictRequest:
         raise ApiError(503, "no_model", "no model is installed on this server")
     t0 = time.perf_counter()
     decoded = decode_image(data, int(cfg["MAX_IMAGE_BYTES"]), int(cfg["MAX_PIXELS"]),
-                           int(cfg["MAX_JPEG_SCANS"]), int(cfg["MAX_JPEG_SCAN_PIXELS"]))
+                           int(cfg["MAX_JPEG_SCANS"]), int(cfg["MAX_JPEG_SCAN_PIXELS"]),
+                           max_decode_bytes=int(cfg["MAX_DECODE_BYTES"]), max_side=int(cfg["MAX_IMAGE_SIDE"]),
+                           max_aspect=float(cfg["MAX_ASPECT_RATIO"]),
+                           jpeg_draft_side=int(cfg["JPEG_DRAFT_SIDE"]) or None)
     timings["decode"] = time.perf_counter() - t0
     return PredictRequest(image=decoded, model=model_name or registry.default, lang=lang, speak=speak,
                           min_face=min_face)
@@ -155,11 +158,15 @@ def predict():
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     ask = _parse_predict(timings)
+    image = ask.image
+    # min_face is in pixels of the uploaded image; a large JPEG is analysed at a reduced scale.
+    min_face = int(ask.min_face / max(image.scale)) if ask.min_face else ask.min_face
     try:
-        results = analyze(ask.image.rgb, detector=get_detector(), models=get_models(), model=ask.model,
-                          min_face=ask.min_face, timings=timings)
+        results = analyze(image.rgb, detector=get_detector(), models=get_models(), model=ask.model,
+                          min_face=min_face, timings=timings)
     except ModelUnavailable as exc:
         raise ApiError(503, "model_unavailable", str(exc)) from None
+    results = rescale(results, image.scale, image.width, image.height)
     # Faces come largest first, so the first face is the one the assistant answers.
     emotion = results[0].emotion if results else None
     seed = f"{results[0].score:.2f}" if results else ask.image.width

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.imaging import (BadImage, ImageTooLarge, UnsupportedImage, decode_data_url, decode_image,
-                         downscale)
+from app.imaging import (BadImage, ImageTooComplex, ImageTooLarge, UnsupportedImage, decode_data_url,
+                         decode_image, downscale)
 from tests.app import imagegen as g
 
 BIG = 50 * 1024 * 1024
@@ -222,3 +222,102 @@ def test_messages_name_the_app_limits_not_pillow_internals(photo):
     with pytest.raises(BadImage) as err:
         decode_image(g.jpeg(photo)[:3000], BIG, PIXELS)
     assert "PIL" not in err.value.message and "Error" not in err.value.message
+
+
+# ---- issue 16: bounded memory per decode ------------------------------------------------------------
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientations_match_pillow(orientation):
+    """The turn is applied on the array (no second Pillow image); it must be Pillow's exif_transpose."""
+    from PIL import ImageOps
+
+    rng = np.random.default_rng(orientation)
+    stored = Image.fromarray(rng.integers(0, 256, (6, 10, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = g.encode(stored, "PNG", exif=exif.tobytes())
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    out = decode_image(data, BIG, PIXELS)
+    assert np.array_equal(out.rgb, expected)
+    assert (out.height, out.width) == expected.shape[:2] and out.scale == (1.0, 1.0)
+
+
+def test_side_and_aspect_ratio_are_checked_from_the_header():
+    with pytest.raises(ImageTooLarge) as err:  # 20 000 x 100: 2 MP, but a side over 16 384
+        decode_image(g.pixel_bomb_png(20000, 1000), BIG, PIXELS)
+    assert "16384 pixels a side" in err.value.message
+    with pytest.raises(ImageTooComplex) as err:
+        decode_image(g.pixel_bomb_png(4000, 100), BIG, PIXELS)
+    assert err.value.status == 422 and err.value.code == "bad_aspect_ratio"
+    assert decode_image(g.flat_png(2000, 100, "RGB"), BIG, PIXELS).rgb.shape == (100, 2000, 3)  # 20:1 is fine
+
+
+@pytest.mark.parametrize("mode, bit_depth, per_pixel", [("L", 8, 4), ("P", 8, 4), ("L", 16, 5), ("RGB", 8, 7),
+                                                        ("RGB", 16, 7), ("LA", 8, 7), ("RGBA", 16, 7)])
+def test_decode_cost_is_estimated_from_the_header(monkeypatch, mode, bit_depth, per_pixel):
+    """Pillow's bytes a pixel for the mode (16-bit grey: 2, palette: 1, 2-4 channels: 4) plus 3 for the
+    RGB result, and refused over the budget before a row is decompressed."""
+    from PIL import ImageFile
+
+    from app.imaging import STRIP_PIXELS, decode_cost
+
+    data = g.flat_png(300, 200, mode, bit_depth)
+    img = Image.open(io.BytesIO(data))
+    cost = decode_cost("PNG", img.mode, 300, 200)
+    assert cost == 300 * 200 * per_pixel + 8 * STRIP_PIXELS
+    assert decode_image(data, BIG, PIXELS, max_decode_bytes=cost).rgb.shape == (200, 300, 3)
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded an image over the decode budget")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(ImageTooLarge) as err:
+        decode_image(data, BIG, PIXELS, max_decode_bytes=cost - 1)
+    assert err.value.status == 413 and "MB to decode" in err.value.message
+
+
+def test_strips_give_the_same_pixels_as_a_whole_conversion(photo, monkeypatch):
+    import app.imaging as imaging
+
+    for make in (g.rgba_png, g.grey16_png, lambda a: g.encode(Image.fromarray(a).convert("P"), "PNG")):
+        data = make(photo)
+        whole = decode_image(data, BIG, PIXELS).rgb
+        monkeypatch.setattr(imaging, "STRIP_PIXELS", 512 * 7)  # 7 rows a strip: strips end mid-image
+        assert np.array_equal(decode_image(data, BIG, PIXELS).rgb, whole)
+        monkeypatch.undo()
+
+
+def test_large_jpeg_is_decoded_at_a_reduced_scale(photo):
+    big = np.asarray(Image.fromarray(photo).resize((4608, 4096), Image.BILINEAR))
+    out = decode_image(g.jpeg(big), BIG, PIXELS)
+    assert (out.width, out.height) == (4608, 4096)  # the upload's size is what the API reports
+    assert out.rgb.shape == (2048, 2304, 3) and out.scale == (2.0, 2.0)
+    assert decode_image(g.jpeg(big), BIG, PIXELS, jpeg_draft_side=None).rgb.shape == (4096, 4608, 3)
+    small = decode_image(g.jpeg(big[:4095, :4095]), BIG, PIXELS)  # under 2 x 2048: decoded whole
+    assert small.rgb.shape == (4095, 4095, 3)
+
+
+PEAK_SCRIPT = """
+import resource, sys
+from app.imaging import decode_image
+from tests.app.imagegen import flat_png
+data = flat_png(7300, 5475, sys.argv[1], int(sys.argv[2]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+decode_image(data, 10 << 20, 40_000_000)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+@pytest.mark.parametrize("mode, bit_depth, limit_mb", [("RGBA", 16, 300), ("L", 16, 220), ("P", 8, 180)])
+def test_decoding_a_40_megapixel_png_bomb_stays_in_budget(mode, bit_depth, limit_mb):
+    """Issue 16: 40 MP PNGs of under 400 KB held 534 MB (16-bit RGBA), 574 MB (16-bit grey) and 458 MB
+    (palette with transparency) while decoding. Now Pillow's image + the RGB result + a strip."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, mode, str(bit_depth)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) < limit_mb

@@ -185,6 +185,8 @@ CORPUS: dict[str, Case] = {
     # --- too costly (issue 11) -----------------------------------------------------------------
     "jpeg-scan-bomb-436kb": Case(upload(lambda: g.scan_bomb_jpeg(6000, 6000, 5000)), 422, "image_too_complex"),
     "jpeg-scan-bomb-small": Case(upload(lambda: g.scan_bomb_jpeg(256, 256, 500)), 422, "image_too_complex"),
+    "side-over-16384": Case(upload(header_only_png(20000, 500), "a.png"), 413, "image_too_large"),
+    "aspect-ratio-40-to-1": Case(upload(header_only_png(4000, 100), "a.png"), 422, "bad_aspect_ratio"),
     "png-text-bomb": Case(upload(lambda: g.png_text_bomb(g.astronaut()), "a.png"), 400, "bad_image"),
     "form-1500-parts": Case(lambda: dict(data={**{f"f{i}": "x" * 60 for i in range(1500)},
                                                "image": (io.BytesIO(small_jpeg()), "a.jpg")},
@@ -236,6 +238,8 @@ CORPUS: dict[str, Case] = {
         astronaut_jpeg()).decode()}), 200, faces=1),
     "many-faces-25": Case(upload(lambda: g.jpeg(many_faces())), 200, faces=MAX_FACES_IN_CONFIG),
     "huge-but-allowed-30mp": Case(upload(huge_but_allowed), 200, check=_huge),
+    # issue 16: 40 MP in 315 KB; 534 MB to decode before, 280 MB now (test_imaging.py measures it)
+    "png-bomb-40mp-16-bit-rgba": Case(upload(lambda: g.flat_png(7300, 5475, "RGBA", 16), "a.png"), 200, faces=0),
 }
 
 
@@ -464,6 +468,8 @@ def test_configured_caps(app, detector):
     assert cfg["MAX_IMAGE_BYTES"] <= cfg["MAX_CONTENT_LENGTH"] <= 16 * 1024 * 1024
     assert 1 <= cfg["MAX_FACES"] <= 20 and detector.max_faces == cfg["MAX_FACES"]
     assert cfg["DETECT_MAX_SIDE"] <= 1024
+    assert cfg["MAX_DECODE_BYTES"] <= 300_000_000 and cfg["MAX_IMAGE_SIDE"] <= 16384
+    assert cfg["MAX_ASPECT_RATIO"] <= 20 and cfg["JPEG_DRAFT_SIDE"] >= 2 * cfg["DETECT_MAX_SIDE"]
 
 
 def test_pixel_cap_follows_the_config(client, monkeypatch, app):
@@ -474,6 +480,18 @@ def test_pixel_cap_follows_the_config(client, monkeypatch, app):
     taller = np.vstack([half, half[:1]])  # 257 x 256: one row over
     over = client.post("/api/predict", data={"image": (io.BytesIO(g.png(taller)), "a.png")})
     assert over.status_code == 413 and over.get_json()["error"]["code"] == "image_too_large"
+
+
+def test_decode_budget_follows_the_config(client, monkeypatch, app):
+    """MAX_DECODE_BYTES (issue 16): the same pixels cost more to decode in a richer mode."""
+    from app.imaging import decode_cost
+
+    grey, rgba = g.flat_png(640, 480, "L"), g.flat_png(640, 480, "RGBA")
+    monkeypatch.setitem(app.config, "MAX_DECODE_BYTES", decode_cost("PNG", "L", 640, 480))
+    assert client.post("/api/predict", data={"image": (io.BytesIO(grey), "a.png")}).status_code == 200
+    resp = client.post("/api/predict", data={"image": (io.BytesIO(rgba), "a.png")})
+    assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "image_too_large"
+    assert "MB to decode" in resp.get_json()["error"]["message"]
 
 
 @pytest.mark.parametrize("how", ["multipart", "raw", "json"])
