@@ -17,6 +17,7 @@ from pathlib import Path
 
 from flask import Flask, Request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import Map
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,8 +97,23 @@ class _CountingStream:
         return getattr(self._stream, name)
 
 
+class _NoMergeMap(Map):
+    """Werkzeug answers a path with "//" by a 308 to the merged path on the request's own Host header,
+    so `GET //api/health` with `Host: evil.example` redirected there (issue 16). No route has "//":
+    such a path is a 404 instead. (A map setting, not a rule's: Flask adds its static rule before
+    create_app could change the map.)"""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("merge_slashes", False)
+        super().__init__(*args, **kwargs)
+
+
+class _Flask(Flask):
+    url_map_class = _NoMergeMap
+
+
 def create_app(test_config: dict | None = None) -> Flask:
-    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+    app = _Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
                 static_url_path="/static")
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("EMOTION")

@@ -28,7 +28,9 @@ from math import ceil
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from .security import quote
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,10 @@ _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,",
                        re.IGNORECASE)
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+_URLSAFE = str.maketrans("-_", "+/")
 
 
 class ImageError(Exception):
@@ -193,22 +199,28 @@ def decode_data_url(value: str, max_bytes: int) -> bytes:
             raise BadImage("the data URL must be base64-encoded (';base64,')", code="bad_data_url")
         mime = (m.group("mime") or "").lower()
         if mime and not mime.startswith("image/"):
-            raise UnsupportedImage(f"data URL of type {mime!r}; send a {ACCEPTED_TYPES} image")
+            raise UnsupportedImage(f"data URL of type {quote(mime)}; send a {ACCEPTED_TYPES} image")
         payload = value[m.end():]
     else:
         payload = value
     payload = re.sub(r"\s+", "", payload)
     if len(payload) * 3 // 4 > max_bytes:
         raise ImageTooLarge(f"image larger than the limit of {max_bytes} bytes")
+    if not payload:
+        raise BadImage("the data URL carries no image bytes", code="empty_image")
+    # Standard or URL-safe base64 (browsers and some tools emit the latter), padding optional; anything
+    # else is refused as bad base64 rather than skipped (issue 16: "!!!!" decoded to 0 bytes, and the
+    # error said the image was empty).
+    if _BASE64.fullmatch(payload) is None:
+        raise BadImage("the image is not valid base64 (only A-Z, a-z, 0-9, '+', '/', '-', '_' and '=' padding)",
+                       code="bad_base64")
+    body = payload.rstrip("=").translate(_URLSAFE)
     try:
-        data = base64.b64decode(payload, validate=True)
+        data = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
     except (binascii.Error, ValueError):
-        try:  # browsers and some tools emit URL-safe base64
-            data = base64.urlsafe_b64decode(payload)
-        except (binascii.Error, ValueError):
-            raise BadImage("the image is not valid base64", code="bad_base64") from None
+        raise BadImage("the image is not valid base64", code="bad_base64") from None
     if not data:
-        raise BadImage("the image is empty", code="empty_image")
+        raise BadImage("the image is not valid base64: it decodes to no bytes", code="bad_base64")
     return data
 
 

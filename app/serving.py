@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 
-from .security import SECURITY_HEADERS
+from .security import QUOTE_LIMIT, SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,16 @@ def error_code(reason: str) -> str:
     return "_".join("".join(c if c.isalnum() else " " for c in reason.lower()).split()) or "error"
 
 
+def _cut(message: str) -> str:
+    """gunicorn's messages quote the request (its line, a header name): at most QUOTE_LIMIT characters
+    of it after gunicorn's own ~40-character prefix."""
+    limit = 40 + QUOTE_LIMIT
+    return message if len(message) <= limit else message[:limit] + "..."
+
+
 def json_error_bytes(status: int, reason: str, message: str) -> bytes:
     body = json.dumps({"error": {"code": error_code(reason),
-                                 "message": (message or reason)[:200]}}).encode()
+                                 "message": _cut(message or reason)}}).encode()
     reason = "".join(c for c in reason if 32 <= ord(c) < 127)
     head = [f"HTTP/1.1 {status} {reason}", "Connection: close", "Content-Type: application/json",
             f"Content-Length: {len(body)}"]

@@ -193,6 +193,10 @@ CORPUS: dict[str, Case] = {
                                          content_type="multipart/form-data"), 400, "too_many_parts"),
     # --- the JSON / data URL path --------------------------------------------------------------
     "bad-base64": Case(as_json({"image": "data:image/jpeg;base64,!!!notbase64!!!"}), 400, "bad_base64"),
+    # issue 16: these decoded to 0 bytes (non-alphabet characters skipped) and answered "the image is empty"
+    "bad-base64-only-symbols": Case(as_json({"image": "data:image/png;base64,!!!!"}), 400, "bad_base64"),
+    "bad-base64-only-padding": Case(as_json({"image": "data:image/png;base64,===="}), 400, "bad_base64"),
+    "bad-base64-percent": Case(as_json({"image": "data:image/png;base64,%%%%"}), 400, "bad_base64"),
     "data-url-wrong-mime": Case(as_json(lambda: {"image": data_url(astronaut_jpeg(), "text/html")}), 415,
                                 "unsupported_type"),
     "data-url-not-base64": Case(as_json({"image": "data:image/jpeg,rawbytes"}), 400, "bad_data_url"),
@@ -281,6 +285,38 @@ def test_corpus(client, app, case):
         assert x >= 0 and y >= 0 and x + w <= body["image"]["width"] and y + h <= body["image"]["height"]
     if spec.check:
         spec.check(body)
+
+
+LONG = "x" * 5000
+
+
+@pytest.mark.parametrize("name, request_kwargs", [
+    ("lang", lambda: dict(data={"image": (io.BytesIO(small_jpeg()), "a.jpg"), "lang": LONG})),
+    ("speak", lambda: dict(data={"image": (io.BytesIO(small_jpeg()), "a.jpg"), "speak": LONG})),
+    ("min_face", lambda: dict(data={"image": (io.BytesIO(small_jpeg()), "a.jpg"), "min_face": LONG})),
+    ("model", lambda: dict(data={"image": (io.BytesIO(small_jpeg()), "a.jpg"), "model": LONG})),
+    ("field names", lambda: dict(data={f"{LONG}{i}": "v" for i in range(50)}, content_type="multipart/form-data")),
+    ("json keys", lambda: dict(json={f"{LONG}{i}": 1 for i in range(50)})),
+    ("content type", lambda: dict(data=b"hello", content_type="text/" + LONG)),
+    ("data URL type", lambda: dict(json={"image": f"data:image/{LONG};base64,AAAA"})),
+    ("data URL mime", lambda: dict(json={"image": f"data:text/{LONG};base64,AAAA"})),
+])
+def test_error_messages_quote_at_most_100_characters_of_the_input(client, name, request_kwargs):
+    """Issue 16: a 400 for a form without `image` listed every field name it got, whole."""
+    resp = client.post("/api/predict", **request_kwargs())
+    assert 400 <= resp.status_code < 500
+    message = resp.get_json()["error"]["message"]
+    assert "x" * 101 not in message and len(message) < 300, (name, len(message))
+
+
+def test_a_double_slash_path_never_redirects_to_the_host_header(client):
+    """Issue 16: Werkzeug merged `//` with a 308 to `http://<Host header>/...`: a redirect to any host a
+    client names (cache poisoning behind a proxy that keys on the path)."""
+    for path in ("//api/health", "/api//health", "//static//app.js", "//", "/static//app.js"):
+        # PATH_INFO as a server passes it (the test client would read "//x" as a host name)
+        resp = client.get("/", environ_overrides={"PATH_INFO": path}, headers={"Host": "evil.example"})
+        assert not 300 <= resp.status_code < 400, (path, resp.status_code, resp.headers.get("Location"))
+        assert resp.status_code in (200, 404), path
 
 
 def test_corpus_has_enough_cases():
@@ -598,7 +634,7 @@ def test_uploads_are_never_written_to_disk(client, monkeypatch):
     "espeak.en.ha\u00efppy.0.deadbeef", "%00", "x" * 5000, "espeak.en.happy.99.12345678",
 ])
 def test_audio_serves_only_issued_keys(client, key):
-    resp = client.get("/api/audio/" + key, follow_redirects=True)  # "//" is merged by a 308 first
+    resp = client.get("/api/audio/" + key, follow_redirects=True)
     assert resp.status_code == 404
     assert_error_shape(resp, 404, None)
     assert "root:" not in resp.get_data(as_text=True)
