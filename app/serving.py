@@ -7,6 +7,10 @@
   to drain what is left (at most 64 KB within 5 s) and otherwise drops the connection, after a
   response that said `Connection: keep-alive`. The middleware tells gunicorn to close instead, so
   the response says `Connection: close` and a client opens a new connection for its next request.
+- `MemoryGuard` (issue 16): after a request that grew the worker, `malloc_trim(0)` hands glibc's
+  freed pages back to the system (a 40 MP decode otherwise left the worker hundreds of MB larger);
+  and a worker still over `max_rss_mb` when a request arrives serves it with `Connection: close` and
+  is then replaced by gunicorn, as `max_requests` does.
 - `worker_exit`: a worker leaves with os._exit once gunicorn is done with it, so C++ destructors of
   ONNX Runtime do not run under a thread still inside it ("terminate called without an active
   exception", SIGABRT, when a worker is stopped while its models are still loading).
@@ -15,6 +19,8 @@ Nothing here imports gunicorn: without it (flask run, the test client) the middl
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -132,6 +138,77 @@ class CloseUnreadBody:
             return start_response(status, headers, exc_info)
 
         return self.app(environ, start)
+
+
+# ---- worker memory after large requests (issue 16) -------------------------------------------------
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_mb() -> float:
+    """This process's resident memory, from /proc (0 where there is none)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _load_malloc_trim():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim  # glibc only; musl has none
+    except (OSError, AttributeError, TypeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+class MemoryGuard:
+    """gunicorn hooks that keep a worker's resident memory near its working size.
+
+    glibc keeps memory that a request freed (Pillow's blocks, numpy arrays under its dynamic mmap
+    threshold) in its arenas for reuse, so a worker that decoded one 40 MP image stays hundreds of MB
+    larger. After a request that left the worker more than `trim_growth_mb` above its size at the last
+    trim, `malloc_trim(0)` returns the free pages (a few ms, after the response is sent). A worker
+    whose RSS is over `max_rss_mb` when a request arrives and none is in flight is retired: gunicorn
+    serves that request with `Connection: close` and starts a fresh worker (0: never)."""
+
+    def __init__(self, trim_growth_mb: float = 64, max_rss_mb: float = 0):
+        self.trim_growth_mb, self.max_rss_mb = float(trim_growth_mb), float(max_rss_mb)
+        self._trim = _load_malloc_trim() if self.trim_growth_mb > 0 else None
+        self._floor = None  # RSS after the last trim
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.trims, self.retired = 0, False
+
+    def pre_request(self, worker, req) -> None:
+        pre_request(worker, req)
+        with self._lock:
+            idle = self._in_flight == 0  # another request's working memory is not the worker's size
+            self._in_flight += 1
+        if self.max_rss_mb and idle and worker.alive:
+            rss = rss_mb()
+            if rss > self.max_rss_mb:
+                worker.log.info("worker %s at %.0f MB RSS (limit %.0f MB): restarting after this request",
+                                os.getpid(), rss, self.max_rss_mb)
+                worker.alive = False  # gunicorn closes this connection and replaces the worker
+                self.retired = True
+
+    def post_request(self, worker, req, environ, resp) -> None:
+        post_request(worker, req, environ, resp)
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            if self._trim is None:
+                return
+            rss = rss_mb()
+            if self._floor is None or rss < self._floor:
+                self._floor = rss
+            if rss - self._floor <= self.trim_growth_mb:
+                return
+            self._trim(0)
+            self.trims += 1
+            self._floor = rss_mb()
 
 
 # ---- leaving a worker -----------------------------------------------------------------------------
