@@ -72,7 +72,10 @@ class InMemoryRequest(Request):
         except RequestEntityTooLarge:
             counted = getattr(self, "_form_stream", None)
             limit = self.max_content_length
-            within = (counted is not None and (limit is None or counted.count <= limit)
+            # A chunked body has no Content-Length: Werkzeug's stream stops it at the limit, having
+            # read exactly `limit` bytes, so reaching the limit means "too large" (issue 16: a chunked
+            # 17 MB form was answered 400 too_many_parts).
+            within = (counted is not None and (limit is None or counted.count < limit)
                       and (self.content_length is None or limit is None or self.content_length <= limit))
             if not within:
                 raise

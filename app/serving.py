@@ -85,10 +85,24 @@ def post_request(worker, req, environ, resp) -> None:
 
 
 class _CountingInput:
-    """wsgi.input, counting what the app reads and noticing its end."""
+    """wsgi.input, counting what the app reads and noticing its end. A body gunicorn cannot parse (a
+    malformed chunked encoding) raises its parser's exception inside the app's read, which the app
+    would answer with a 500: it becomes a 400 (Werkzeug's BadRequest, the app's JSON) and the
+    connection closes, since where the next request would start is unknown (issue 16)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, req=None, errors: tuple = ()):
         self._stream, self.count, self.at_end = stream, 0, False
+        self._req, self._errors = req, errors
+
+    def _read(self, method, *args):
+        try:
+            return method(*args)
+        except self._errors as exc:
+            from werkzeug.exceptions import BadRequest
+
+            if self._req is not None:
+                self._req.must_close = True
+            raise BadRequest(f"the request body is malformed ({type(exc).__name__})") from None
 
     def _seen(self, data: bytes, size) -> bytes:
         self.count += len(data)
@@ -97,10 +111,11 @@ class _CountingInput:
         return data
 
     def read(self, size=None):
-        return self._seen(self._stream.read(size) if size is not None else self._stream.read(), size)
+        data = self._read(self._stream.read, size) if size is not None else self._read(self._stream.read)
+        return self._seen(data, size)
 
     def readline(self, size=None):
-        data = self._stream.readline(size) if size is not None else self._stream.readline()
+        data = self._read(self._stream.readline, size) if size is not None else self._read(self._stream.readline)
         self.count += len(data)
         if not data:
             self.at_end = True
@@ -129,7 +144,9 @@ class CloseUnreadBody:
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if req is None or not (chunked or (length.isdigit() and int(length) > 0)):
             return self.app(environ, start_response)
-        stream = environ["wsgi.input"] = _CountingInput(environ["wsgi.input"])
+        from gunicorn.http.errors import ParseException  # gunicorn is serving: req is its request
+
+        stream = environ["wsgi.input"] = _CountingInput(environ["wsgi.input"], req, (ParseException,))
 
         def start(status, headers, exc_info=None):
             read_all = stream.at_end if chunked else stream.count >= int(length)
