@@ -528,3 +528,12 @@ def test_nginx_keeps_a_chunked_upload_in_memory(nginx_port, tmp_path_factory):
 
 def g_jpeg_like(size: int) -> bytes:
     return b"\xff\xd8\xff" + b"\0" * (size - 3)
+
+
+@pytest.mark.parametrize("path", [b"//api/health", b"//static//app.js", b"/api//health", b"//"])
+def test_a_double_slash_path_is_not_redirected_to_the_host_header(any_port, path):
+    """Issue 16, on the real servers: `GET //x` with a foreign Host was a 308 to `http://<Host>/x`."""
+    status, headers, body = raw_exchange(any_port, b"GET " + path + b" HTTP/1.1\r\nHost: evil.example\r\n"
+                                         b"Connection: close\r\n\r\n")
+    assert not 300 <= status < 400, (path, status, headers.get("location"))
+    assert status in (200, 404), (path, status, body[:200])
