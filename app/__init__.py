@@ -39,7 +39,7 @@ DEFAULTS = {
     "MAX_IMAGE_SIDE": 16384,  # pixels, either side, from the header (413)
     "MAX_ASPECT_RATIO": 20,  # long side / short side, from the header (422 bad_aspect_ratio)
     "MAX_DECODE_BYTES": 300_000_000,  # memory a decode may hold, estimated from the header (413)
-    "JPEG_DRAFT_SIDE": 2048,  # JPEGs over twice this are decoded at 1/2-1/8 scale (0: never)
+    "DECODE_SIDE": 2048,  # images over twice this are analysed at 1/2, 1/3, ... scale (0: never)
     "DETECT_MAX_SIDE": 1024,  # photos are shrunk to this for detection
     "MIN_FACE_SIZE": 20,  # pixels, at detection scale
     "DETECT_SCALE_FACTOR": 0.6,  # MTCNN pyramid step: 0.6 finds the same faces as 0.709, ~25% faster

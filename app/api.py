@@ -141,7 +141,7 @@ def _parse_predict(timings: dict[str, float]) -> PredictRequest:
                            int(cfg["MAX_JPEG_SCANS"]), int(cfg["MAX_JPEG_SCAN_PIXELS"]),
                            max_decode_bytes=int(cfg["MAX_DECODE_BYTES"]), max_side=int(cfg["MAX_IMAGE_SIDE"]),
                            max_aspect=float(cfg["MAX_ASPECT_RATIO"]),
-                           jpeg_draft_side=int(cfg["JPEG_DRAFT_SIDE"]) or None)
+                           decode_side=int(cfg["DECODE_SIDE"]) or None)
     timings["decode"] = time.perf_counter() - t0
     return PredictRequest(image=decoded, model=model_name or registry.default, lang=lang, speak=speak,
                           min_face=min_face)

@@ -8,9 +8,11 @@ can cost minutes of CPU), then the memory the decode will hold, estimated from t
 pixel mode (issue 16: a 90 KB 16-bit PNG of 40 MP held 574 MB), and only then is the image decoded.
 
 Decoding holds at most Pillow's image (1-4 bytes a pixel) plus the RGB result (3): conversions run
-in strips of about a megapixel, and a large JPEG is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
-scaling, Pillow's `draft`) while its long side stays at least `JPEG_DRAFT_SIDE`; `Decoded.scale` says
-how to map pixels of the result back to the uploaded image's.
+in strips of about a megapixel. An image at least twice `DECODE_SIDE` on its long side is analysed
+smaller, its long side still at least `DECODE_SIDE` (twice what detection looks at): a JPEG is decoded
+at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's `draft`), any other image is box-averaged
+by a whole factor strip by strip as it is converted. `Decoded.scale` says how to map pixels of the
+result back to the uploaded image's.
 
 Error messages speak of the app's documented limits, never of Pillow's internals.
 """
@@ -100,7 +102,7 @@ MAX_ASPECT_RATIO = 20  # long side / short side: a phone panorama is ~4-8
 # Peak bytes a decode may hold, estimated from the header (`decode_cost`): 40 MP fits in every mode
 # (RGB/RGBA: 4 + 3 bytes a pixel, 280 MB); lower it to refuse large images sooner.
 MAX_DECODE_BYTES = 300_000_000
-JPEG_DRAFT_SIDE = 2048  # a JPEG at least twice this on its long side is decoded at a reduced scale
+DECODE_SIDE = 2048  # an image at least twice this on its long side is analysed at a reduced scale
 STRIP_PIXELS = 1 << 20  # conversions to RGB run on strips of about this many pixels
 
 # Bytes a pixel takes in Pillow's storage, by mode (Pillow keeps 3-channel and 2-channel modes in
@@ -110,14 +112,16 @@ _PILLOW_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;1
 _DECODER_BUFFER = {"WEBP": 4}
 
 
-def decode_cost(fmt: str, mode: str, width: int, height: int) -> int:
+def decode_cost(fmt: str, mode: str, width: int, height: int, factor: int = 1) -> int:
     """Peak bytes `decode_image` holds for an image of this format, Pillow mode and (decoded) size:
-    Pillow's image, the decoder's own buffer if it has one, and the RGB result (3 bytes a pixel).
+    Pillow's image, the decoder's own buffer if it has one, and the RGB result (3 bytes a pixel, at
+    1/`factor` of the size when it is reduced).
     Strip-wise conversion keeps everything else to a few MB. Measured peak RSS growth of a decode at
     7300x5475 (40 MP): RGB / RGBA / LA / 16-bit RGBA PNG 277-281 MB (estimate 288), 16-bit grey 205
     (208), palette with transparency 164 (168), JPEG at 1/2 scale 78."""
-    per_pixel = _PILLOW_BYTES.get(mode, 4) + _DECODER_BUFFER.get(fmt, 0) + 3
-    return width * height * per_pixel + 8 * STRIP_PIXELS  # + a strip's conversion (measured ~1-3 MB)
+    per_pixel = _PILLOW_BYTES.get(mode, 4) + _DECODER_BUFFER.get(fmt, 0)
+    result = 3 * (-(-width // factor)) * (-(-height // factor))
+    return width * height * per_pixel + result + 8 * STRIP_PIXELS  # + a strip's conversion (measured ~1-3 MB)
 
 
 # The end of a JPEG's entropy-coded data: 0xFF followed by a marker code (not a stuffed 0x00, a restart
@@ -262,17 +266,22 @@ def _strip_to_rgb(img: Image.Image, grey_scale: float | None) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
+def _to_rgb(img: Image.Image, factor: int = 1) -> np.ndarray:
     """The whole image as RGB uint8, converted a strip of about STRIP_PIXELS at a time into one
     preallocated array: the only large buffers are Pillow's image and the result (issue 16: a
-    whole-image conversion held up to 5 copies, 574 MB for a 40 MP 16-bit PNG)."""
+    whole-image conversion held up to 5 copies, 574 MB for a 40 MP 16-bit PNG). With `factor` > 1
+    each strip is box-averaged by it (Pillow's `reduce`; strips are whole multiples of it high, so the
+    result is the whole image's reduce)."""
     width, height = img.size
     grey_scale = _grey_scaling(img)
-    out = np.empty((height, width, 3), np.uint8)
-    rows = max(1, STRIP_PIXELS // max(1, width))
+    out = np.empty((-(-height // factor), -(-width // factor), 3), np.uint8)
+    rows = max(factor, STRIP_PIXELS // max(1, width) // factor * factor)
     for top in range(0, height, rows):
         strip = img.crop((0, top, width, min(height, top + rows)))  # keeps the palette and transparency
-        out[top:top + strip.height] = _strip_to_rgb(strip, grey_scale)
+        rgb = _strip_to_rgb(strip, grey_scale)
+        if factor > 1:
+            rgb = np.asarray(Image.fromarray(rgb).reduce(factor))
+        out[top // factor:top // factor + rgb.shape[0]] = rgb
     return out
 
 
@@ -308,7 +317,7 @@ def _decode_failure(exc: Exception) -> ImageError:
 def decode_image(data: bytes, max_bytes: int, max_pixels: int, max_jpeg_scans: int = MAX_JPEG_SCANS,
                  max_jpeg_scan_pixels: int = MAX_JPEG_SCAN_PIXELS, *, max_decode_bytes: int = MAX_DECODE_BYTES,
                  max_side: int = MAX_IMAGE_SIDE, max_aspect: float = MAX_ASPECT_RATIO,
-                 jpeg_draft_side: int | None = JPEG_DRAFT_SIDE) -> Decoded:
+                 decode_side: int | None = DECODE_SIDE) -> Decoded:
     if not data:
         raise BadImage("the image is empty (0 bytes)", code="empty_image")
     if len(data) > max_bytes:
@@ -335,12 +344,14 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int, max_jpeg_scans: i
             fmt = img.format or "unknown"
             if fmt in ("JPEG", "MPO"):
                 check_jpeg_scans(data, width, height, max_jpeg_scans, max_jpeg_scan_pixels)
-                if jpeg_draft_side and max(width, height) >= 2 * jpeg_draft_side:
-                    k = jpeg_draft_side / max(width, height)  # libjpeg picks the largest scale >= this
+                if decode_side and max(width, height) >= 2 * decode_side:
+                    k = decode_side / max(width, height)  # libjpeg picks the largest scale >= this
                     img.draft(None, (max(1, ceil(width * k)), max(1, ceil(height * k))))
             if getattr(img, "is_animated", False):
                 img.seek(0)  # an animation is read as its first frame
-            cost = decode_cost(fmt, img.mode, *img.size)
+            # What the JPEG draft did not shrink (or any other format) is box-reduced as it is converted.
+            factor = max(1, max(img.size) // decode_side) if decode_side else 1
+            cost = decode_cost(fmt, img.mode, *img.size, factor=factor)
             if cost > max_decode_bytes:
                 raise ImageTooLarge(f"image of {width}x{height} pixels in mode {img.mode} would take "
                                     f"{cost >> 20} MB to decode; the limit is {max_decode_bytes >> 20} MB")
@@ -360,7 +371,7 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int, max_jpeg_scans: i
         warnings.simplefilter("ignore")
         orientation = _orientation(img)
         try:
-            rgb = _to_rgb(img)
+            rgb = _to_rgb(img, factor)
         except (OSError, ValueError) as exc:
             log.info("image not convertible to RGB: %s: %s", type(exc).__name__, str(exc)[:200])
             raise _decode_failure(exc) from None
