@@ -24,7 +24,9 @@ import io
 import logging
 import re
 import struct
+import threading
 import warnings
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from math import ceil
 
@@ -104,6 +106,8 @@ MAX_ASPECT_RATIO = 20  # long side / short side: a phone panorama is ~4-8
 MAX_DECODE_BYTES = 300_000_000
 DECODE_SIDE = 2048  # an image at least twice this on its long side is analysed at a reduced scale
 STRIP_PIXELS = 1 << 20  # conversions to RGB run on strips of about this many pixels
+LARGE_DECODE_BYTES = 64 << 20  # decodes estimated over this run one at a time per process
+_LARGE_DECODE = threading.Lock()
 
 # Bytes a pixel takes in Pillow's storage, by mode (Pillow keeps 3-channel and 2-channel modes in
 # 4 bytes a pixel); every other mode takes 4.
@@ -314,48 +318,16 @@ def _decode_failure(exc: Exception) -> ImageError:
     return BadImage("the image could not be decoded: it is corrupt or uses a variant this server does not read")
 
 
-def decode_image(data: bytes, max_bytes: int, max_pixels: int, max_jpeg_scans: int = MAX_JPEG_SCANS,
-                 max_jpeg_scan_pixels: int = MAX_JPEG_SCAN_PIXELS, *, max_decode_bytes: int = MAX_DECODE_BYTES,
-                 max_side: int = MAX_IMAGE_SIDE, max_aspect: float = MAX_ASPECT_RATIO,
-                 decode_side: int | None = DECODE_SIDE) -> Decoded:
-    if not data:
-        raise BadImage("the image is empty (0 bytes)", code="empty_image")
-    if len(data) > max_bytes:
-        raise ImageTooLarge(f"image of {len(data)} bytes; the limit is {max_bytes}")
-    if not _looks_like_image(data):
-        raise UnsupportedImage(f"not an image this app reads; send a {ACCEPTED_TYPES} image")
+@contextmanager
+def _pillow_errors(max_pixels: int):
+    """Pillow's exceptions while opening or loading an image -> the app's 4xx errors."""
     try:
         with warnings.catch_warnings():
             # Pillow warns about odd but readable files (corrupt EXIF tags, ...): never let a warnings
             # filter (PYTHONWARNINGS=error, pytest -W error) turn those into a 500. Bombs do raise.
             warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=FORMATS)
-            width, height = img.size  # from the header; nothing decoded yet
-            if width * height > max_pixels:
-                raise ImageTooLarge(f"image of {width}x{height} pixels; the limit is {max_pixels} pixels")
-            if width < 1 or height < 1:
-                raise BadImage("the image has no pixels")
-            if max(width, height) > max_side:
-                raise ImageTooLarge(f"image of {width}x{height} pixels; the limit is {max_side} pixels a side")
-            if max(width, height) > max_aspect * min(width, height):
-                raise ImageTooComplex(f"image of {width}x{height} pixels; the limit is an aspect ratio of "
-                                      f"{max_aspect:g}:1", code="bad_aspect_ratio")
-            fmt = img.format or "unknown"
-            if fmt in ("JPEG", "MPO"):
-                check_jpeg_scans(data, width, height, max_jpeg_scans, max_jpeg_scan_pixels)
-                if decode_side and max(width, height) >= 2 * decode_side:
-                    k = decode_side / max(width, height)  # libjpeg picks the largest scale >= this
-                    img.draft(None, (max(1, ceil(width * k)), max(1, ceil(height * k))))
-            if getattr(img, "is_animated", False):
-                img.seek(0)  # an animation is read as its first frame
-            # What the JPEG draft did not shrink (or any other format) is box-reduced as it is converted.
-            factor = max(1, max(img.size) // decode_side) if decode_side else 1
-            cost = decode_cost(fmt, img.mode, *img.size, factor=factor)
-            if cost > max_decode_bytes:
-                raise ImageTooLarge(f"image of {width}x{height} pixels in mode {img.mode} would take "
-                                    f"{cost >> 20} MB to decode; the limit is {max_decode_bytes >> 20} MB")
-            img.load()
+            yield
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -367,15 +339,58 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int, max_jpeg_scans: i
             struct.error, MemoryError) as exc:
         log.info("undecodable image: %s: %s", type(exc).__name__, str(exc)[:200])
         raise _decode_failure(exc) from None
-    with warnings.catch_warnings():  # as above: a corrupt EXIF tag or an odd palette is only a warning
-        warnings.simplefilter("ignore")
-        orientation = _orientation(img)
-        try:
-            rgb = _to_rgb(img, factor)
-        except (OSError, ValueError) as exc:
-            log.info("image not convertible to RGB: %s: %s", type(exc).__name__, str(exc)[:200])
-            raise _decode_failure(exc) from None
-    img.close()  # Pillow's copy goes before the turned one is made
+
+
+def decode_image(data: bytes, max_bytes: int, max_pixels: int, max_jpeg_scans: int = MAX_JPEG_SCANS,
+                 max_jpeg_scan_pixels: int = MAX_JPEG_SCAN_PIXELS, *, max_decode_bytes: int = MAX_DECODE_BYTES,
+                 max_side: int = MAX_IMAGE_SIDE, max_aspect: float = MAX_ASPECT_RATIO,
+                 decode_side: int | None = DECODE_SIDE) -> Decoded:
+    if not data:
+        raise BadImage("the image is empty (0 bytes)", code="empty_image")
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"image of {len(data)} bytes; the limit is {max_bytes}")
+    if not _looks_like_image(data):
+        raise UnsupportedImage(f"not an image this app reads; send a {ACCEPTED_TYPES} image")
+    with _pillow_errors(max_pixels):
+        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        width, height = img.size  # from the header; nothing decoded yet
+        if width * height > max_pixels:
+            raise ImageTooLarge(f"image of {width}x{height} pixels; the limit is {max_pixels} pixels")
+        if width < 1 or height < 1:
+            raise BadImage("the image has no pixels")
+        if max(width, height) > max_side:
+            raise ImageTooLarge(f"image of {width}x{height} pixels; the limit is {max_side} pixels a side")
+        if max(width, height) > max_aspect * min(width, height):
+            raise ImageTooComplex(f"image of {width}x{height} pixels; the limit is an aspect ratio of "
+                                  f"{max_aspect:g}:1", code="bad_aspect_ratio")
+        fmt = img.format or "unknown"
+        if fmt in ("JPEG", "MPO"):
+            check_jpeg_scans(data, width, height, max_jpeg_scans, max_jpeg_scan_pixels)
+            if decode_side and max(width, height) >= 2 * decode_side:
+                k = decode_side / max(width, height)  # libjpeg picks the largest scale >= this
+                img.draft(None, (max(1, ceil(width * k)), max(1, ceil(height * k))))
+        if getattr(img, "is_animated", False):
+            img.seek(0)  # an animation is read as its first frame
+        # What the JPEG draft did not shrink (or any other format) is box-reduced as it is converted.
+        factor = max(1, max(img.size) // decode_side) if decode_side else 1
+        cost = decode_cost(fmt, img.mode, *img.size, factor=factor)
+        if cost > max_decode_bytes:
+            raise ImageTooLarge(f"image of {width}x{height} pixels in mode {img.mode} would take "
+                                f"{cost >> 20} MB to decode; the limit is {max_decode_bytes >> 20} MB")
+    # One large decode at a time per process: two threads of a worker decoding 40 MP at once held both
+    # peaks together. A second one waits (at most about a second) for the first to finish.
+    with _LARGE_DECODE if cost > LARGE_DECODE_BYTES else nullcontext():
+        with _pillow_errors(max_pixels):
+            img.load()
+        with warnings.catch_warnings():  # as above: a corrupt EXIF tag or an odd palette is only a warning
+            warnings.simplefilter("ignore")
+            orientation = _orientation(img)
+            try:
+                rgb = _to_rgb(img, factor)
+            except (OSError, ValueError) as exc:
+                log.info("image not convertible to RGB: %s: %s", type(exc).__name__, str(exc)[:200])
+                raise _decode_failure(exc) from None
+        img.close()  # Pillow's copy goes before the turned one is made
     del img
     if orientation != 1:
         rgb = np.ascontiguousarray(_ORIENT[orientation](rgb))

@@ -342,3 +342,41 @@ def test_decoding_a_40_megapixel_png_bomb_stays_in_budget(mode, bit_depth, limit
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert float(out.stdout.split()[-1]) < limit_mb
+
+
+def test_large_decodes_run_one_at_a_time(monkeypatch):
+    """Two threads of a worker decoding 40 MP images at once held both peaks together (issue 16): a
+    decode estimated over LARGE_DECODE_BYTES waits for the one in progress; small ones do not wait."""
+    import threading
+
+    import app.imaging as imaging
+
+    inside, most, lock = [0], [0], threading.Lock()
+    real = imaging._to_rgb
+
+    def slow_to_rgb(img, factor=1):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.2)
+        try:
+            return real(img, factor)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(imaging, "_to_rgb", slow_to_rgb)
+
+    def run_pair(data):
+        most[0] = 0
+        threads = [threading.Thread(target=decode_image, args=(data, BIG, PIXELS)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        return most[0]
+
+    large = g.flat_png(4000, 3000, "RGBA")  # 12 MP: 48 MB of Pillow image + 36 MB of result
+    assert imaging.decode_cost("PNG", "RGBA", 4000, 3000) > imaging.LARGE_DECODE_BYTES
+    assert run_pair(large) == 1
+    assert run_pair(g.flat_png(300, 200, "RGBA")) == 2
