@@ -38,8 +38,13 @@ raw_env = [
 # "Connection: close" when the app answered without reading the whole body; workers leave with
 # os._exit so ONNX Runtime's C++ teardown cannot abort them (app/serving.py says why).
 serving.install_json_errors()
-pre_request = serving.pre_request
-post_request = serving.post_request
+# Issue 16: after a request that grew the worker by more than GUNICORN_TRIM_GROWTH_MB, give glibc's
+# free pages back (malloc_trim); retire a worker still over GUNICORN_MAX_WORKER_RSS_MB (0: never).
+# Measured by `python -m benchmarks memory` (docs/BENCHMARKS.md).
+memory_guard = serving.MemoryGuard(trim_growth_mb=float(os.environ.get("GUNICORN_TRIM_GROWTH_MB", "64")),
+                                   max_rss_mb=float(os.environ.get("GUNICORN_MAX_WORKER_RSS_MB", "1024")))
+pre_request = memory_guard.pre_request
+post_request = memory_guard.post_request
 worker_exit = serving.worker_exit
 # No control socket ($HOME/.gunicorn/gunicorn.ctl): nothing here uses it, and two servers on one
 # machine (tests, a second deployment) would share the path.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from flask import Flask, Request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import Map
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +36,10 @@ DEFAULTS = {
     "MAX_PIXELS": 40_000_000,  # checked from the header before decoding
     "MAX_JPEG_SCANS": 100,  # a progressive JPEG's scans, counted from the bytes before decoding
     "MAX_JPEG_SCAN_PIXELS": 1_000_000_000,  # scans x pixels: 25 scans at 40 MP (~0.8 s of CPU)
+    "MAX_IMAGE_SIDE": 16384,  # pixels, either side, from the header (413)
+    "MAX_ASPECT_RATIO": 20,  # long side / short side, from the header (422 bad_aspect_ratio)
+    "MAX_DECODE_BYTES": 300_000_000,  # memory a decode may hold, estimated from the header (413)
+    "DECODE_SIDE": 2048,  # images over twice this are analysed at 1/2, 1/3, ... scale (0: never)
     "DETECT_MAX_SIDE": 1024,  # photos are shrunk to this for detection
     "MIN_FACE_SIZE": 20,  # pixels, at detection scale
     "DETECT_SCALE_FACTOR": 0.6,  # MTCNN pyramid step: 0.6 finds the same faces as 0.709, ~25% faster
@@ -67,7 +72,10 @@ class InMemoryRequest(Request):
         except RequestEntityTooLarge:
             counted = getattr(self, "_form_stream", None)
             limit = self.max_content_length
-            within = (counted is not None and (limit is None or counted.count <= limit)
+            # A chunked body has no Content-Length: Werkzeug's stream stops it at the limit, having
+            # read exactly `limit` bytes, so reaching the limit means "too large" (issue 16: a chunked
+            # 17 MB form was answered 400 too_many_parts).
+            within = (counted is not None and (limit is None or counted.count < limit)
                       and (self.content_length is None or limit is None or self.content_length <= limit))
             if not within:
                 raise
@@ -92,8 +100,23 @@ class _CountingStream:
         return getattr(self._stream, name)
 
 
+class _NoMergeMap(Map):
+    """Werkzeug answers a path with "//" by a 308 to the merged path on the request's own Host header,
+    so `GET //api/health` with `Host: evil.example` redirected there (issue 16). No route has "//":
+    such a path is a 404 instead. (A map setting, not a rule's: Flask adds its static rule before
+    create_app could change the map.)"""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("merge_slashes", False)
+        super().__init__(*args, **kwargs)
+
+
+class _Flask(Flask):
+    url_map_class = _NoMergeMap
+
+
 def create_app(test_config: dict | None = None) -> Flask:
-    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+    app = _Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
                 static_url_path="/static")
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("EMOTION")

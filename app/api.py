@@ -13,7 +13,8 @@ from .emotion import ModelUnavailable, get_models
 from .errors import ApiError
 from .faces import get_detector
 from .imaging import Decoded, ImageTooLarge, UnsupportedImage, decode_data_url, decode_image
-from .pipeline import FaceResult, analyze
+from .pipeline import FaceResult, analyze, rescale
+from .security import quote
 from .speech import SpeechError, UnknownAudio, get_speech
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -38,7 +39,7 @@ def _flag(value, name: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ApiError(400, f"bad_{name}", f"'{name}' must be true or false, got {str(value)[:40]!r}")
+    raise ApiError(400, f"bad_{name}", f"'{name}' must be true or false, got {quote(value, 40)}")
 
 
 def _lang(value) -> str:
@@ -46,7 +47,7 @@ def _lang(value) -> str:
         return assistant.DEFAULT_LANG
     lang = str(value).strip().lower().replace("_", "-").split("-")[0]
     if lang not in assistant.LANGUAGES:
-        raise ApiError(400, "bad_lang", f"'lang' must be one of {list(assistant.LANGUAGES)}, got {str(value)[:40]!r}")
+        raise ApiError(400, "bad_lang", f"'lang' must be one of {list(assistant.LANGUAGES)}, got {quote(value, 40)}")
     return lang
 
 
@@ -59,7 +60,7 @@ def _min_face(value) -> int | None:
     except ValueError:
         n = -1
     if not 0 <= n <= 10_000:
-        raise ApiError(400, "bad_min_face", f"'min_face' must be a whole number of pixels, got {str(value)[:40]!r}")
+        raise ApiError(400, "bad_min_face", f"'min_face' must be a whole number of pixels, got {quote(value, 40)}")
     return n
 
 
@@ -80,7 +81,7 @@ def _read_upload() -> tuple[bytes, dict]:
         if request.form.get("image"):  # a data URL sent as a text field
             return decode_data_url(request.form["image"], max_bytes), params
         got = sorted(set(request.files) | set(request.form))
-        raise ApiError(400, "missing_image", f"send the photo in the multipart field 'image' (got fields {got})")
+        raise ApiError(400, "missing_image", f"send the photo in the multipart field 'image' (got fields {quote(', '.join(got))})")
     if request.is_json:
         try:
             body = request.get_json(silent=True)
@@ -91,7 +92,7 @@ def _read_upload() -> tuple[bytes, dict]:
         params.update({k: v for k, v in body.items() if k != "image"})
         image = body.get("image")
         if image is None:
-            raise ApiError(400, "missing_image", f"the JSON object needs an 'image' data URL (got keys {sorted(body)[:10]})")
+            raise ApiError(400, "missing_image", f"the JSON object needs an 'image' data URL (got keys {quote(', '.join(sorted(body)))})")
         if not isinstance(image, str):
             raise ApiError(400, "bad_data_url", "'image' must be a data URL string")
         return decode_data_url(image, max_bytes), params
@@ -99,7 +100,7 @@ def _read_upload() -> tuple[bytes, dict]:
         return request.get_data(cache=False), params
     if not request.content_length and not mimetype:
         raise ApiError(400, "missing_image", "the request has no image; send multipart field 'image' or JSON {\"image\": data URL}")
-    raise UnsupportedImage(f"request body of type {mimetype!r}; send multipart/form-data or application/json")
+    raise UnsupportedImage(f"request body of type {quote(mimetype)}; send multipart/form-data or application/json")
 
 
 def _reply_payload(reply: assistant.Reply, speak: bool) -> tuple[dict, float]:
@@ -133,12 +134,15 @@ def _parse_predict(timings: dict[str, float]) -> PredictRequest:
     min_face = _min_face(params.get("min_face"))
     model_name = params.get("model") or None
     if model_name is not None and (not isinstance(model_name, str) or model_name not in registry.cards):
-        raise ApiError(400, "unknown_model", f"no model {str(model_name)[:60]!r}; GET /api/models lists them")
+        raise ApiError(400, "unknown_model", f"no model {quote(model_name, 60)}; GET /api/models lists them")
     if not registry.cards:
         raise ApiError(503, "no_model", "no model is installed on this server")
     t0 = time.perf_counter()
     decoded = decode_image(data, int(cfg["MAX_IMAGE_BYTES"]), int(cfg["MAX_PIXELS"]),
-                           int(cfg["MAX_JPEG_SCANS"]), int(cfg["MAX_JPEG_SCAN_PIXELS"]))
+                           int(cfg["MAX_JPEG_SCANS"]), int(cfg["MAX_JPEG_SCAN_PIXELS"]),
+                           max_decode_bytes=int(cfg["MAX_DECODE_BYTES"]), max_side=int(cfg["MAX_IMAGE_SIDE"]),
+                           max_aspect=float(cfg["MAX_ASPECT_RATIO"]),
+                           decode_side=int(cfg["DECODE_SIDE"]) or None)
     timings["decode"] = time.perf_counter() - t0
     return PredictRequest(image=decoded, model=model_name or registry.default, lang=lang, speak=speak,
                           min_face=min_face)
@@ -156,11 +160,15 @@ def predict():
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     ask = _parse_predict(timings)
+    image = ask.image
+    # min_face is in pixels of the uploaded image; a large JPEG is analysed at a reduced scale.
+    min_face = int(ask.min_face / max(image.scale)) if ask.min_face else ask.min_face
     try:
-        results = analyze(ask.image.rgb, detector=get_detector(), models=get_models(), model=ask.model,
-                          min_face=ask.min_face, timings=timings)
+        results = analyze(image.rgb, detector=get_detector(), models=get_models(), model=ask.model,
+                          min_face=min_face, timings=timings)
     except ModelUnavailable as exc:
         raise ApiError(503, "model_unavailable", str(exc)) from None
+    results = rescale(results, image.scale, image.width, image.height)
     # Faces come largest first, so the first face is the one the assistant answers; it hedges when the
     # model's scores for that face fail its card's confidence rule.
     card = get_models().cards[ask.model]

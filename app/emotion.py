@@ -84,8 +84,9 @@ class ModelRegistry:
                 try:
                     if card.kind == "single":
                         log.info("loading model %s from %s", name, card.model_path)
-                    # an ensemble's members are this registry's models, loaded once and shared
-                    self._models[name] = Predictor.from_card(card, member=self.get)
+                    # an ensemble's members are this registry's models, loaded once and shared; no
+                    # ONNX Runtime arena: it would keep the largest batch's memory for good (issue 16)
+                    self._models[name] = Predictor.from_card(card, member=self.get, arena=False)
                 except ModelUnavailable:
                     raise
                 except Exception as exc:

@@ -1,10 +1,18 @@
 """Uploaded bytes -> an RGB uint8 array, or a clear 4xx error. Nothing is written to disk.
 
 Order matters for safety: the byte size is checked first, then the file type from its magic bytes,
-then the pixel count from the header (so a PNG declaring 20000x20000 is refused before a single row
-is decompressed), then, for a JPEG, the number of scans counted from the bytes (each scan of a
-progressive JPEG is another pass over the whole image, so a few hundred KB can cost minutes of CPU),
-and only then is the image decoded.
+then the pixel count, the sides and the aspect ratio from the header (so a PNG declaring 20000x20000
+is refused before a single row is decompressed), then, for a JPEG, the number of scans counted from
+the bytes (each scan of a progressive JPEG is another pass over the whole image, so a few hundred KB
+can cost minutes of CPU), then the memory the decode will hold, estimated from the header's size and
+pixel mode (issue 16: a 90 KB 16-bit PNG of 40 MP held 574 MB), and only then is the image decoded.
+
+Decoding holds at most Pillow's image (1-4 bytes a pixel) plus the RGB result (3): conversions run
+in strips of about a megapixel. An image at least twice `DECODE_SIDE` on its long side is analysed
+smaller, its long side still at least `DECODE_SIDE` (twice what detection looks at): a JPEG is decoded
+at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's `draft`), any other image is box-averaged
+by a whole factor strip by strip as it is converted. `Decoded.scale` says how to map pixels of the
+result back to the uploaded image's.
 
 Error messages speak of the app's documented limits, never of Pillow's internals.
 """
@@ -16,12 +24,17 @@ import io
 import logging
 import re
 import struct
+import threading
 import warnings
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from math import ceil
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from .security import quote
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +49,10 @@ _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,",
                        re.IGNORECASE)
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+_URLSAFE = str.maketrans("-_", "+/")
 
 
 class ImageError(Exception):
@@ -80,6 +97,36 @@ class ImageTooComplex(ImageError):
 # about 0.8 s of CPU; 83 at 12 MP).
 MAX_JPEG_SCANS = 100
 MAX_JPEG_SCAN_PIXELS = 1_000_000_000
+
+# Issue 16: what one decode may cost in memory and shape.
+MAX_IMAGE_SIDE = 16384  # pixels, either side (a 40 MP panorama of 16384 x 2441 still fits)
+MAX_ASPECT_RATIO = 20  # long side / short side: a phone panorama is ~4-8
+# Peak bytes a decode may hold, estimated from the header (`decode_cost`): 40 MP fits in every mode
+# (RGB/RGBA: 4 + 3 bytes a pixel, 280 MB); lower it to refuse large images sooner.
+MAX_DECODE_BYTES = 300_000_000
+DECODE_SIDE = 2048  # an image at least twice this on its long side is analysed at a reduced scale
+STRIP_PIXELS = 1 << 20  # conversions to RGB run on strips of about this many pixels
+LARGE_DECODE_BYTES = 64 << 20  # decodes estimated over this run one at a time per process
+_LARGE_DECODE = threading.Lock()
+
+# Bytes a pixel takes in Pillow's storage, by mode (Pillow keeps 3-channel and 2-channel modes in
+# 4 bytes a pixel); every other mode takes 4.
+_PILLOW_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+# Decoders that first decode into a buffer of their own and then copy it into Pillow's.
+_DECODER_BUFFER = {"WEBP": 4}
+
+
+def decode_cost(fmt: str, mode: str, width: int, height: int, factor: int = 1) -> int:
+    """Peak bytes `decode_image` holds for an image of this format, Pillow mode and (decoded) size:
+    Pillow's image, the decoder's own buffer if it has one, and the RGB result (3 bytes a pixel, at
+    1/`factor` of the size when it is reduced).
+    Strip-wise conversion keeps everything else to a few MB. Measured peak RSS growth of a decode at
+    7300x5475 (40 MP): RGB / RGBA / LA / 16-bit RGBA PNG 277-281 MB (estimate 288), 16-bit grey 205
+    (208), palette with transparency 164 (168), JPEG at 1/2 scale 78."""
+    per_pixel = _PILLOW_BYTES.get(mode, 4) + _DECODER_BUFFER.get(fmt, 0)
+    result = 3 * (-(-width // factor)) * (-(-height // factor))
+    return width * height * per_pixel + result + 8 * STRIP_PIXELS  # + a strip's conversion (measured ~1-3 MB)
+
 
 # The end of a JPEG's entropy-coded data: 0xFF followed by a marker code (not a stuffed 0x00, a restart
 # marker RST0-7, or another fill 0xFF).
@@ -136,10 +183,11 @@ def check_jpeg_scans(data: bytes, width: int, height: int, max_scans: int = MAX_
 
 @dataclass
 class Decoded:
-    rgb: np.ndarray  # (H, W, 3) uint8, EXIF orientation applied
+    rgb: np.ndarray  # (h, w, 3) uint8, EXIF orientation applied; smaller than the upload for a big JPEG
     format: str
-    width: int
+    width: int  # of the uploaded image (EXIF orientation applied), not of `rgb`
     height: int
+    scale: tuple[float, float] = (1.0, 1.0)  # (x, y): uploaded pixels per pixel of `rgb`
 
 
 def _looks_like_image(data: bytes) -> bool:
@@ -159,38 +207,54 @@ def decode_data_url(value: str, max_bytes: int) -> bytes:
             raise BadImage("the data URL must be base64-encoded (';base64,')", code="bad_data_url")
         mime = (m.group("mime") or "").lower()
         if mime and not mime.startswith("image/"):
-            raise UnsupportedImage(f"data URL of type {mime!r}; send a {ACCEPTED_TYPES} image")
+            raise UnsupportedImage(f"data URL of type {quote(mime)}; send a {ACCEPTED_TYPES} image")
         payload = value[m.end():]
     else:
         payload = value
     payload = re.sub(r"\s+", "", payload)
     if len(payload) * 3 // 4 > max_bytes:
         raise ImageTooLarge(f"image larger than the limit of {max_bytes} bytes")
+    if not payload:
+        raise BadImage("the data URL carries no image bytes", code="empty_image")
+    # Standard or URL-safe base64 (browsers and some tools emit the latter), padding optional; anything
+    # else is refused as bad base64 rather than skipped (issue 16: "!!!!" decoded to 0 bytes, and the
+    # error said the image was empty).
+    if _BASE64.fullmatch(payload) is None:
+        raise BadImage("the image is not valid base64 (only A-Z, a-z, 0-9, '+', '/', '-', '_' and '=' padding)",
+                       code="bad_base64")
+    body = payload.rstrip("=").translate(_URLSAFE)
     try:
-        data = base64.b64decode(payload, validate=True)
+        data = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
     except (binascii.Error, ValueError):
-        try:  # browsers and some tools emit URL-safe base64
-            data = base64.urlsafe_b64decode(payload)
-        except (binascii.Error, ValueError):
-            raise BadImage("the image is not valid base64", code="bad_base64") from None
+        raise BadImage("the image is not valid base64", code="bad_base64") from None
     if not data:
-        raise BadImage("the image is empty", code="empty_image")
+        raise BadImage("the image is not valid base64: it decodes to no bytes", code="bad_base64")
     return data
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
+def _grey_scaling(img: Image.Image) -> float | None:
+    """For a 16/32-bit or float grey image, what to multiply by to get 0-255 (decided once for the
+    whole image, so that every strip is scaled alike); None for other modes."""
+    mode = img.mode
+    if mode.startswith("I;16"):
+        return 1 / 257.0
+    if mode == "F":
+        hi = img.getextrema()[1]
+        return 255.0 if hi is not None and hi == hi and hi <= 1.0 else 1.0
+    if mode == "I":
+        return 1 / 257.0 if img.getextrema()[1] > 255 else 1.0  # 16-bit data in a 32-bit container
+    return None
+
+
+def _strip_to_rgb(img: Image.Image, grey_scale: float | None) -> np.ndarray:
     """Any Pillow mode -> RGB uint8. Transparency is flattened onto white (as a page shows it)."""
     mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+    if grey_scale is not None:
         arr = np.asarray(img)
-        if mode.startswith("I;16"):
-            arr = arr.astype(np.float32) / 257.0
-        elif mode == "F" and float(np.nanmax(arr, initial=0)) <= 1.0:
-            arr = arr.astype(np.float32) * 255.0
-        elif mode == "I" and int(arr.max(initial=0)) > 255:  # 16-bit data in a 32-bit container
-            arr = arr.astype(np.float32) / 257.0
+        if grey_scale != 1.0:
+            arr = arr.astype(np.float32) * np.float32(grey_scale)
         grey = np.clip(np.nan_to_num(arr), 0, 255).round().astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+        return np.repeat(grey[:, :, None], 3, axis=2)
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     elif mode in ("1", "L", "CMYK", "YCbCr", "LAB", "HSV"):
@@ -203,7 +267,46 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         img = background
     if img.mode != "RGB":
         img = img.convert("RGB")
-    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _to_rgb(img: Image.Image, factor: int = 1) -> np.ndarray:
+    """The whole image as RGB uint8, converted a strip of about STRIP_PIXELS at a time into one
+    preallocated array: the only large buffers are Pillow's image and the result (issue 16: a
+    whole-image conversion held up to 5 copies, 574 MB for a 40 MP 16-bit PNG). With `factor` > 1
+    each strip is box-averaged by it (Pillow's `reduce`; strips are whole multiples of it high, so the
+    result is the whole image's reduce)."""
+    width, height = img.size
+    grey_scale = _grey_scaling(img)
+    out = np.empty((-(-height // factor), -(-width // factor), 3), np.uint8)
+    rows = max(factor, STRIP_PIXELS // max(1, width) // factor * factor)
+    for top in range(0, height, rows):
+        strip = img.crop((0, top, width, min(height, top + rows)))  # keeps the palette and transparency
+        rgb = _strip_to_rgb(strip, grey_scale)
+        if factor > 1:
+            rgb = np.asarray(Image.fromarray(rgb).reduce(factor))
+        out[top // factor:top // factor + rgb.shape[0]] = rgb
+    return out
+
+
+# EXIF orientation -> the same transform as ImageOps.exif_transpose, on the array (views, then one copy)
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        value = int(img.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block should not cost the user their photo
+        return 1
+    return value if value in _ORIENT else 1
 
 
 def _decode_failure(exc: Exception) -> ImageError:
@@ -215,32 +318,16 @@ def _decode_failure(exc: Exception) -> ImageError:
     return BadImage("the image could not be decoded: it is corrupt or uses a variant this server does not read")
 
 
-def decode_image(data: bytes, max_bytes: int, max_pixels: int, max_jpeg_scans: int = MAX_JPEG_SCANS,
-                 max_jpeg_scan_pixels: int = MAX_JPEG_SCAN_PIXELS) -> Decoded:
-    if not data:
-        raise BadImage("the image is empty (0 bytes)", code="empty_image")
-    if len(data) > max_bytes:
-        raise ImageTooLarge(f"image of {len(data)} bytes; the limit is {max_bytes}")
-    if not _looks_like_image(data):
-        raise UnsupportedImage(f"not an image this app reads; send a {ACCEPTED_TYPES} image")
+@contextmanager
+def _pillow_errors(max_pixels: int):
+    """Pillow's exceptions while opening or loading an image -> the app's 4xx errors."""
     try:
         with warnings.catch_warnings():
             # Pillow warns about odd but readable files (corrupt EXIF tags, ...): never let a warnings
             # filter (PYTHONWARNINGS=error, pytest -W error) turn those into a 500. Bombs do raise.
             warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=FORMATS)
-            width, height = img.size  # from the header; nothing decoded yet
-            if width * height > max_pixels:
-                raise ImageTooLarge(f"image of {width}x{height} pixels; the limit is {max_pixels} pixels")
-            if width < 1 or height < 1:
-                raise BadImage("the image has no pixels")
-            fmt = img.format or "unknown"
-            if fmt in ("JPEG", "MPO"):
-                check_jpeg_scans(data, width, height, max_jpeg_scans, max_jpeg_scan_pixels)
-            if getattr(img, "is_animated", False):
-                img.seek(0)  # an animation is read as its first frame
-            img.load()
+            yield
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -252,18 +339,65 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int, max_jpeg_scans: i
             struct.error, MemoryError) as exc:
         log.info("undecodable image: %s: %s", type(exc).__name__, str(exc)[:200])
         raise _decode_failure(exc) from None
-    with warnings.catch_warnings():  # as above: a corrupt EXIF tag or an odd palette is only a warning
-        warnings.simplefilter("ignore")
-        try:
-            img = ImageOps.exif_transpose(img)
-        except Exception:  # a broken EXIF block should not cost the user their photo
-            pass
-        try:
-            rgb = _to_rgb(img)
-        except (OSError, ValueError) as exc:
-            log.info("image not convertible to RGB: %s: %s", type(exc).__name__, str(exc)[:200])
-            raise _decode_failure(exc) from None
-    return Decoded(rgb=rgb, format=fmt, width=rgb.shape[1], height=rgb.shape[0])
+
+
+def decode_image(data: bytes, max_bytes: int, max_pixels: int, max_jpeg_scans: int = MAX_JPEG_SCANS,
+                 max_jpeg_scan_pixels: int = MAX_JPEG_SCAN_PIXELS, *, max_decode_bytes: int = MAX_DECODE_BYTES,
+                 max_side: int = MAX_IMAGE_SIDE, max_aspect: float = MAX_ASPECT_RATIO,
+                 decode_side: int | None = DECODE_SIDE) -> Decoded:
+    if not data:
+        raise BadImage("the image is empty (0 bytes)", code="empty_image")
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"image of {len(data)} bytes; the limit is {max_bytes}")
+    if not _looks_like_image(data):
+        raise UnsupportedImage(f"not an image this app reads; send a {ACCEPTED_TYPES} image")
+    with _pillow_errors(max_pixels):
+        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        width, height = img.size  # from the header; nothing decoded yet
+        if width * height > max_pixels:
+            raise ImageTooLarge(f"image of {width}x{height} pixels; the limit is {max_pixels} pixels")
+        if width < 1 or height < 1:
+            raise BadImage("the image has no pixels")
+        if max(width, height) > max_side:
+            raise ImageTooLarge(f"image of {width}x{height} pixels; the limit is {max_side} pixels a side")
+        if max(width, height) > max_aspect * min(width, height):
+            raise ImageTooComplex(f"image of {width}x{height} pixels; the limit is an aspect ratio of "
+                                  f"{max_aspect:g}:1", code="bad_aspect_ratio")
+        fmt = img.format or "unknown"
+        if fmt in ("JPEG", "MPO"):
+            check_jpeg_scans(data, width, height, max_jpeg_scans, max_jpeg_scan_pixels)
+            if decode_side and max(width, height) >= 2 * decode_side:
+                k = decode_side / max(width, height)  # libjpeg picks the largest scale >= this
+                img.draft(None, (max(1, ceil(width * k)), max(1, ceil(height * k))))
+        if getattr(img, "is_animated", False):
+            img.seek(0)  # an animation is read as its first frame
+        # What the JPEG draft did not shrink (or any other format) is box-reduced as it is converted.
+        factor = max(1, max(img.size) // decode_side) if decode_side else 1
+        cost = decode_cost(fmt, img.mode, *img.size, factor=factor)
+        if cost > max_decode_bytes:
+            raise ImageTooLarge(f"image of {width}x{height} pixels in mode {img.mode} would take "
+                                f"{cost >> 20} MB to decode; the limit is {max_decode_bytes >> 20} MB")
+    # One large decode at a time per process: two threads of a worker decoding 40 MP at once held both
+    # peaks together. A second one waits (at most about a second) for the first to finish.
+    with _LARGE_DECODE if cost > LARGE_DECODE_BYTES else nullcontext():
+        with _pillow_errors(max_pixels):
+            img.load()
+        with warnings.catch_warnings():  # as above: a corrupt EXIF tag or an odd palette is only a warning
+            warnings.simplefilter("ignore")
+            orientation = _orientation(img)
+            try:
+                rgb = _to_rgb(img, factor)
+            except (OSError, ValueError) as exc:
+                log.info("image not convertible to RGB: %s: %s", type(exc).__name__, str(exc)[:200])
+                raise _decode_failure(exc) from None
+        img.close()  # Pillow's copy goes before the turned one is made
+    del img
+    if orientation != 1:
+        rgb = np.ascontiguousarray(_ORIENT[orientation](rgb))
+        if orientation >= 5:  # a quarter turn: the uploaded image's sides swap too
+            width, height = height, width
+    scale = (width / rgb.shape[1], height / rgb.shape[0])
+    return Decoded(rgb=rgb, format=fmt, width=width, height=height, scale=scale)
 
 
 def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

@@ -14,7 +14,7 @@ Flask or HTTP, so the route (app/api.py), the benchmarks and any script call the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -64,3 +64,22 @@ def analyze(image: np.ndarray, *, detector: FaceDetector, models: ModelRegistry,
     return [FaceResult(face=Face(box=f["box"], confidence=f["confidence"], keypoints=f["keypoints"]),
                        emotion=r["emotion"], scores=r["scores"])
             for f, r in zip(found, scored)]
+
+
+def rescale(results: list[FaceResult], scale: tuple[float, float], width: int, height: int) -> list[FaceResult]:
+    """Boxes and landmarks found on a reduced decode (a large JPEG, app/imaging.py) in pixels of the
+    uploaded image: `scale` is (x, y) uploaded pixels per analysed pixel, the box is clipped to
+    `width` x `height`."""
+    sx, sy = scale
+    if (sx, sy) == (1.0, 1.0):
+        return results
+    out = []
+    for r in results:
+        x, y, w, h = r.face.box
+        x0, y0 = min(width - 1, int(round(x * sx))), min(height - 1, int(round(y * sy)))
+        x1, y1 = min(width, int(round((x + w) * sx))), min(height, int(round((y + h) * sy)))
+        keypoints = {name: [min(width - 1, int(round(px * sx))), min(height - 1, int(round(py * sy)))]
+                     for name, (px, py) in r.face.keypoints.items()}
+        out.append(replace(r, face=replace(r.face, box=[x0, y0, max(1, x1 - x0), max(1, y1 - y0)],
+                                           keypoints=keypoints)))
+    return out

@@ -1,4 +1,5 @@
-"""The security headers every response carries, in a module with no imports: the app (app/errors.py)
+"""The security headers every response carries, and how much of a client's input an error message may
+quote (`quote`), in a module with no imports: the app (app/errors.py)
 and gunicorn's own error pages (app/serving.py, loaded by gunicorn.conf.py in the master) share them,
 and deploy/nginx/emotion.conf.template repeats them for nginx's (tests/app/test_server.py checks that
 the three agree)."""
@@ -22,3 +23,13 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
 }
+
+# An error message quotes at most this many characters of what the client sent (issue 16: a form with
+# 999 long field names came back whole in a 400's message).
+QUOTE_LIMIT = 100
+
+
+def quote(value, limit: int = QUOTE_LIMIT) -> str:
+    """`repr` of the first `limit` characters of `str(value)`, with "..." after when cut."""
+    text = str(value)
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")

@@ -7,6 +7,10 @@
   to drain what is left (at most 64 KB within 5 s) and otherwise drops the connection, after a
   response that said `Connection: keep-alive`. The middleware tells gunicorn to close instead, so
   the response says `Connection: close` and a client opens a new connection for its next request.
+- `MemoryGuard` (issue 16): after a request that grew the worker, `malloc_trim(0)` hands glibc's
+  freed pages back to the system (a 40 MP decode otherwise left the worker hundreds of MB larger);
+  and a worker still over `max_rss_mb` when a request arrives serves it with `Connection: close` and
+  is then replaced by gunicorn, as `max_requests` does.
 - `worker_exit`: a worker leaves with os._exit once gunicorn is done with it, so C++ destructors of
   ONNX Runtime do not run under a thread still inside it ("terminate called without an active
   exception", SIGABRT, when a worker is stopped while its models are still loading).
@@ -15,13 +19,15 @@ Nothing here imports gunicorn: without it (flask run, the test client) the middl
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
 import sys
 import threading
 
-from .security import SECURITY_HEADERS
+from .security import QUOTE_LIMIT, SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +41,16 @@ def error_code(reason: str) -> str:
     return "_".join("".join(c if c.isalnum() else " " for c in reason.lower()).split()) or "error"
 
 
+def _cut(message: str) -> str:
+    """gunicorn's messages quote the request (its line, a header name): at most QUOTE_LIMIT characters
+    of it after gunicorn's own ~40-character prefix."""
+    limit = 40 + QUOTE_LIMIT
+    return message if len(message) <= limit else message[:limit] + "..."
+
+
 def json_error_bytes(status: int, reason: str, message: str) -> bytes:
     body = json.dumps({"error": {"code": error_code(reason),
-                                 "message": (message or reason)[:200]}}).encode()
+                                 "message": _cut(message or reason)}}).encode()
     reason = "".join(c for c in reason if 32 <= ord(c) < 127)
     head = [f"HTTP/1.1 {status} {reason}", "Connection: close", "Content-Type: application/json",
             f"Content-Length: {len(body)}"]
@@ -72,10 +85,24 @@ def post_request(worker, req, environ, resp) -> None:
 
 
 class _CountingInput:
-    """wsgi.input, counting what the app reads and noticing its end."""
+    """wsgi.input, counting what the app reads and noticing its end. A body gunicorn cannot parse (a
+    malformed chunked encoding) raises its parser's exception inside the app's read, which the app
+    would answer with a 500: it becomes a 400 (Werkzeug's BadRequest, the app's JSON) and the
+    connection closes, since where the next request would start is unknown (issue 16)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, req=None, errors: tuple = ()):
         self._stream, self.count, self.at_end = stream, 0, False
+        self._req, self._errors = req, errors
+
+    def _read(self, method, *args):
+        try:
+            return method(*args)
+        except self._errors as exc:
+            from werkzeug.exceptions import BadRequest
+
+            if self._req is not None:
+                self._req.must_close = True
+            raise BadRequest(f"the request body is malformed ({type(exc).__name__})") from None
 
     def _seen(self, data: bytes, size) -> bytes:
         self.count += len(data)
@@ -84,10 +111,11 @@ class _CountingInput:
         return data
 
     def read(self, size=None):
-        return self._seen(self._stream.read(size) if size is not None else self._stream.read(), size)
+        data = self._read(self._stream.read, size) if size is not None else self._read(self._stream.read)
+        return self._seen(data, size)
 
     def readline(self, size=None):
-        data = self._stream.readline(size) if size is not None else self._stream.readline()
+        data = self._read(self._stream.readline, size) if size is not None else self._read(self._stream.readline)
         self.count += len(data)
         if not data:
             self.at_end = True
@@ -116,7 +144,9 @@ class CloseUnreadBody:
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if req is None or not (chunked or (length.isdigit() and int(length) > 0)):
             return self.app(environ, start_response)
-        stream = environ["wsgi.input"] = _CountingInput(environ["wsgi.input"])
+        from gunicorn.http.errors import ParseException  # gunicorn is serving: req is its request
+
+        stream = environ["wsgi.input"] = _CountingInput(environ["wsgi.input"], req, (ParseException,))
 
         def start(status, headers, exc_info=None):
             read_all = stream.at_end if chunked else stream.count >= int(length)
@@ -125,6 +155,77 @@ class CloseUnreadBody:
             return start_response(status, headers, exc_info)
 
         return self.app(environ, start)
+
+
+# ---- worker memory after large requests (issue 16) -------------------------------------------------
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_mb() -> float:
+    """This process's resident memory, from /proc (0 where there is none)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _load_malloc_trim():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim  # glibc only; musl has none
+    except (OSError, AttributeError, TypeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+class MemoryGuard:
+    """gunicorn hooks that keep a worker's resident memory near its working size.
+
+    glibc keeps memory that a request freed (Pillow's blocks, numpy arrays under its dynamic mmap
+    threshold) in its arenas for reuse, so a worker that decoded one 40 MP image stays hundreds of MB
+    larger. After a request that left the worker more than `trim_growth_mb` above its size at the last
+    trim, `malloc_trim(0)` returns the free pages (a few ms, after the response is sent). A worker
+    whose RSS is over `max_rss_mb` when a request arrives and none is in flight is retired: gunicorn
+    serves that request with `Connection: close` and starts a fresh worker (0: never)."""
+
+    def __init__(self, trim_growth_mb: float = 64, max_rss_mb: float = 0):
+        self.trim_growth_mb, self.max_rss_mb = float(trim_growth_mb), float(max_rss_mb)
+        self._trim = _load_malloc_trim() if self.trim_growth_mb > 0 else None
+        self._floor = None  # RSS after the last trim
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.trims, self.retired = 0, False
+
+    def pre_request(self, worker, req) -> None:
+        pre_request(worker, req)
+        with self._lock:
+            idle = self._in_flight == 0  # another request's working memory is not the worker's size
+            self._in_flight += 1
+        if self.max_rss_mb and idle and worker.alive:
+            rss = rss_mb()
+            if rss > self.max_rss_mb:
+                worker.log.info("worker %s at %.0f MB RSS (limit %.0f MB): restarting after this request",
+                                os.getpid(), rss, self.max_rss_mb)
+                worker.alive = False  # gunicorn closes this connection and replaces the worker
+                self.retired = True
+
+    def post_request(self, worker, req, environ, resp) -> None:
+        post_request(worker, req, environ, resp)
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            if self._trim is None:
+                return
+            rss = rss_mb()
+            if self._floor is None or rss < self._floor:
+                self._floor = rss
+            if rss - self._floor <= self.trim_growth_mb:
+                return
+            self._trim(0)
+            self.trims += 1
+            self._floor = rss_mb()
 
 
 # ---- leaving a worker -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""python -m benchmarks [accuracy|calm|balance|ablation|classifier|detector|tilt|api|load|soak|peers|all|report]
+"""python -m benchmarks [accuracy|calm|balance|ablation|classifier|detector|tilt|api|load|soak|memory|peers|all|report]
 
 Runs the named benchmarks (default: all), saves each result under docs/benchmarks/, then rewrites
 docs/BENCHMARKS.md from every saved result.
@@ -22,6 +22,7 @@ ORDER = [
     ("api", "End-to-end /api/predict latency"),
     ("load", "Throughput under load (gunicorn)"),
     ("soak", "Soak test: memory under a long load"),
+    ("memory", "Worker memory and CPU under a hostile mix (issue 16)"),
     ("peers", "Side by side with the `fer` package"),
 ]
 INTRO = """# Benchmarks
@@ -55,12 +56,13 @@ def report() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", default=["all"], help="accuracy calm balance ablation classifier detector tilt api load soak peers all report (peers needs bash benchmarks/setup_peers.sh first)")
+    p.add_argument("names", nargs="*", default=["all"], help="accuracy calm balance ablation classifier detector tilt api load soak memory peers all report (peers needs bash benchmarks/setup_peers.sh first)")
     p.add_argument("--frames", type=int, default=200, help="test frames (detector)")
     p.add_argument("--tilt-faces", type=int, default=600, help="faces per angle (tilt)")
     p.add_argument("--requests", type=int, default=60, help="requests per case (api)")
     p.add_argument("--duration", type=int, default=60, help="seconds of load (load)")
     p.add_argument("--soak-duration", type=int, default=600, help="seconds of load (soak)")
+    p.add_argument("--memory-duration", type=int, default=40, help="seconds of 4 clients sending the hostile mix (memory)")
     p.add_argument("--concurrency", type=int, default=8, help="clients (load)")
     args = p.parse_args(argv)
     names = [n for n, _ in ORDER] if "all" in args.names else [n for n in args.names if n != "report"]

@@ -52,15 +52,18 @@ def keras_forward(model, spec: Mapping):
     return lambda batch: keras.ops.convert_to_numpy(model(batch, training=False))
 
 
-def onnx_forward(path: str | Path, threads: int = 1):
+def onnx_forward(path: str | Path, threads: int = 1, arena: bool = True):
     """ONNX Runtime session for an exported model: a small CNN's forward pass in ~2 ms of CPU, several
     times less than TensorFlow's per-call overhead (docs/BENCHMARKS.md, classifier cost per face).
-    threads=1 for serving (gunicorn runs one worker per core); 0 lets ONNX Runtime use every core."""
+    threads=1 for serving (gunicorn runs one worker per core); 0 lets ONNX Runtime use every core.
+    arena=False: no ONNX Runtime memory arena, which keeps what the largest batch needed for good (the
+    app serves batches of 1-40 faces: issue 16, ~130 MB kept per worker after a 20-face photo)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = bool(arena)
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda batch: session.run(None, {name: np.ascontiguousarray(batch, np.float32)})[0]
@@ -91,11 +94,12 @@ class Predictor:
     @classmethod
     def from_card(cls, card: ModelCard | Mapping | str | Path, *, models_dir: str | Path | None = None,
                   runtime: str = "auto", threads: int = 1, model=None,
-                  member: Callable[[str], "Predictor"] | None = None) -> "Predictor":
+                  member: Callable[[str], "Predictor"] | None = None, arena: bool = True) -> "Predictor":
         """The predictor a card describes.
 
         card: a ModelCard, a card's JSON path, or a card's dict (files in `models_dir`).
-        runtime: "auto" (ONNX when exported, else Keras), "onnx" or "keras"; threads: ONNX Runtime's.
+        runtime: "auto" (ONNX when exported, else Keras), "onnx" or "keras"; threads and arena
+        (its memory arena, `onnx_forward`): ONNX Runtime's.
         model: an already loaded Keras model for a single card.
         member: name -> Predictor for an ensemble's members (the app shares loaded ones); by default
         each member is built from `<name>.json` beside the ensemble's card.
@@ -106,9 +110,9 @@ class Predictor:
                 folder = Path(models_dir) if models_dir is not None else (card.path.parent if card.path else Path("."))
 
                 def member(name):
-                    return cls.from_card(folder / f"{name}.json", runtime=runtime, threads=threads)
+                    return cls.from_card(folder / f"{name}.json", runtime=runtime, threads=threads, arena=arena)
             return EnsemblePredictor(card, [member(m["name"]) for m in card.members])
-        return SinglePredictor(card, model=model, runtime=runtime, threads=threads)
+        return SinglePredictor(card, model=model, runtime=runtime, threads=threads, arena=arena)
 
     def predict_probs(self, faces: Sequence[np.ndarray], batch_size: int = BATCH_SIZE) -> np.ndarray:
         """(N, classes) probabilities for N face crops (uint8, any size, grey or RGB)."""
@@ -118,7 +122,7 @@ class Predictor:
 class SinglePredictor(Predictor):
     """One trained network and its card, on ONNX Runtime or Keras."""
 
-    def __init__(self, card: ModelCard, model=None, runtime: str = "auto", threads: int = 1):
+    def __init__(self, card: ModelCard, model=None, runtime: str = "auto", threads: int = 1, arena: bool = True):
         super().__init__(card)
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
@@ -126,7 +130,7 @@ class SinglePredictor(Predictor):
         if model is None and runtime in ("auto", "onnx") and onnx_path is not None and onnx_path.exists():
             try:
                 self.model, self.runtime = None, "onnxruntime"
-                self._forward = onnx_forward(onnx_path, threads)
+                self._forward = onnx_forward(onnx_path, threads, arena)
                 self.predict_probs(np.zeros((1, 8, 8), np.uint8))
                 return
             except Exception:

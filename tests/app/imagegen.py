@@ -153,3 +153,20 @@ def png_text_bomb(rgb) -> bytes:
     ztxt = b"Comment\0\0" + zlib.compress(b"a" * (2 << 20), 9)
     iend = data.rindex(b"IEND") - 4
     return data[:iend] + _png_chunk(b"zTXt", ztxt) + data[iend:]
+
+
+def flat_png(width: int, height: int, mode: str = "RGBA", bit_depth: int = 8) -> bytes:
+    """A PNG bomb of issue 16: a small file (tens of KB) of one flat colour that decodes to
+    width x height pixels. `mode` is the PNG colour type's Pillow name (L, LA, RGB, RGBA, or P with a
+    transparent palette entry); bit_depth 16 for L / RGB / RGBA. Written row by row, so a 40 MP one is
+    made without holding its pixels."""
+    colour_type, channels = {"L": (0, 1), "RGB": (2, 3), "P": (3, 1), "LA": (4, 2), "RGBA": (6, 4)}[mode]
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    row = b"\0" + bytes([0x5a]) * (channels * width * bit_depth // 8)
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    extra = b""
+    if mode == "P":
+        extra = _png_chunk(b"PLTE", bytes(range(256)) * 3) + _png_chunk(b"tRNS", b"\0")
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + extra + _png_chunk(b"IDAT", idat)
+            + _png_chunk(b"IEND", b""))

@@ -401,3 +401,26 @@ def test_reply_endpoint_gives_the_same_reply_in_another_language(client, app, as
                         (f"id={rid}&lang=vi&speak=maybe", 400)):
         resp = client.get(f"/api/reply?{bad}")
         assert resp.status_code == status and resp.get_json()["error"]["code"], bad
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_reduced_decode_reports_boxes_in_uploaded_pixels(client, app, monkeypatch, fmt):
+    """Issue 16: an image over 2 x DECODE_SIDE is analysed at 1/2 scale (a JPEG decoded so, a PNG
+    box-reduced); boxes, landmarks, min_face and the image size stay in the uploaded image's pixels, as
+    with a full decode."""
+    from PIL import Image
+
+    pixels = np.asarray(Image.fromarray(g.astronaut()).resize((4608, 4608), Image.BILINEAR))
+    big = g.jpeg(pixels, quality=80) if fmt == "JPEG" else g.png(pixels)
+    reduced = check_ok(post_image(client, big), app)
+    monkeypatch.setitem(app.config, "DECODE_SIDE", 0)
+    whole = check_ok(post_image(client, big), app)
+    assert reduced["image"] == whole["image"] == {"width": 4608, "height": 4608, "format": fmt}
+    assert len(reduced["faces"]) == len(whole["faces"]) == 1
+    a, b = reduced["faces"][0], whole["faces"][0]
+    assert iou(a["box"], b["box"]) > 0.9 and iou(a["box"], [v * 9 for v in g.ASTRONAUT_FACE]) > 0.5
+    for name, (x, y) in a["keypoints"].items():
+        assert abs(x - b["keypoints"][name][0]) < 40 and abs(y - b["keypoints"][name][1]) < 40, name
+    monkeypatch.setitem(app.config, "DECODE_SIDE", 2048)
+    assert len(check_ok(post_image(client, big, min_face=str(60 * 9)), app)["faces"]) == 1  # uploaded pixels
+    assert check_ok(post_image(client, big, min_face=str(300 * 9)), app)["faces"] == []

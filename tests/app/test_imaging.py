@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.imaging import (BadImage, ImageTooLarge, UnsupportedImage, decode_data_url, decode_image,
-                         downscale)
+from app.imaging import (BadImage, ImageTooComplex, ImageTooLarge, UnsupportedImage, decode_data_url,
+                         decode_image, downscale)
 from tests.app import imagegen as g
 
 BIG = 50 * 1024 * 1024
@@ -222,3 +222,161 @@ def test_messages_name_the_app_limits_not_pillow_internals(photo):
     with pytest.raises(BadImage) as err:
         decode_image(g.jpeg(photo)[:3000], BIG, PIXELS)
     assert "PIL" not in err.value.message and "Error" not in err.value.message
+
+
+# ---- issue 16: bounded memory per decode ------------------------------------------------------------
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientations_match_pillow(orientation):
+    """The turn is applied on the array (no second Pillow image); it must be Pillow's exif_transpose."""
+    from PIL import ImageOps
+
+    rng = np.random.default_rng(orientation)
+    stored = Image.fromarray(rng.integers(0, 256, (6, 10, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = g.encode(stored, "PNG", exif=exif.tobytes())
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    out = decode_image(data, BIG, PIXELS)
+    assert np.array_equal(out.rgb, expected)
+    assert (out.height, out.width) == expected.shape[:2] and out.scale == (1.0, 1.0)
+
+
+def test_side_and_aspect_ratio_are_checked_from_the_header():
+    with pytest.raises(ImageTooLarge) as err:  # 20 000 x 100: 2 MP, but a side over 16 384
+        decode_image(g.pixel_bomb_png(20000, 1000), BIG, PIXELS)
+    assert "16384 pixels a side" in err.value.message
+    with pytest.raises(ImageTooComplex) as err:
+        decode_image(g.pixel_bomb_png(4000, 100), BIG, PIXELS)
+    assert err.value.status == 422 and err.value.code == "bad_aspect_ratio"
+    assert decode_image(g.flat_png(2000, 100, "RGB"), BIG, PIXELS).rgb.shape == (100, 2000, 3)  # 20:1 is fine
+
+
+@pytest.mark.parametrize("mode, bit_depth, per_pixel", [("L", 8, 4), ("P", 8, 4), ("L", 16, 5), ("RGB", 8, 7),
+                                                        ("RGB", 16, 7), ("LA", 8, 7), ("RGBA", 16, 7)])
+def test_decode_cost_is_estimated_from_the_header(monkeypatch, mode, bit_depth, per_pixel):
+    """Pillow's bytes a pixel for the mode (16-bit grey: 2, palette: 1, 2-4 channels: 4) plus 3 for the
+    RGB result, and refused over the budget before a row is decompressed."""
+    from PIL import ImageFile
+
+    from app.imaging import STRIP_PIXELS, decode_cost
+
+    data = g.flat_png(300, 200, mode, bit_depth)
+    img = Image.open(io.BytesIO(data))
+    cost = decode_cost("PNG", img.mode, 300, 200)
+    assert cost == 300 * 200 * per_pixel + 8 * STRIP_PIXELS
+    assert decode_image(data, BIG, PIXELS, max_decode_bytes=cost).rgb.shape == (200, 300, 3)
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded an image over the decode budget")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(ImageTooLarge) as err:
+        decode_image(data, BIG, PIXELS, max_decode_bytes=cost - 1)
+    assert err.value.status == 413 and "MB to decode" in err.value.message
+
+
+def test_strips_give_the_same_pixels_as_a_whole_conversion(photo, monkeypatch):
+    import app.imaging as imaging
+
+    for make in (g.rgba_png, g.grey16_png, lambda a: g.encode(Image.fromarray(a).convert("P"), "PNG")):
+        data = make(photo)
+        whole = decode_image(data, BIG, PIXELS).rgb
+        monkeypatch.setattr(imaging, "STRIP_PIXELS", 512 * 7)  # 7 rows a strip: strips end mid-image
+        assert np.array_equal(decode_image(data, BIG, PIXELS).rgb, whole)
+        monkeypatch.undo()
+
+
+def test_large_jpeg_is_decoded_at_a_reduced_scale(photo):
+    big = np.asarray(Image.fromarray(photo).resize((4608, 4096), Image.BILINEAR))
+    out = decode_image(g.jpeg(big), BIG, PIXELS)
+    assert (out.width, out.height) == (4608, 4096)  # the upload's size is what the API reports
+    assert out.rgb.shape == (2048, 2304, 3) and out.scale == (2.0, 2.0)
+    assert decode_image(g.jpeg(big), BIG, PIXELS, decode_side=None).rgb.shape == (4096, 4608, 3)
+    small = decode_image(g.jpeg(big[:4095, :4095]), BIG, PIXELS)  # under 2 x 2048: decoded whole
+    assert small.rgb.shape == (4095, 4095, 3)
+
+
+def test_other_large_images_are_box_reduced_as_they_are_converted(photo, monkeypatch):
+    """A PNG (any non-JPEG) at least twice DECODE_SIDE is reduced by a whole factor strip by strip: the
+    same pixels as Pillow's reduce of the whole image, at a third of the memory for 40 MP."""
+    import app.imaging as imaging
+
+    big = np.asarray(Image.fromarray(photo).resize((6200, 4700), Image.BILINEAR))  # factor 6200 // 2048 = 3
+    rgba = Image.fromarray(big).convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.tile(np.arange(4700, dtype=np.uint32)[:, None] % 256, (1, 6200)).astype(np.uint8)))
+    for data in (g.encode(big, "PNG"), g.encode(rgba, "PNG")):
+        out = decode_image(data, BIG, PIXELS)
+        assert (out.width, out.height) == (6200, 4700) and out.rgb.shape == (1567, 2067, 3)
+        assert out.scale == (6200 / 2067, 4700 / 1567)
+        whole = decode_image(data, BIG, PIXELS, decode_side=None).rgb
+        assert np.array_equal(out.rgb, np.asarray(Image.fromarray(whole).reduce(3)))
+        monkeypatch.setattr(imaging, "STRIP_PIXELS", 6200 * 7)  # 7 rows -> strips of 6: a multiple of 3
+        assert np.array_equal(decode_image(data, BIG, PIXELS).rgb, out.rgb)
+        monkeypatch.undo()
+    assert decode_image(g.encode(big[:2000, :4095], "PNG"), BIG, PIXELS).rgb.shape == (2000, 4095, 3)  # under 2x
+
+
+PEAK_SCRIPT = """
+import resource, sys
+from app.imaging import decode_image
+from tests.app.imagegen import flat_png
+data = flat_png(7300, 5475, sys.argv[1], int(sys.argv[2]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+decode_image(data, 10 << 20, 40_000_000)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+@pytest.mark.parametrize("mode, bit_depth, limit_mb", [("RGBA", 16, 220), ("L", 16, 140), ("P", 8, 100)])
+def test_decoding_a_40_megapixel_png_bomb_stays_in_budget(mode, bit_depth, limit_mb):
+    """Issue 16: 40 MP PNGs of under 400 KB held 534 MB (16-bit RGBA), 574 MB (16-bit grey) and 458 MB
+    (palette with transparency) while decoding. Now Pillow's image + the RGB result (reduced by 3:
+    13 MB) + a strip: measured 180, 109 and 64 MB."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, mode, str(bit_depth)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) < limit_mb
+
+
+def test_large_decodes_run_one_at_a_time(monkeypatch):
+    """Two threads of a worker decoding 40 MP images at once held both peaks together (issue 16): a
+    decode estimated over LARGE_DECODE_BYTES waits for the one in progress; small ones do not wait."""
+    import threading
+
+    import app.imaging as imaging
+
+    inside, most, lock = [0], [0], threading.Lock()
+    real = imaging._to_rgb
+
+    def slow_to_rgb(img, factor=1):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.2)
+        try:
+            return real(img, factor)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(imaging, "_to_rgb", slow_to_rgb)
+
+    def run_pair(data):
+        most[0] = 0
+        threads = [threading.Thread(target=decode_image, args=(data, BIG, PIXELS)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        return most[0]
+
+    large = g.flat_png(4000, 3000, "RGBA")  # 12 MP: 48 MB of Pillow image + 36 MB of result
+    assert imaging.decode_cost("PNG", "RGBA", 4000, 3000) > imaging.LARGE_DECODE_BYTES
+    assert run_pair(large) == 1
+    assert run_pair(g.flat_png(300, 200, "RGBA")) == 2

@@ -161,3 +161,37 @@ def test_the_tensorflow_detector_is_refused_where_tensorflow_is_missing(monkeypa
         FaceDetector(backend="mtcnn")
     monkeypatch.undo()
     assert FaceDetector(backend="mtcnn").backend == "mtcnn"  # TensorFlow is installed here
+
+
+def face_grid(side: int = 30, n: int = 34) -> np.ndarray:
+    """~1 100 small faces (the astronaut's head, `side` pixels wide) in a grid of about 1000x1150."""
+    from PIL import Image
+
+    head = g.astronaut()[20:240, 130:320]
+    small = np.asarray(Image.fromarray(head).resize((side, int(side * 220 / 190)), Image.BILINEAR))
+    return np.vstack([np.hstack([small] * n)] * n)
+
+
+def test_a_face_grid_cannot_flood_the_refinement_stages(ours, monkeypatch):
+    detector = FaceDetector()
+    detector._mtcnn = ours
+    """Issue 16: on a grid of ~1 100 faces RNet saw 3 488 crops and ONet 1 116 (1.3 CPU-s of detection);
+    each stage now passes on at most its best-scored RNET/ONET_MAX_CANDIDATES."""
+    seen: dict[str, int] = {}
+    real_run = mtcnn_ort.MtcnnOrt._run
+
+    def counting_run(self, name, x, batch=256):
+        seen[name] = seen.get(name, 0) + len(x)
+        return real_run(self, name, x, batch)
+
+    monkeypatch.setattr(mtcnn_ort.MtcnnOrt, "_run", counting_run)
+    faces = detector.detect(face_grid())
+    assert seen["rnet"] <= mtcnn_ort.RNET_MAX_CANDIDATES and seen["onet"] <= mtcnn_ort.ONET_MAX_CANDIDATES
+    assert len(faces) == detector.max_faces  # still a full set of faces
+
+
+def test_best_keeps_the_highest_scores():
+    boxes = np.zeros((10, 5), np.float32)
+    boxes[:, 4] = np.arange(10)[::-1]
+    assert sorted(mtcnn_ort.best(boxes, 3)[:, 4].tolist()) == [7, 8, 9]
+    assert len(mtcnn_ort.best(boxes, 20)) == 10

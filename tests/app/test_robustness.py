@@ -185,12 +185,18 @@ CORPUS: dict[str, Case] = {
     # --- too costly (issue 11) -----------------------------------------------------------------
     "jpeg-scan-bomb-436kb": Case(upload(lambda: g.scan_bomb_jpeg(6000, 6000, 5000)), 422, "image_too_complex"),
     "jpeg-scan-bomb-small": Case(upload(lambda: g.scan_bomb_jpeg(256, 256, 500)), 422, "image_too_complex"),
+    "side-over-16384": Case(upload(header_only_png(20000, 500), "a.png"), 413, "image_too_large"),
+    "aspect-ratio-40-to-1": Case(upload(header_only_png(4000, 100), "a.png"), 422, "bad_aspect_ratio"),
     "png-text-bomb": Case(upload(lambda: g.png_text_bomb(g.astronaut()), "a.png"), 400, "bad_image"),
     "form-1500-parts": Case(lambda: dict(data={**{f"f{i}": "x" * 60 for i in range(1500)},
                                                "image": (io.BytesIO(small_jpeg()), "a.jpg")},
                                          content_type="multipart/form-data"), 400, "too_many_parts"),
     # --- the JSON / data URL path --------------------------------------------------------------
     "bad-base64": Case(as_json({"image": "data:image/jpeg;base64,!!!notbase64!!!"}), 400, "bad_base64"),
+    # issue 16: these decoded to 0 bytes (non-alphabet characters skipped) and answered "the image is empty"
+    "bad-base64-only-symbols": Case(as_json({"image": "data:image/png;base64,!!!!"}), 400, "bad_base64"),
+    "bad-base64-only-padding": Case(as_json({"image": "data:image/png;base64,===="}), 400, "bad_base64"),
+    "bad-base64-percent": Case(as_json({"image": "data:image/png;base64,%%%%"}), 400, "bad_base64"),
     "data-url-wrong-mime": Case(as_json(lambda: {"image": data_url(astronaut_jpeg(), "text/html")}), 415,
                                 "unsupported_type"),
     "data-url-not-base64": Case(as_json({"image": "data:image/jpeg,rawbytes"}), 400, "bad_data_url"),
@@ -236,6 +242,8 @@ CORPUS: dict[str, Case] = {
         astronaut_jpeg()).decode()}), 200, faces=1),
     "many-faces-25": Case(upload(lambda: g.jpeg(many_faces())), 200, faces=MAX_FACES_IN_CONFIG),
     "huge-but-allowed-30mp": Case(upload(huge_but_allowed), 200, check=_huge),
+    # issue 16: 40 MP in 315 KB; 534 MB to decode before, 180 MB now (test_imaging.py measures it)
+    "png-bomb-40mp-16-bit-rgba": Case(upload(lambda: g.flat_png(7300, 5475, "RGBA", 16), "a.png"), 200, faces=0),
 }
 
 
@@ -277,6 +285,38 @@ def test_corpus(client, app, case):
         assert x >= 0 and y >= 0 and x + w <= body["image"]["width"] and y + h <= body["image"]["height"]
     if spec.check:
         spec.check(body)
+
+
+LONG = "x" * 5000
+
+
+@pytest.mark.parametrize("name, request_kwargs", [
+    ("lang", lambda: dict(data={"image": (io.BytesIO(small_jpeg()), "a.jpg"), "lang": LONG})),
+    ("speak", lambda: dict(data={"image": (io.BytesIO(small_jpeg()), "a.jpg"), "speak": LONG})),
+    ("min_face", lambda: dict(data={"image": (io.BytesIO(small_jpeg()), "a.jpg"), "min_face": LONG})),
+    ("model", lambda: dict(data={"image": (io.BytesIO(small_jpeg()), "a.jpg"), "model": LONG})),
+    ("field names", lambda: dict(data={f"{LONG}{i}": "v" for i in range(50)}, content_type="multipart/form-data")),
+    ("json keys", lambda: dict(json={f"{LONG}{i}": 1 for i in range(50)})),
+    ("content type", lambda: dict(data=b"hello", content_type="text/" + LONG)),
+    ("data URL type", lambda: dict(json={"image": f"data:image/{LONG};base64,AAAA"})),
+    ("data URL mime", lambda: dict(json={"image": f"data:text/{LONG};base64,AAAA"})),
+])
+def test_error_messages_quote_at_most_100_characters_of_the_input(client, name, request_kwargs):
+    """Issue 16: a 400 for a form without `image` listed every field name it got, whole."""
+    resp = client.post("/api/predict", **request_kwargs())
+    assert 400 <= resp.status_code < 500
+    message = resp.get_json()["error"]["message"]
+    assert "x" * 101 not in message and len(message) < 300, (name, len(message))
+
+
+def test_a_double_slash_path_never_redirects_to_the_host_header(client):
+    """Issue 16: Werkzeug merged `//` with a 308 to `http://<Host header>/...`: a redirect to any host a
+    client names (cache poisoning behind a proxy that keys on the path)."""
+    for path in ("//api/health", "/api//health", "//static//app.js", "//", "/static//app.js"):
+        # PATH_INFO as a server passes it (the test client would read "//x" as a host name)
+        resp = client.get("/", environ_overrides={"PATH_INFO": path}, headers={"Host": "evil.example"})
+        assert not 300 <= resp.status_code < 400, (path, resp.status_code, resp.headers.get("Location"))
+        assert resp.status_code in (200, 404), path
 
 
 def test_corpus_has_enough_cases():
@@ -464,6 +504,8 @@ def test_configured_caps(app, detector):
     assert cfg["MAX_IMAGE_BYTES"] <= cfg["MAX_CONTENT_LENGTH"] <= 16 * 1024 * 1024
     assert 1 <= cfg["MAX_FACES"] <= 20 and detector.max_faces == cfg["MAX_FACES"]
     assert cfg["DETECT_MAX_SIDE"] <= 1024
+    assert cfg["MAX_DECODE_BYTES"] <= 300_000_000 and cfg["MAX_IMAGE_SIDE"] <= 16384
+    assert cfg["MAX_ASPECT_RATIO"] <= 20 and cfg["DECODE_SIDE"] >= 2 * cfg["DETECT_MAX_SIDE"]
 
 
 def test_pixel_cap_follows_the_config(client, monkeypatch, app):
@@ -474,6 +516,18 @@ def test_pixel_cap_follows_the_config(client, monkeypatch, app):
     taller = np.vstack([half, half[:1]])  # 257 x 256: one row over
     over = client.post("/api/predict", data={"image": (io.BytesIO(g.png(taller)), "a.png")})
     assert over.status_code == 413 and over.get_json()["error"]["code"] == "image_too_large"
+
+
+def test_decode_budget_follows_the_config(client, monkeypatch, app):
+    """MAX_DECODE_BYTES (issue 16): the same pixels cost more to decode in a richer mode."""
+    from app.imaging import decode_cost
+
+    grey, rgba = g.flat_png(640, 480, "L"), g.flat_png(640, 480, "RGBA")
+    monkeypatch.setitem(app.config, "MAX_DECODE_BYTES", decode_cost("PNG", "L", 640, 480))
+    assert client.post("/api/predict", data={"image": (io.BytesIO(grey), "a.png")}).status_code == 200
+    resp = client.post("/api/predict", data={"image": (io.BytesIO(rgba), "a.png")})
+    assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "image_too_large"
+    assert "MB to decode" in resp.get_json()["error"]["message"]
 
 
 @pytest.mark.parametrize("how", ["multipart", "raw", "json"])
@@ -580,7 +634,7 @@ def test_uploads_are_never_written_to_disk(client, monkeypatch):
     "espeak.en.ha\u00efppy.0.deadbeef", "%00", "x" * 5000, "espeak.en.happy.99.12345678",
 ])
 def test_audio_serves_only_issued_keys(client, key):
-    resp = client.get("/api/audio/" + key, follow_redirects=True)  # "//" is merged by a 308 first
+    resp = client.get("/api/audio/" + key, follow_redirects=True)
     assert resp.status_code == 404
     assert_error_shape(resp, 404, None)
     assert "root:" not in resp.get_data(as_text=True)
