@@ -8,6 +8,10 @@ the calm-face rate, per-class recall, calibration and how often the assistant he
 - **ECE** (expected calibration error, 15 bins) on the card's own test split, as served.
 - **hedged**: the share of its own test faces whose scores fail the card's confidence rule, and the
   accuracy on the faces it answers without hedging.
+- **LFW**: real photos of other people, outside FER: the 100 face crops of Labeled Faces in the Wild
+  that scikit-image ships (`skimage.data.lfw_subset()`, 25x25 grey, mostly public figures at public
+  events: calm or smiling). No labels: the share a model calls negative (angry, sad, fear, disgust,
+  contempt) says how often it would tell such a person they look upset.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from .common import REPO
 def run(args) -> dict:
     from model_core.card import load_card, read_card
     from training.evaluate import card_probs
-    from training.heads import calm_face_rate, expected_calibration_error, load_ferplus
+    from training.heads import NEGATIVE, calm_face_rate, expected_calibration_error, load_ferplus
     from training.metrics import classification_metrics
     from training.train import TrainConfig, load_splits
 
@@ -28,6 +32,7 @@ def run(args) -> dict:
     test = ferplus["PrivateTest"]
     fer_test = load_splits(TrainConfig(name="bench", scheme="fer2013"))[0]["PrivateTest"]
     fp_classes = ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt"]
+    lfw = lfw_faces()
     rows, cache_fp, cache_fer = [], {}, {}
     for path in sorted(models_dir.glob("*.json")):
         raw = read_card(path)
@@ -40,6 +45,7 @@ def run(args) -> dict:
                                   else (fer_test.images, fer_test.labels))
         own = probs if card.label_scheme == "ferplus" else card_probs(raw, own_images, models_dir, cache_fer)
         sure = np.array([card.confident(p) for p in own])
+        lfw_pred = [card.classes[i] for i in card_probs(raw, lfw, models_dir).argmax(1)]
         right = own.argmax(1) == own_labels
         rows.append({
             "model": card.name, "scheme": card.label_scheme, "default": card.default,
@@ -52,8 +58,17 @@ def run(args) -> dict:
             "hedged_share": round(float(1 - sure.mean()), 4),
             "accuracy_when_sure": round(float(right[sure].mean()) if sure.any() else 0.0, 4),
             "has_rule": bool(card.confidence),
+            "lfw_negative_rate": round(float(np.mean([c in NEGATIVE for c in lfw_pred])), 3),
+            "lfw_happy_or_neutral": round(float(np.mean([c in ("happy", "neutral") for c in lfw_pred])), 3),
         })
     return {"rows": rows, "split": "ferplus_test (FER-2013 PrivateTest rows, FER+ majority vote)"}
+
+
+def lfw_faces() -> np.ndarray:
+    """The 100 LFW face crops scikit-image ships, as uint8 (the other 100 of its subset are not faces)."""
+    from skimage import data
+
+    return np.clip(np.rint(data.lfw_subset()[:100] * 255), 0, 255).astype(np.uint8)
 
 
 def markdown(res: dict) -> str:
@@ -61,8 +76,8 @@ def markdown(res: dict) -> str:
              "scored on the faces whose FER+ majority is one of their 7 labels. ECE and hedging are on each "
              "card's own test split (FER-2013 PrivateTest for FER-2013 models).", "",
              "| model | FER+ test acc | macro-F1 | **calm-face rate** | fear | disgust | contempt | sad | angry | "
-             "ECE | hedged | acc. when sure |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "ECE | hedged | acc. when sure | LFW: negative / happy+neutral |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         rec = r["recall"]
         cell = lambda c: f"{rec[c]:.2f}" if c in rec else "-"  # noqa: E731
@@ -71,5 +86,6 @@ def markdown(res: dict) -> str:
         lines.append(f"| {name} | {r['ferplus_test_accuracy']:.2%} | {r['macro_f1']:.3f} | "
                      f"**{r['calm_face_rate']:.1%}** of {r['strong_neutral_faces']} | {cell('fear')} | "
                      f"{cell('disgust')} | {cell('contempt')} | {cell('sad')} | {cell('angry')} | "
-                     f"{r['ece_own_test']:.1%} | {hedge} |")
+                     f"{r['ece_own_test']:.1%} | {hedge} | {r['lfw_negative_rate']:.0%} / "
+                     f"{r['lfw_happy_or_neutral']:.0%} |")
     return "\n".join(lines)

@@ -163,6 +163,7 @@ def main(argv=None) -> int:
     p_heads.add_argument("--ship", default="", metavar="NAME", help="write models/NAME.onnx + card with the chosen head")
     p_heads.add_argument("--title", default="")
     p_heads.add_argument("--title-vi", default="")
+    p_heads.add_argument("--tta", default="", help="what the head is served with: flip or none (default: the card's)")
     p_heads.add_argument("--report", default="", help="also save the report (JSON) here")
     p_heads.add_argument("--data", default="")
 
@@ -242,7 +243,8 @@ def _dispatch(args) -> int:
         print(f"wrote {args.out_dir}/{card['name']}.onnx and .json")
     elif args.command == "heads":
         from .heads import refit, save_report, ship_head, table
-        report = refit(args.card, [m for m in args.methods.split(",") if m], data_dir=args.data or None)
+        tta = None if not args.tta else [t for t in args.tta.split(",") if t not in ("", "none")]
+        report = refit(args.card, [m for m in args.methods.split(",") if m], data_dir=args.data or None, tta=tta)
         print(table(report))
         print(json.dumps({k: report[k] for k in ("selection", "calibration", "confidence")}, indent=1))
         if args.report:

@@ -106,7 +106,7 @@ def test_calm_face_rate_counts_negative_calls_on_strong_neutral_faces_only():
 def test_refit_then_ship_serves_the_chosen_calibrated_head(tmp_path, tiny_data):
     card = tiny_card(tmp_path)
     report = heads.refit(card.path, methods=("original", "logit_adjust", "none", "class_weights", "oversample"),
-                         data_dir=tiny_data, cache_dir=tmp_path / "cache", log=lambda *_: None)
+                         data_dir=tiny_data, cache_dir=tmp_path / "cache", tta=[], log=lambda *_: None)
     methods = [r["method"] for r in report["rows"]]
     assert methods == ["original", "logit_adjust", "none", "class_weights", "oversample"]
     for r in report["rows"]:
@@ -117,10 +117,12 @@ def test_refit_then_ship_serves_the_chosen_calibrated_head(tmp_path, tiny_data):
     out = heads.ship_head(card.path, report, "tiny_fp_cal", data_dir=tiny_data)
     shipped = load_card(tmp_path / "tiny_fp_cal.json")
     assert shipped.confidence and shipped.calibration["temperature"] == report["calibration"]["temperature"]
+    assert report["tta"] == [] and shipped.tta == []  # served without the mirror, as asked
+    assert "--tta none" in out["recipe"]["head"]["command"]
     assert "calm_face_rate" in out["metrics"]["ferplus_test"] and "ece" in out["metrics"]["ferplus_val"]
     assert out["recipe"]["head"]["command"].startswith("python -m training heads --card")
     faces = np.random.default_rng(1).integers(0, 256, (4, 48, 48), dtype=np.uint8)
     feats = heads.extract_features(card, faces)
     w, b = report["_head"]
     np.testing.assert_allclose(Predictor.from_card(shipped).predict_probs(list(faces)),
-                               heads.head_probs(feats, w, b), atol=2e-3)  # float16 storage of the head
+                               heads.head_probs(feats[:, :1], w, b), atol=2e-3)  # float16 storage of the head
