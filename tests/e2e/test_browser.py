@@ -104,7 +104,8 @@ def test_upload_photo_shows_boxes_labels_and_scores(app_page, server_url, media,
     default = next(m for m in models["models"] if m["name"] == models["default"])
     vi_title = (default.get("titles") or {}).get("vi")
     if vi_title:
-        assert page.locator("#model-select option:checked").inner_text() == vi_title
+        vi_short = (default.get("short") or {}).get("vi") or vi_title
+        assert page.locator("#model-select option:checked").inner_text() == vi_short
         assert vi_title in page.locator("#model-summary").inner_text()
     log.assert_clean()
 
@@ -226,4 +227,60 @@ def test_same_origin_only_and_csp(app_page, server_url, media):
     page.wait_for_selector("#face-list li[data-emotion]")
     assert log.requests, "no requests recorded"
     assert any(u.endswith("/static/app.js") for u in log.requests)
+    log.assert_clean()
+
+
+MEASURE_MENU = """() => {
+    const s = document.getElementById('model-select');
+    const cs = getComputedStyle(s);
+    const ctx = document.createElement('canvas').getContext('2d');
+    ctx.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+    return {width: s.getBoundingClientRect().width,
+            pad: parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight),
+            options: Array.from(s.options, o => ({value: o.value, text: o.text, px: ctx.measureText(o.text).width}))};
+}"""
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
+def test_model_menu_is_readable_default_first_members_hidden(open_page, server_url, width, height):
+    page, log = open_page(viewport={"width": width, "height": height})
+    goto_app(page, server_url)
+    models = page.evaluate("fetch('/api/models').then(r => r.json())")
+    menu = page.evaluate(MEASURE_MENU)
+    values = [o["value"] for o in menu["options"]]
+    assert values[0] == models["default"], values
+    hidden = {m["name"] for m in models["models"] if m.get("menu") is False}
+    assert hidden and not hidden & set(values), (hidden, values)
+    assert set(values) == {m["name"] for m in models["models"]} - hidden
+    for o in menu["options"]:   # every name fits the closed menu: text + padding + the arrow
+        assert o["px"] + menu["pad"] + 20 <= menu["width"], (width, o, menu["width"])
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    # The accuracy panel is the default's, with its calm-face rate next to the per-class recall.
+    default = next(m for m in models["models"] if m["name"] == models["default"])
+    rate = page.locator("#calm-rate").get_attribute("data-rate")
+    assert abs(float(rate) - default["metrics"]["ferplus_test"]["calm_face_rate"]) < 1e-9
+    assert page.locator("#model-recall tbody tr").count() == len(default["classes"])
+    log.assert_clean()
+
+
+def test_switching_language_rerenders_the_reply_text_and_voice(app_page, server_url, media):
+    page, log = app_page
+    goto_app(page, server_url)
+    page.select_option("#lang", "en")
+    upload(page, media["face_jpeg"])
+    page.wait_for_function("() => document.getElementById('reply-text').dataset.emotion")
+    before = page.evaluate("window.emotionApp.replies.at(-1)")
+    assert before["lang"] == "en" and before["id"]
+    page.select_option("#lang", "vi")
+    page.wait_for_function("() => document.getElementById('reply-text').lang === 'vi'")
+    after = page.evaluate("window.emotionApp.replies.at(-1)")
+    text = page.locator("#reply-text").inner_text()
+    assert after["id"] == before["id"] and after["emotion"] == before["emotion"] and after["lang"] == "vi"
+    assert text == after["text"] != before["text"] and any(ch in text for ch in "ạảãàáâầấậăđêếềệôốồộơớờợưứừự")
+    # Its voice follows: the audio the Replay button (and autoplay) uses is the Vietnamese one.
+    if before["audio_url"]:
+        assert ".vi." in after["audio_url"] and ".vi." in page.evaluate("document.getElementById('reply-audio').src")
+    page.select_option("#lang", "en")
+    page.wait_for_function("() => document.getElementById('reply-text').lang === 'en'")
+    assert page.locator("#reply-text").inner_text() == before["text"]
     log.assert_clean()
