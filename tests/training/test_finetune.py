@@ -193,8 +193,8 @@ def test_ship_writes_onnx_card_that_the_app_serves(tiny_run, tiny_data, tmp_path
     assert probs.shape == (3, 7)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     # the card's numbers are what the served model scores on that split
-    from training.train import TrainConfig, load_splits
-    s = load_splits(TrainConfig(name="x", data=str(tiny_data)))[0]["PrivateTest"]
+    from training.data import load_splits
+    s = load_splits(tiny_data)[0]["PrivateTest"]
     p = onnx_probs(tmp_path / card["onnx_file"], s.images, card["input"], card["tta"])
     assert card["metrics"]["fer2013_private"]["accuracy"] == pytest.approx(float((p.argmax(1) == s.labels).mean()))
 
