@@ -1,6 +1,6 @@
 """What the assistant says: a fixed catalogue of short, caring replies per emotion, in English and Vietnamese.
 
-Labels are the lower-case English names of DESIGN.md (contract 4); this module is the one place that
+Labels are the lower-case English names of docs/ARCHITECTURE.md (contract 4); this module is the one place that
 translates them. Each reply has a stable id (`<label>.<n>`) that is the same in both languages (entry n
 of a label is a translation of the same sentence), so a reply and its audio can be named by
 language + id in any worker (the audio key, app/speech.py). When no face is found the assistant still answers, with the `noface`

@@ -216,6 +216,13 @@ def _dispatch(args) -> int:
         from .faceres import FaceResError, prepare
         try:
             prepare()
+            try:
+                import keras  # noqa: F401  (the Keras copy is for `train --arch mobilenet_faceres`)
+            except ImportError:
+                print("Keras is not installed: no Keras weights file (the PyTorch fine-tuner does not need one)")
+            else:
+                from .keras_faceres import prepare as prepare_keras
+                prepare_keras()
             if args.device_copy:
                 from .faceres import device_copy
                 for out in device_copy(args.device_copy):

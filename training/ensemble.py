@@ -1,4 +1,4 @@
-"""Ensembles: a card that lists member models and weights (DESIGN.md contract 2).
+"""Ensembles: a card that lists member models and weights (docs/ARCHITECTURE.md, contract 2).
 
 Weights are equal (as in the reference report) or tuned on the validation split (PublicTest) by a
 coarse search over the weight simplex that maximises validation accuracy, ties broken by
