@@ -34,7 +34,7 @@ test-fast: $(DEV)
 	$(BIN)/python -m pytest -q --ignore=tests/e2e
 
 benchmarks: $(DEV)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks all
 
 # What training data is there, and what is missing (python -m training data).
 data: $(DEV)

@@ -1,4 +1,4 @@
-"""The JSON API of DESIGN.md (contract 3); docs/API.md documents it for people."""
+"""The JSON API of docs/ARCHITECTURE.md (contract 3); docs/API.md documents it for people."""
 from __future__ import annotations
 
 import hashlib

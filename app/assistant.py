@@ -1,7 +1,8 @@
-"""What the assistant says: a fixed catalogue of short, caring replies per emotion, in English and Vietnamese.
+"""What the assistant says: a fixed catalogue of short, caring replies per emotion, in every language of
+app/languages/ (English and Vietnamese today; a language is one module there).
 
-Labels are the lower-case English names of DESIGN.md (contract 4); this module is the one place that
-translates them. Each reply has a stable id (`<label>.<n>`) that is the same in both languages (entry n
+Labels are the lower-case English names of docs/ARCHITECTURE.md (contract 4); this module is the one place that
+translates them. Each reply has a stable id (`<label>.<n>`) that is the same in every language (entry n
 of a label is a translation of the same sentence), so a reply and its audio can be named by
 language + id in any worker (the audio key, app/speech.py). When no face is found the assistant still answers, with the `noface`
 replies, and `emotion` stays null.
@@ -14,159 +15,30 @@ from typing import Mapping
 
 from model_core.labels import LABELS  # noqa: F401  (re-exported for the page)
 
-LANGUAGES = ("en", "vi")
-DEFAULT_LANG = "en"
+from .languages import DEFAULT, LANGUAGES as _LANGS
+
+# Every language is one module in app/languages/ (replies, hedged replies, display and split names, the
+# page's texts, its voice); these tables gather them, keyed by language code, default language first.
+LANGUAGES = tuple(_LANGS)
+DEFAULT_LANG = DEFAULT
 NO_FACE = "noface"
+UNSURE = "unsure-"
 
-DISPLAY_NAMES: dict[str, dict[str, str]] = {
-    "en": {
-        "angry": "Angry", "disgust": "Disgusted", "fear": "Afraid", "happy": "Happy", "sad": "Sad",
-        "surprise": "Surprised", "neutral": "Neutral", "contempt": "Contemptuous",
-    },
-    "vi": {
-        "angry": "Tức giận", "disgust": "Ghê tởm", "fear": "Sợ hãi", "happy": "Vui vẻ", "sad": "Buồn",
-        "surprise": "Ngạc nhiên", "neutral": "Bình thường", "contempt": "Khinh thường",
-    },
-}
-
-# Every label the catalogue knows, in the canonical order (model_core.labels, ARCHITECTURE.md contract 4);
-# the page orders its score bars and legends by it. Each language names every one of them.
-
+# Every label the catalogue knows is in the canonical order (model_core.labels, ARCHITECTURE.md
+# contract 4); the page orders its score bars and legends by it. Each language names every one of them.
+DISPLAY_NAMES: dict[str, dict[str, str]] = {c: dict(l.display_names) for c, l in _LANGS.items()}
 # The test splits a model card may report metrics on, as the page names them; in model_core.labels.SPLITS
 # order, the page's order of preference for the accuracy it headlines (tests/app/test_assistant.py).
-SPLIT_NAMES: dict[str, dict[str, str]] = {
-    "en": {
-        "fer2013_private": "FER-2013 private test set", "fer2013_public": "FER-2013 public test set",
-        "ferplus_test": "FER+ test set", "ferplus_val": "FER+ validation set",
-    },
-    "vi": {
-        "fer2013_private": "tập kiểm tra riêng FER-2013", "fer2013_public": "tập kiểm tra công khai FER-2013",
-        "ferplus_test": "tập kiểm tra FER+", "ferplus_val": "tập thẩm định FER+",
-    },
-}
-
-# Entry n of a label in "vi" translates entry n in "en".
-REPLIES: dict[str, dict[str, tuple[str, ...]]] = {
-    "en": {
-        "angry": (
-            "You seem upset. Let's take a slow, deep breath together.",
-            "I can see something is bothering you. Do you want to talk about it?",
-            "It's okay to feel angry. Maybe a short walk would help.",
-        ),
-        "disgust": (
-            "Something doesn't sit right with you. Let's step away from it for a moment.",
-            "That look says you didn't like it. Want to switch to something nicer?",
-            "It's fine to dislike things. Take a breath, and let it go.",
-        ),
-        "fear": (
-            "You look worried. You're safe here, take your time.",
-            "It's okay to feel scared. Let's breathe in slowly, and out.",
-            "Whatever it is, you don't have to face it alone.",
-        ),
-        "happy": (
-            "You look happy today. That smile suits you!",
-            "What a lovely smile. I hope your day stays this bright.",
-            "Your joy is contagious. Keep it up!",
-        ),
-        "sad": (
-            "You look a little down. I'm here with you.",
-            "It's okay to feel sad sometimes. Be gentle with yourself today.",
-            "Maybe a cup of tea and a short break would help. Take care.",
-        ),
-        "surprise": (
-            "Oh, that's a surprise! What happened?",
-            "You look amazed. Something unexpected?",
-            "Wow, what a face! I hope it's good news.",
-        ),
-        "neutral": (
-            "You look calm and focused. Nice and steady.",
-            "All quiet on your face today. How are you feeling?",
-            "You seem relaxed. Remember to take a short break now and then.",
-        ),
-        "contempt": (
-            "Not impressed, are you? Fair enough.",
-            "That half smile says a lot. Want to tell me what you think?",
-            "Something didn't win you over. That's okay.",
-        ),
-        NO_FACE: (
-            "I can't see a face here. A clear, well-lit view of a face works best.",
-            "No face found. A closer, brighter view of the face will help.",
-        ),
-    },
-    "vi": {
-        "angry": (
-            "Bạn có vẻ đang bực bội. Mình cùng hít một hơi thật sâu nhé.",
-            "Mình thấy có điều gì đó làm bạn khó chịu. Bạn có muốn chia sẻ không?",
-            "Tức giận cũng không sao cả. Có lẽ đi dạo một chút sẽ giúp bạn dễ chịu hơn.",
-        ),
-        "disgust": (
-            "Có điều gì đó làm bạn không thoải mái. Mình tạm tránh xa nó một chút nhé.",
-            "Nét mặt này cho thấy bạn không thích điều đó. Mình chuyển sang chuyện khác vui hơn nhé?",
-            "Không thích một điều gì đó cũng bình thường thôi. Hít thở và buông bỏ nhé.",
-        ),
-        "fear": (
-            "Bạn trông có vẻ lo lắng. Ở đây bạn an toàn, cứ từ từ thôi.",
-            "Sợ hãi cũng không sao cả. Mình cùng hít vào thật chậm, rồi thở ra nhé.",
-            "Dù là chuyện gì, bạn cũng không phải đối mặt một mình.",
-        ),
-        "happy": (
-            "Hôm nay bạn trông thật vui vẻ. Nụ cười ấy rất hợp với bạn!",
-            "Nụ cười thật đẹp. Mong cả ngày của bạn luôn rạng rỡ như thế này.",
-            "Niềm vui của bạn thật dễ lan tỏa. Cứ giữ vững nhé!",
-        ),
-        "sad": (
-            "Bạn trông hơi buồn. Mình luôn ở đây với bạn.",
-            "Đôi khi buồn cũng không sao. Hôm nay hãy dịu dàng với bản thân nhé.",
-            "Có lẽ một tách trà và một chút nghỉ ngơi sẽ giúp bạn. Giữ gìn sức khỏe nhé.",
-        ),
-        "surprise": (
-            "Ồ, bất ngờ quá! Có chuyện gì vậy?",
-            "Bạn trông thật ngạc nhiên. Có điều gì bất ngờ sao?",
-            "Chà, nét mặt thật thú vị! Mong đó là tin vui.",
-        ),
-        "neutral": (
-            "Bạn trông thật bình tĩnh và tập trung. Rất vững vàng.",
-            "Gương mặt bạn hôm nay thật bình lặng. Bạn cảm thấy thế nào?",
-            "Bạn có vẻ thư thái. Nhớ nghỉ ngơi một chút sau mỗi lúc làm việc nhé.",
-        ),
-        "contempt": (
-            "Bạn có vẻ chưa bị thuyết phục nhỉ? Cũng dễ hiểu thôi.",
-            "Nụ cười nửa miệng ấy nói lên nhiều điều. Bạn muốn kể mình nghe không?",
-            "Có điều gì đó chưa làm bạn hài lòng. Không sao cả.",
-        ),
-        NO_FACE: (
-            "Mình chưa thấy khuôn mặt nào. Một khuôn mặt rõ nét, đủ sáng sẽ giúp mình nhận ra.",
-            "Không tìm thấy khuôn mặt. Khuôn mặt gần hơn và sáng hơn sẽ giúp mình nhận ra.",
-        ),
-    },
-}
-
+SPLIT_NAMES: dict[str, dict[str, str]] = {c: dict(l.split_names) for c, l in _LANGS.items()}
+# Entry n of a label in one language translates entry n in every other.
+REPLIES: dict[str, dict[str, tuple[str, ...]]] = {c: dict(l.replies) for c, l in _LANGS.items()}
 # When the model is not sure (its top probability or its margin to the runner-up is below the card's
 # confidence rule, chosen on validation by training/heads.py) the assistant says so and asks. Reply ids
-# are "unsure-<label>.<n>"; entry n of "vi" translates entry n of "en".
-UNSURE = "unsure-"
-HEDGED: dict[str, dict[str, tuple[str, ...]]] = {
-    "en": {
-        "angry": ("I'm not sure, but you might be a little annoyed?",),
-        "disgust": ("I'm not sure, but is something bothering you a little?",),
-        "fear": ("I'm not sure, but you might be a little worried?",),
-        "happy": ("I'm not sure, but is that a little smile?",),
-        "sad": ("I'm not sure, you might be a little sad?",),
-        "surprise": ("I'm not sure, but you might be a little surprised?",),
-        "neutral": ("I'm not sure, but you seem fairly calm?",),
-        "contempt": ("I'm not sure, but you might be a little unimpressed?",),
-    },
-    "vi": {
-        "angry": ("Mình không chắc lắm, nhưng có phải bạn hơi bực mình không?",),
-        "disgust": ("Mình không chắc lắm, nhưng có điều gì làm bạn hơi khó chịu à?",),
-        "fear": ("Mình không chắc lắm, nhưng có phải bạn hơi lo lắng không?",),
-        "happy": ("Mình không chắc lắm, nhưng đó có phải là một nụ cười nhẹ không?",),
-        "sad": ("Mình không chắc lắm, có phải bạn đang hơi buồn không?",),
-        "surprise": ("Mình không chắc lắm, nhưng có phải bạn hơi ngạc nhiên không?",),
-        "neutral": ("Mình không chắc lắm, nhưng trông bạn khá bình thản?",),
-        "contempt": ("Mình không chắc lắm, nhưng có vẻ bạn chưa thấy ấn tượng lắm?",),
-    },
-}
+# are "unsure-<label>.<n>".
+HEDGED: dict[str, dict[str, tuple[str, ...]]] = {c: dict(l.hedged) for c, l in _LANGS.items()}
+# The page's language menu (code -> the language's own name) and its texts (static/js/strings.js).
+LANGUAGE_NAMES: dict[str, str] = {c: l.name for c, l in _LANGS.items()}
+UI_STRINGS: dict[str, dict] = {c: dict(l.ui) for c, l in _LANGS.items()}
 
 
 @dataclass(frozen=True)

@@ -83,10 +83,14 @@ class ModelRegistry:
                 card = self.cards[name]
                 try:
                     if card.kind == "single":
-                        log.info("loading model %s from %s", name, card.model_path)
+                        log.info("loading model %s", name)
                     # an ensemble's members are this registry's models, loaded once and shared; no
                     # ONNX Runtime arena: it would keep the largest batch's memory for good (issue 16)
-                    self._models[name] = Predictor.from_card(card, member=self.get, arena=False)
+                    model = Predictor.from_card(card, member=self.get, arena=False)
+                    if card.kind == "single":  # the file it actually serves: ONNX when there is one
+                        served = card.onnx_path if model.runtime == "onnxruntime" else card.model_path
+                        log.info("loaded model %s from %s (%s)", name, served, model.runtime)
+                    self._models[name] = model
                 except ModelUnavailable:
                     raise
                 except Exception as exc:

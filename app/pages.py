@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from jinja2 import TemplateNotFound
 
-from .assistant import DISPLAY_NAMES, LABELS, LANGUAGES, SPLIT_NAMES
+from .assistant import DEFAULT_LANG, DISPLAY_NAMES, LABELS, LANGUAGE_NAMES, SPLIT_NAMES, UI_STRINGS
 from .errors import error_response
 from .emotion import get_models
 
@@ -19,10 +19,12 @@ def index():
             "index.html",
             default_model=registry.default,
             models=[card.summary() for card in registry.cards.values()],
-            languages=LANGUAGES,
+            languages=LANGUAGE_NAMES,      # code -> its own name, the default language first
             labels=LABELS,
             display_names=DISPLAY_NAMES,
             split_names=SPLIT_NAMES,
+            strings=UI_STRINGS,            # every language's page texts (static/js/strings.js)
+            ui=UI_STRINGS[DEFAULT_LANG],   # the texts the page is rendered with, before its script runs
         )
     except TemplateNotFound:
         return error_response(503, "page_missing", "templates/index.html is not there yet; the API works")

@@ -25,6 +25,7 @@ from collections import OrderedDict
 from flask import current_app
 
 from .assistant import LANGUAGES, Reply, reply_by_id
+from .languages import LANGUAGES as _LANGS
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ _PARAM_RATE = 1
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
                                    ctypes.c_void_p)
 
-# Voices of the wheel's espeak-ng-data for the app's languages.
-ESPEAK_VOICES = {"en": "en", "vi": "vi"}
+# Voices of the wheel's espeak-ng-data for the app's languages (each language module's VOICE).
+ESPEAK_VOICES = {code: lang.voice for code, lang in _LANGS.items()}
 ESPEAK_RATE_WPM = 165
 
 

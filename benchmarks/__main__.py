@@ -1,7 +1,8 @@
-"""python -m benchmarks [accuracy|calm|balance|ablation|classifier|detector|tilt|api|load|soak|memory|peers|all|report]
+"""python -m benchmarks accuracy|calm|balance|ablation|classifier|detector|tilt|api|load|soak|memory|peers|all|report ...
 
-Runs the named benchmarks (default: all), saves each result under docs/benchmarks/, then rewrites
-docs/BENCHMARKS.md from every saved result.
+Runs the named benchmarks, saves each result under docs/benchmarks/, then rewrites docs/BENCHMARKS.md
+from every saved result. With no name it only lists them: running every benchmark (an hour or more) and
+rewriting the tracked docs/BENCHMARKS.md takes an explicit `all`; `report` only rewrites the page.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def report() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", default=["all"], help="accuracy calm balance ablation classifier detector tilt api load soak memory peers all report (peers needs bash benchmarks/setup_peers.sh first)")
+    p.add_argument("names", nargs="*", help="accuracy calm balance ablation classifier detector tilt api load soak memory peers all report (peers needs bash benchmarks/setup_peers.sh first)")
     p.add_argument("--frames", type=int, default=200, help="test frames (detector)")
     p.add_argument("--tilt-faces", type=int, default=600, help="faces per angle (tilt)")
     p.add_argument("--requests", type=int, default=60, help="requests per case (api)")
@@ -65,6 +66,18 @@ def main(argv=None) -> int:
     p.add_argument("--memory-duration", type=int, default=40, help="seconds of 4 clients sending the hostile mix (memory)")
     p.add_argument("--concurrency", type=int, default=8, help="clients (load)")
     args = p.parse_args(argv)
+    known = {n for n, _ in ORDER} | {"all", "report"}
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        p.error(f"unknown benchmark {', '.join(unknown)}; choose from {' '.join(sorted(known))}")
+    if not args.names:  # the safe default: say what there is, run nothing, write nothing
+        p.print_help()
+        print("\nbenchmarks:")
+        for name, title in ORDER:
+            print(f"  {name:11s} {title}")
+        print("  all         every one of them (then `report`)\n  report      rewrite docs/BENCHMARKS.md "
+              "from the saved results")
+        return 0
     names = [n for n, _ in ORDER] if "all" in args.names else [n for n in args.names if n != "report"]
     for name in names:
         mod = importlib.import_module(f"benchmarks.{name}")

@@ -20,11 +20,11 @@ def run(args) -> dict:
     from model_core.card import read_card
     from training.evaluate import card_probs
     from training.metrics import classification_metrics
-    from training.train import TrainConfig, load_splits
+    from training.data import load_splits
 
     models_dir = REPO / "models"
     cards = {c["name"]: c for c in (read_card(p) for p in sorted(models_dir.glob("*.json")))}
-    splits = {s: load_splits(TrainConfig(name="ablation", scheme=s))[0]["PublicTest"]
+    splits = {s: load_splits(scheme=s)[0]["PublicTest"]
               for s in sorted({c["label_scheme"] for c in cards.values()})}
     rows = []
     for card in cards.values():

@@ -16,7 +16,7 @@ def run(args) -> dict:
     from model_core.card import metrics_key, read_card
     from training.evaluate import card_probs
     from training.metrics import classification_metrics
-    from training.train import TrainConfig, load_splits
+    from training.data import load_splits
 
     models_dir = REPO / "models"
     rows, split_cache, prob_cache = [], {}, {}
@@ -24,7 +24,7 @@ def run(args) -> dict:
         card = read_card(path)
         scheme = card["label_scheme"]
         if scheme not in split_cache:
-            split_cache[scheme], _, _ = load_splits(TrainConfig(name="bench", scheme=scheme))
+            split_cache[scheme], _, _ = load_splits(scheme=scheme)
         for split in ("PublicTest", "PrivateTest"):
             s = split_cache[scheme][split]
             t = time.time()

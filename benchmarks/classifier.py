@@ -60,14 +60,14 @@ def _onnx_agreement() -> list[dict]:
     from model_core.card import load_card, metrics_key
     from model_core.predictor import Predictor
     from training.metrics import classification_metrics
-    from training.train import TrainConfig, load_splits
+    from training.data import load_splits
 
     out = []
     for path in sorted((REPO / "models").glob("*.json")):
         card = load_card(path)
         if card.kind == "ensemble" or not card.onnx_file or not card.file.endswith(".keras"):
             continue  # ONNX-only models have no Keras twin to agree with
-        test = load_splits(TrainConfig(name="bench", scheme=card.label_scheme))[0]["PrivateTest"]
+        test = load_splits(scheme=card.label_scheme)[0]["PrivateTest"]
         a = Predictor.from_card(card, runtime="keras").predict_probs(test.images).argmax(1)
         b = Predictor.from_card(card, runtime="onnx", threads=0).predict_probs(test.images).argmax(1)
         acc = lambda p: classification_metrics(test.labels, p, card.classes)["accuracy"]

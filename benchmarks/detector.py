@@ -72,9 +72,9 @@ def _match(found: list, truth: list, threshold: float) -> tuple[int, int]:
 
 def run(args) -> dict:
     from app.faces import FaceDetector
-    from training.data import default_data_dir, read_fer2013_csv
+    from training.data import default_data_dir, fer2013_csv, read_fer2013_csv
 
-    data = read_fer2013_csv(default_data_dir() / "fer2013" / "fer2013.csv.gz", cache_dir="cache")
+    data = read_fer2013_csv(fer2013_csv(default_data_dir()), cache_dir="cache")
     faces = data.images[data.usage == "PublicTest"]
     faces = faces[faces.reshape(len(faces), -1).std(axis=1) > 20]  # no blank or washed-out images
     faces = faces.reshape(len(faces), 48, 48).astype(np.uint8)

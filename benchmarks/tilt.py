@@ -40,11 +40,11 @@ def make_frame(face48: np.ndarray, background: np.ndarray, angle: float, rng) ->
 def run(args) -> dict:
     from app.emotion import ModelRegistry
     from app.faces import FaceDetector
-    from training.data import default_data_dir, read_fer2013_csv
+    from training.data import default_data_dir, fer2013_csv, read_fer2013_csv
 
     from .detector import _backgrounds
 
-    data = read_fer2013_csv(default_data_dir() / "fer2013" / "fer2013.csv.gz", cache_dir="cache")
+    data = read_fer2013_csv(fer2013_csv(default_data_dir()), cache_dir="cache")
     pub = data.usage == "PublicTest"
     faces, labels = data.images[pub], data.labels[pub]
     keep = faces.reshape(len(faces), -1).std(axis=1) > 20  # no blank or washed-out images

@@ -1,4 +1,4 @@
-"""The one definition of how a face becomes model input (DESIGN.md, contract 1).
+"""The one definition of how a face becomes model input (docs/ARCHITECTURE.md, contract 1).
 
 Training applies it to FER images (already 48x48 grey face crops); the app applies it to faces that
 MTCNN found in a full photo. Both go through `crop_face` (app only) and `preprocess_faces` (both), and

@@ -1,7 +1,7 @@
 /* Emotion assistant page: the entry module. It wires the page's controls to the modules in js/ and
  * exposes a small read-only view of the state on window.emotionApp for the e2e tests.
  *
- *   js/strings.js   every UI text, English and Vietnamese
+ *   js/strings.js   every UI text in every language, as the server renders them (app/languages/)
  *   js/labels.js    labels, their display names and the test-split names, as the server renders them
  *   js/api.js       the same-origin JSON API
  *   js/models.js    the model list and the accuracy panel
@@ -20,7 +20,7 @@ import { analysePhoto, drawPhoto, handleFile, onPhotoCanvasClick, renderPhotoRes
 import { startCamera, stopCamera } from './js/live.js';
 import { playAudio, renderReplyEmotion, translateLastReply } from './js/reply.js';
 import { el, state } from './js/state.js';
-import { applyStrings } from './js/strings.js';
+import { applyStrings, pickLanguage } from './js/strings.js';
 import { downloadCsv, drawTimeline, renderLegend, timelineCsv } from './js/timeline.js';
 import { setStatusT } from './js/ui.js';
 
@@ -43,15 +43,14 @@ function bind() {
   el.settingsForm = $('settings');
   el.settingsForm.addEventListener('submit', (e) => e.preventDefault());
 
-  const storedLang = safeStorage('get', 'emotion.lang');
-  const browserVi = (navigator.language || '').toLowerCase().startsWith('vi');
-  state.lang = storedLang === 'vi' || storedLang === 'en' ? storedLang : (browserVi ? 'vi' : 'en');
+  // the remembered choice, else the browser's languages in its order, else the server's default
+  state.lang = pickLanguage(safeStorage('get', 'emotion.lang'), ...(navigator.languages || [navigator.language]));
   el.lang.value = state.lang;
   state.muted = safeStorage('get', 'emotion.muted') === '1';
   el.mute.checked = state.muted;
 
   el.lang.addEventListener('change', () => {
-    state.lang = el.lang.value === 'vi' ? 'vi' : 'en';
+    state.lang = pickLanguage(el.lang.value);
     safeStorage('set', 'emotion.lang', state.lang);
     applyStrings();
     rerenderAll();

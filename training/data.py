@@ -38,10 +38,28 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SHARED_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 DEFAULT_DATA_DIR = REPO_DATA_DIR
+# Parsed CSVs are cached here (git-ignored), keyed by the file's path, size and mtime.
+CACHE_DIR = Path(__file__).resolve().parent.parent / "cache"
 
 
 class DataError(ValueError):
     """A data file is missing or malformed; the message names the file and row."""
+
+
+# The one rule for where FER-2013 is read from: `<data>/fer2013/` holding Kaggle's file, gzipped or not
+# (the gzipped one first when both are there). Every reader and the data check use it.
+FER2013_CSV_NAMES = ("fer2013.csv.gz", "fer2013.csv")
+FERPLUS_CSV = Path("ferplus") / "fer2013new.csv"
+
+
+def fer2013_csv(data_dir: str | Path) -> Path:
+    """The FER-2013 CSV under `data_dir` (`fer2013/fer2013.csv.gz` or `fer2013/fer2013.csv`)."""
+    folder = Path(data_dir) / "fer2013"
+    for name in FER2013_CSV_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    raise DataError(f"{folder}/: neither {' nor '.join(FER2013_CSV_NAMES)} is there; put Kaggle's "
+                    "fer2013.csv (plain or gzipped) there (`python -m training data` says what is missing)")
 
 
 def default_data_dir() -> Path:
@@ -287,3 +305,45 @@ def build_splits(images: FerImages, scheme: str = "fer2013", votes: FerPlusVotes
         m = (images.usage == split) & keep
         out[split] = Split(images.images[m], labels[m], None if soft is None else soft[m], images.rows[m])
     return out
+
+
+def subset(split: Split, n: int, rng: np.random.Generator) -> Split:
+    """`n` faces of `split` drawn without replacement (in file order), or all of them if it has fewer."""
+    if len(split) <= n:
+        return split
+    idx = np.sort(rng.choice(len(split), n, replace=False))
+    return Split(split.images[idx], split.labels[idx], None if split.soft is None else split.soft[idx],
+                 split.rows[idx])
+
+
+def load_splits(data: str | Path | None = None, scheme: str = "fer2013", image_folder: str | Path = "",
+                limit: int = 0, seed: int = 0, cache_dir: str | Path | None = CACHE_DIR,
+                progress: bool = True):
+    """The one split loader of every trainer, evaluator and benchmark: `(splits, votes, source)`.
+
+    `data`: the folder holding `fer2013/` and `ferplus/` (default `default_data_dir()`); the CSV is found
+    by `fer2013_csv`, the FER+ votes are read when present (cleaning uses them) and required by the
+    `ferplus` scheme. `image_folder`: read `<split>/<label>/*.png` instead (FER-2013 labels only).
+    `limit`: at most that many faces per split, drawn with `seed` (quick trials).
+    """
+    data_dir = Path(data) if data else default_data_dir()
+    votes = None
+    if image_folder:
+        if scheme != "fer2013":
+            raise DataError("an image folder carries 7-class FER-2013 labels; use --scheme fer2013")
+        images = read_image_folder(image_folder)
+        source = str(image_folder)
+    else:
+        csv_path = fer2013_csv(data_dir)
+        images = read_fer2013_csv(csv_path, cache_dir=cache_dir, progress=progress)
+        source = str(csv_path)
+        votes_path = data_dir / FERPLUS_CSV
+        if votes_path.exists():
+            votes = read_ferplus_votes(votes_path)
+        elif scheme == "ferplus":
+            raise DataError(f"{votes_path}: file not found (needed for the FER+ scheme)")
+    splits = build_splits(images, scheme, votes)
+    if limit:
+        rng = np.random.default_rng(seed)
+        splits = {k: subset(s, limit, rng) for k, s in splits.items()}
+    return splits, votes, source

@@ -44,7 +44,7 @@ PREPARED_NOTE = "PREPARED_FROM.txt"
 class Finding:
     dataset: str                 # "FER-2013" or "FER+"
     ok: bool
-    path: Path | None = None
+    path: Path | str | None = None   # the file found, or (missing) what is looked for
     form: str = ""
     rows: dict = field(default_factory=dict)
     checksum: str = ""           # what the md5 says, or "" when not checked
@@ -95,8 +95,13 @@ def _checksum_note(path: Path, checksums: bool) -> str:
 
 
 def fer2013_candidates(root: Path) -> list[Path]:
-    names = ("fer2013.csv.gz", "fer2013.csv", "icml_face_data.csv.gz", "icml_face_data.csv")
+    names = (*fer.FER2013_CSV_NAMES, "icml_face_data.csv.gz", "icml_face_data.csv")
     return [d / n for d in (root / "fer2013", root) for n in names if (d / n).is_file()]
+
+
+def _wanted(root: Path) -> str:
+    """What the trainer looks for (`data.fer2013_csv`): either name, said as one."""
+    return " or ".join(str(root / "fer2013" / n) for n in reversed(fer.FER2013_CSV_NAMES))
 
 
 def image_folder_candidates(root: Path) -> list[Path]:
@@ -112,8 +117,8 @@ def check_fer2013(root: Path, checksums: bool = True) -> Finding:
             else "fer2013.csv (emotion, pixels, Usage)"
         f = Finding("FER-2013", True, path, form, dict(counts), _checksum_note(path, checksums))
         f.notes += _rows_note(f.rows)
-        if path.parent != root / "fer2013" or not path.name.startswith("fer2013.csv"):
-            f.notes.append(f"the trainer reads {root / 'fer2013' / 'fer2013.csv(.gz)'}: run "
+        if path.parent != root / "fer2013" or path.name not in fer.FER2013_CSV_NAMES:
+            f.notes.append(f"the trainer reads {_wanted(root)}: run "
                            f"`python -m training data --prepare` to write it from this file")
         note = path.parent / PREPARED_NOTE
         if note.exists():
@@ -130,8 +135,8 @@ def check_fer2013(root: Path, checksums: bool = True) -> Finding:
         f.notes.append(f"train from it with `--image-folder {folder}`, or write the CSV layout the other "
                        f"commands read with `python -m training data --prepare`")
         return f
-    return Finding("FER-2013", False, root / "fer2013" / "fer2013.csv.gz", notes=[
-        f"missing: put Kaggle's fer2013.csv (or fer2013.csv.gz) at {root / 'fer2013' / 'fer2013.csv'}",
+    return Finding("FER-2013", False, _wanted(root), notes=[
+        f"missing: put Kaggle's fer2013.csv, plain or gzipped, at {_wanted(root)} (either is read)",
         f"get it from the Kaggle challenge page (sign in, accept the rules, download): {FER2013_URL}",
         "also accepted: Kaggle's icml_face_data.csv in the same folder, or the image-folder mirror "
         f"(train/<label>/*.jpg, test/<label>/*.jpg) at {root / 'fer2013'}/",

@@ -1,4 +1,4 @@
-"""Ensembles: a card that lists member models and weights (DESIGN.md contract 2).
+"""Ensembles: a card that lists member models and weights (docs/ARCHITECTURE.md, contract 2).
 
 Weights are equal (as in the reference report) or tuned on the validation split (PublicTest) by a
 coarse search over the weight simplex that maximises validation accuracy, ties broken by
@@ -16,7 +16,7 @@ from model_core.preprocess import combine_members
 
 from .evaluate import card_probs
 from .metrics import classification_metrics, format_report
-from .train import TrainConfig, load_splits
+from .data import load_splits
 
 
 def weight_grid(n: int, steps: int = 10):
@@ -48,7 +48,7 @@ def build_ensemble(name: str, member_names: list[str], models_dir: str | Path = 
     if classes is None:
         from model_core.labels import SCHEMES
         classes = SCHEMES[scheme]
-    splits, _, _ = load_splits(TrainConfig(name=name, scheme=scheme, data=data))
+    splits, _, _ = load_splits(data or None, scheme)
     val, test = splits["PublicTest"], splits["PrivateTest"]
     member_classes = [m["classes"] for m in members]
     val_probs = [card_probs(m, val.images, models_dir) for m in members]

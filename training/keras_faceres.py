@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .faceres import BLOCKS, FaceResError, default_npz
+from .faceres import CACHE, META, FaceResError, check_against_torch, default_npz
+from .mobilenet import BLOCKS
 
 
 def load_into(backbone, arrays: dict) -> int:
@@ -72,8 +73,6 @@ def write_weights(cache: Path, size: int = 224) -> tuple[Path, float]:
     backbone's pooled features against the PyTorch one's (both from the npz)."""
     import keras
 
-    from .faceres import check_against_torch
-
     arrays = dict(np.load(cache / "faceres_mobilenet.npz"))
     backbone = keras.applications.MobileNet(input_shape=(size, size, 3), include_top=False, weights=None)
     load_into(backbone, arrays)
@@ -82,3 +81,16 @@ def write_weights(cache: Path, size: int = 224) -> tuple[Path, float]:
     rel = check_against_torch(lambda x: keras.ops.convert_to_numpy(backbone(x, training=False)).mean(axis=(1, 2)),
                               arrays, "Keras conversion", size)
     return out, rel
+
+
+def prepare(cache: Path = CACHE, log=print) -> Path:
+    """After `faceres.prepare`: the Keras weights file, checked, and recorded in the cache's META."""
+    import json
+
+    h5, rel = write_weights(cache)
+    meta_path = cache / META
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta.update(keras_weights=h5.name, keras_verified_max_rel_diff=rel)
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    log(f"Keras weights: {h5} (matches the PyTorch backbone to {rel:.1e})")
+    return h5

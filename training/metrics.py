@@ -1,7 +1,7 @@
 """Accuracy, per-class and macro precision / recall / F1, confusion matrix; plots of them.
 
 The dict returned by `classification_metrics` is what the model card stores per split
-(DESIGN.md contract 2). Numbers match scikit-learn (tests/training/test_metrics.py checks).
+(docs/ARCHITECTURE.md, contract 2). Numbers match scikit-learn (tests/training/test_metrics.py checks).
 """
 from __future__ import annotations
 

@@ -60,34 +60,8 @@ def _set_seed(seed: int) -> None:
 
 
 def load_splits(cfg: TrainConfig):
-    """Returns `(splits, votes, source)` for the configured data source and scheme."""
-    data_dir = Path(cfg.data) if cfg.data else fer.default_data_dir()
-    votes = None
-    if cfg.image_folder:
-        if cfg.scheme != "fer2013":
-            raise fer.DataError("an image folder carries 7-class FER-2013 labels; use --scheme fer2013")
-        images = fer.read_image_folder(cfg.image_folder)
-        source = cfg.image_folder
-    else:
-        csv = data_dir / "fer2013" / "fer2013.csv.gz"
-        if not csv.exists() and (data_dir / "fer2013" / "fer2013.csv").exists():
-            csv = data_dir / "fer2013" / "fer2013.csv"
-        images = fer.read_fer2013_csv(csv, cache_dir=REPO / "cache")
-        source = str(csv)
-        votes_path = data_dir / "ferplus" / "fer2013new.csv"
-        if votes_path.exists():
-            votes = fer.read_ferplus_votes(votes_path)
-        elif cfg.scheme == "ferplus":
-            raise fer.DataError(f"{votes_path}: file not found (needed for the FER+ scheme)")
-    splits = fer.build_splits(images, cfg.scheme, votes)
-    if cfg.limit:
-        rng = np.random.default_rng(cfg.seed)
-        for k, s in splits.items():
-            if len(s) > cfg.limit:
-                idx = np.sort(rng.choice(len(s), cfg.limit, replace=False))
-                splits[k] = fer.Split(s.images[idx], s.labels[idx],
-                                      None if s.soft is None else s.soft[idx], s.rows[idx])
-    return splits, votes, source
+    """`(splits, votes, source)` for the configured data source and scheme (`data.load_splits`)."""
+    return fer.load_splits(cfg.data or None, cfg.scheme, cfg.image_folder, cfg.limit, cfg.seed)
 
 
 def make_batches(images, targets, batch_size, spec, augment, seed, sample_weight=None):

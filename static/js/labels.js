@@ -4,7 +4,7 @@
 import { state } from './state.js';
 
 const data = document.body.dataset;
-// Every label the server knows, in the canonical order (DESIGN contract 4): bars and legends follow it.
+// Every label the server knows, in the canonical order (docs/ARCHITECTURE.md, contract 4): bars and legends follow it.
 export const LABELS = JSON.parse(data.labels || '[]');
 const LABEL_NAMES = JSON.parse(data.displayNames || '{}');   // {lang: {label: name}}
 const SPLIT_NAMES = JSON.parse(data.splitNames || '{}');     // {lang: {split: name}}, in the server's order

@@ -232,6 +232,12 @@ def test_index_page(client, app):
 
     if (Path(app.template_folder) / "index.html").exists():
         assert resp.status_code == 200 and resp.mimetype == "text/html"
+        # the picker offers every type the API reads (issue 17: GIF was missing)
+        from app.imaging import FORMATS
+        accept = resp.get_data(as_text=True).split('id="file-input"')[1].split('accept="')[1].split('"')[0]
+        wanted = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp",
+                  "GIF": "image/gif"}
+        assert {wanted[f] for f in FORMATS if f in wanted} <= set(accept.split(",")), accept
     else:  # the page is another room's work; the API must still answer cleanly
         assert resp.status_code == 503 and resp.get_json()["error"]["code"] == "page_missing"
 

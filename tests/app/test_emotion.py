@@ -97,3 +97,19 @@ def test_default_model_choice(tmp_path, single_card):
     assert registry.default is None and registry.names == []
     with pytest.raises(KeyError):
         registry.get()
+
+
+def test_log_names_the_file_actually_served(models_dir, caplog):
+    """Issue 17: the log said "from <name>.keras" while ONNX Runtime served the .onnx file."""
+    import logging
+
+    registry = ModelRegistry(models_dir)
+    onnx = [c for c in registry.cards.values() if c.kind == "single" and c.onnx_path and c.onnx_path.exists()]
+    if not onnx:
+        pytest.skip("no shipped ONNX model")
+    card = onnx[0]
+    with caplog.at_level(logging.INFO, logger="app.emotion"):
+        registry.get(card.name)
+    loaded = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loaded model")]
+    assert loaded == [f"loaded model {card.name} from {card.onnx_path} (onnxruntime)"], caplog.text
+    assert ".keras" not in caplog.text

@@ -284,3 +284,24 @@ def test_switching_language_rerenders_the_reply_text_and_voice(app_page, server_
     page.wait_for_function("() => document.getElementById('reply-text').lang === 'en'")
     assert page.locator("#reply-text").inner_text() == before["text"]
     log.assert_clean()
+
+
+def test_language_menu_and_texts_come_from_the_server(app_page, server_url, media):
+    """Issue 17: a language is one module on the server (app/languages/); the page keeps no table."""
+    from app import assistant
+
+    page, log = app_page
+    goto_app(page, server_url)
+    options = page.eval_on_selector_all("#lang option", "os => os.map(o => [o.value, o.textContent.trim()])")
+    assert dict(options) == assistant.LANGUAGE_NAMES and [c for c, _ in options] == list(assistant.LANGUAGES)
+    for code in assistant.LANGUAGES:
+        page.select_option("#lang", code)
+        ui = assistant.UI_STRINGS[code]
+        assert page.locator("h1").inner_text() == ui["title"] and page.title() == ui["title"]
+        assert page.evaluate("document.documentElement.lang") == code
+    page.select_option("#lang", "en")
+    upload(page, media["face_jpeg"])
+    # a plural form and a filled placeholder, from the server's English table
+    assert page.locator("#photo-status").inner_text() == "Found 1 face."
+    assert page.locator("#face-list li").first.inner_text().startswith("Face 1")
+    log.assert_clean()

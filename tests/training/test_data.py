@@ -104,3 +104,35 @@ def test_image_folder_layout(tmp_path):
     (tmp_path / "train" / "grumpy").mkdir()
     with pytest.raises(DataError, match="grumpy: folder name is not a class"):
         fer.read_image_folder(tmp_path)
+
+
+def test_one_path_rule_either_form_and_a_clear_miss(tmp_path):
+    (tmp_path / "fer2013").mkdir()
+    with pytest.raises(DataError, match="neither fer2013.csv.gz nor fer2013.csv is there"):
+        fer.fer2013_csv(tmp_path)
+    plain = write_fer_csv(tmp_path / "fer2013" / "fer2013.csv", synthetic_faces(3, np.arange(3)),
+                          np.arange(3), ["Training", "PublicTest", "PrivateTest"])
+    assert fer.fer2013_csv(tmp_path) == plain
+    gz = write_fer_csv(tmp_path / "fer2013" / "fer2013.csv.gz", synthetic_faces(3, np.arange(3)),
+                       np.arange(3), ["Training", "PublicTest", "PrivateTest"], gz=True)
+    assert fer.fer2013_csv(tmp_path) == gz  # both there: the gzipped one, as before
+
+
+def test_load_splits_is_the_one_loader(tiny_data, tmp_path):
+    splits, votes, source = fer.load_splits(tiny_data, cache_dir=None, progress=False)
+    assert source == str(tiny_data / "fer2013" / "fer2013.csv.gz") and votes is not None
+    assert {k: len(s) for k, s in splits.items()} == SPLIT_SIZES
+    plus = fer.load_splits(tiny_data, "ferplus", cache_dir=None, progress=False)[0]
+    assert plus["Training"].soft is not None and len(plus["Training"]) < SPLIT_SIZES["Training"]
+    small = fer.load_splits(tiny_data, limit=5, seed=3, cache_dir=None, progress=False)[0]
+    again = fer.load_splits(tiny_data, limit=5, seed=3, cache_dir=None, progress=False)[0]
+    assert all(len(s) == 5 and (s.rows == again[k].rows).all() for k, s in small.items())
+    # the old entry point (the Keras trainer's config) gives the same splits
+    from training.train import TrainConfig, load_splits
+    old = load_splits(TrainConfig(name="x", data=str(tiny_data), limit=5, seed=3))[0]
+    assert all((old[k].rows == s.rows).all() for k, s in small.items())
+    # FER+ without its votes file says which file it needs
+    (tmp_path / "fer2013").mkdir()
+    (tmp_path / "fer2013" / "fer2013.csv.gz").write_bytes((tiny_data / "fer2013" / "fer2013.csv.gz").read_bytes())
+    with pytest.raises(DataError, match="fer2013new.csv: file not found"):
+        fer.load_splits(tmp_path, "ferplus", cache_dir=None, progress=False)

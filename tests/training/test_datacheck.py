@@ -31,7 +31,10 @@ def test_empty_folder_says_what_is_missing_and_where_to_get_it(tmp_path, capsys)
     assert cli(["data", "--data", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "FER-2013  MISSING" in out and "FER+      MISSING" in out
-    assert f"put Kaggle's fer2013.csv (or fer2013.csv.gz) at {tmp_path}/fer2013/fer2013.csv" in out
+    # it names both forms it reads, where it looks (issue 17: it reported .csv.gz missing, asked for .csv)
+    wanted = f"{tmp_path}/fer2013/fer2013.csv or {tmp_path}/fer2013/fer2013.csv.gz"
+    assert f"FER-2013  MISSING  {wanted}\n" in out
+    assert f"put Kaggle's fer2013.csv, plain or gzipped, at {wanted} (either is read)" in out
     assert "kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge" in out
     assert "github.com/microsoft/FERPlus" in out and f"{tmp_path}/ferplus/fer2013new.csv" in out
     assert "ready: nothing yet" in out

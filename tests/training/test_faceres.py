@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -15,7 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from training import faceres  # noqa: E402
-from training.mobilenet import MobileNetV1, caffe_input  # noqa: E402
+from training.mobilenet import BLOCKS, MobileNetV1, caffe_input  # noqa: E402
+from model_core.preprocess import CAFFE_BGR_MEANS  # noqa: E402
 
 
 def _b64(s: str) -> str:
@@ -57,7 +59,7 @@ def write_tfjs(folder, seed=0, stem="faceres"):
 
     x = conv("conv1", "input_1", 3, 32, 3, 2)
     cin = 32
-    for i, (cout, stride) in enumerate(faceres.BLOCKS, 1):
+    for i, (cout, stride) in enumerate(BLOCKS, 1):
         k = const(f"conv_dw_{i}/depthwise_kernel", rng.normal(0, np.sqrt(2 / 9), (3, 3, cin, 1)))
         nodes.append({"name": f"conv_dw_{i}/depthwise", "op": "DepthwiseConv2dNative", "input": [x, k],
                       "attr": conv_attr(stride)})
@@ -110,7 +112,7 @@ def test_converted_network_reproduces_the_graph(graph):
     net.load_arrays(faceres.backbone_arrays(tfjs))
     net.eval()
     grey = np.random.default_rng(1).uniform(0, 255, (2, 96, 96)).astype(np.float32)
-    x = np.repeat(grey[..., None], 3, axis=3) - np.asarray(faceres.CAFFE_BGR_MEANS, np.float32)
+    x = np.repeat(grey[..., None], 3, axis=3) - np.asarray(CAFFE_BGR_MEANS, np.float32)
     ref = faceres.run_graph(spec, tfjs, x, "global_pooling/Mean")
     with torch.no_grad():
         ours = net.features(caffe_input(torch.from_numpy(grey[:, None] / 255.0))).numpy()
@@ -206,6 +208,12 @@ def test_prepare_converts_and_verifies_both_checkpoints(tmp_path, monkeypatch):
     meta = json.loads((cache / "faceres_mobilenet.json").read_text())
     assert set(meta["checkpoints"]) == {"faceres", "faceres-deep"}
     assert all(c["verified_max_rel_diff"] < 1e-3 for c in meta["checkpoints"].values())
+    if importlib.util.find_spec("keras") is not None:  # the CLI's Keras step, now its own module's job
+        from training import keras_faceres
+        h5 = keras_faceres.prepare(cache, log=log.append)
+        meta = json.loads((cache / "faceres_mobilenet.json").read_text())
+        assert h5.exists() and meta["keras_weights"] == h5.name and meta["keras_verified_max_rel_diff"] < 1e-3
+        assert set(meta["checkpoints"]) == {"faceres", "faceres-deep"}
     copies = faceres.device_copy(tmp_path / "device", cache)
     assert [p.name for p in copies] == ["faceres_mobilenet.npz", "faceres_deep_mobilenet.npz"]
     assert np.load(copies[0])["pw3.kernel"].dtype == np.float16  # exact: faceres is stored as float16

@@ -16,7 +16,7 @@ from training import faceres  # noqa: E402
 from training.evaluate import onnx_probs  # noqa: E402
 from training.finetune import (FinetuneConfig, augment, build_model, finetune, lr_factor, native_bf16,  # noqa: E402
                                param_groups, read_pack, ship, upsample, write_pack)
-from training.mobilenet import MobileNetV1, build_onnx, caffe_input, feature_sizes  # noqa: E402
+from training.mobilenet import BLOCKS, MobileNetV1, build_onnx, caffe_input, feature_sizes  # noqa: E402
 from model_core.preprocess import CAFFE_BGR_MEANS, input_spec, preprocess_faces  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def random_backbone(seed: int = 0) -> dict:
 
     unit("conv1", (3, 3, 3, 32), 27, 32)
     cin = 32
-    for i, (cout, _) in enumerate(faceres.BLOCKS, 1):
+    for i, (cout, _) in enumerate(BLOCKS, 1):
         unit(f"dw{i}", (3, 3, cin, 1), 9, cin)
         unit(f"pw{i}", (1, 1, cin, cout), cin, cout)
         cin = cout
@@ -193,8 +193,8 @@ def test_ship_writes_onnx_card_that_the_app_serves(tiny_run, tiny_data, tmp_path
     assert probs.shape == (3, 7)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     # the card's numbers are what the served model scores on that split
-    from training.train import TrainConfig, load_splits
-    s = load_splits(TrainConfig(name="x", data=str(tiny_data)))[0]["PrivateTest"]
+    from training.data import load_splits
+    s = load_splits(tiny_data)[0]["PrivateTest"]
     p = onnx_probs(tmp_path / card["onnx_file"], s.images, card["input"], card["tta"])
     assert card["metrics"]["fer2013_private"]["accuracy"] == pytest.approx(float((p.argmax(1) == s.labels).mean()))
 

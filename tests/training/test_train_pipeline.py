@@ -92,7 +92,7 @@ def test_resume_continues_from_the_last_epoch(tiny_data, tmp_path):
 
 def test_cli_reports_missing_data_clearly(tmp_path, capsys):
     assert cli(["train", "--name", "x", "--data", str(tmp_path)]) == 2
-    assert "fer2013.csv.gz: file not found" in capsys.readouterr().err
+    assert "neither fer2013.csv.gz nor fer2013.csv is there" in capsys.readouterr().err
 
 
 def test_experiment_grid_has_one_command_per_row(capsys):
