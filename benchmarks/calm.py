@@ -25,12 +25,12 @@ def run(args) -> dict:
     from training.evaluate import card_probs
     from training.heads import NEGATIVE, calm_face_rate, expected_calibration_error, load_ferplus
     from training.metrics import classification_metrics
-    from training.train import TrainConfig, load_splits
+    from training.data import load_splits
 
     models_dir = REPO / "models"
     ferplus = load_ferplus()
     test = ferplus["PrivateTest"]
-    fer_test = load_splits(TrainConfig(name="bench", scheme="fer2013"))[0]["PrivateTest"]
+    fer_test = load_splits(scheme="fer2013")[0]["PrivateTest"]
     fp_classes = ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt"]
     lfw = lfw_faces()
     rows, cache_fp, cache_fer = [], {}, {}

@@ -67,13 +67,7 @@ def strong_neutral_mask(votes: "fer.FerPlusVotes", rows: np.ndarray,
 def load_ferplus(data_dir: str | Path | None = None) -> dict[str, LabelledSplit]:
     """FER+ Training (cleaned), PublicTest (validation) and PrivateTest (test), with the vote
     distribution and the strong-neutral mask."""
-    data_dir = Path(data_dir) if data_dir else fer.default_data_dir()
-    csv = data_dir / "fer2013" / "fer2013.csv.gz"
-    if not csv.exists():
-        csv = data_dir / "fer2013" / "fer2013.csv"
-    images = fer.read_fer2013_csv(csv, cache_dir=REPO / "cache", progress=False)
-    votes = fer.read_ferplus_votes(data_dir / "ferplus" / "fer2013new.csv")
-    splits = fer.build_splits(images, "ferplus", votes)
+    splits, votes, _ = fer.load_splits(data_dir, "ferplus", progress=False)
     splits["Training"] = clean_split(splits["Training"], votes)[0]
     return {k: LabelledSplit(s.images, s.labels, s.soft, strong_neutral_mask(votes, s.rows))
             for k, s in splits.items()}
