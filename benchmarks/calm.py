@@ -61,7 +61,26 @@ def run(args) -> dict:
             "lfw_negative_rate": round(float(np.mean([c in NEGATIVE for c in lfw_pred])), 3),
             "lfw_happy_or_neutral": round(float(np.mean([c in ("happy", "neutral") for c in lfw_pred])), 3),
         })
+    _record_in_cards(rows, models_dir)
     return {"rows": rows, "split": "ferplus_test (FER-2013 PrivateTest rows, FER+ majority vote)"}
+
+
+def _record_in_cards(rows, models_dir) -> None:
+    """Every card carries its calm-face rate on FER+ test (issue 15): FER+ cards beside their FER+ test
+    metrics; FER-2013 cards as a `ferplus_test` entry scored on the faces whose FER+ majority is one of
+    their labels."""
+    from model_core.card import read_card, write_card
+
+    for r in rows:
+        path = models_dir / f"{r['model']}.json"
+        card = read_card(path)
+        entry = card.setdefault("metrics", {}).setdefault("ferplus_test", {})
+        if r["scheme"] != "ferplus":
+            entry.update(accuracy=r["ferplus_test_accuracy"], macro_f1=r["macro_f1"], samples=r["faces"],
+                         per_class={c: {"recall": v} for c, v in r["recall"].items()},
+                         note="the model's 7 labels against the FER+ majority; contempt faces left out")
+        entry.update(calm_face_rate=r["calm_face_rate"], strong_neutral_faces=r["strong_neutral_faces"])
+        write_card(path, card)
 
 
 def lfw_faces() -> np.ndarray:

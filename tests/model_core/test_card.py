@@ -111,7 +111,7 @@ def test_default_flag_and_titles_per_language(tmp_path):
 def test_shipped_cards_name_one_default_and_have_vietnamese_titles():
     from tests.conftest import ROOT
     cards = load_cards(ROOT / "models", strict=True)
-    assert [n for n, c in cards.items() if c.default] == ["fer2013_mobilenet112"]
+    assert [n for n, c in cards.items() if c.default] == ["ferplus_mobilenet_cal"]
     assert all(c.titles.get("vi") for c in cards.values())
 
 
