@@ -198,6 +198,10 @@ def parse_card(data: Any, where: str = "<card>", path: Path | None = None) -> Mo
     if not isinstance(calibration, dict) or ("temperature" in calibration and not (
             _number(calibration["temperature"]) and calibration["temperature"] > 0)):
         _fail(where, "'calibration' must be an object with a positive 'temperature'")
+    if calibration.get("applied", "in_graph") not in ("in_graph", "at_serving"):
+        _fail(where, "'calibration.applied' must be 'in_graph' (folded into the model) or 'at_serving'")
+    if calibration.get("applied") == "at_serving" and kind == "ensemble":
+        _fail(where, "an ensemble's members carry their own calibration; 'at_serving' is for single models")
     card.calibration = dict(calibration)
     if card.default and not card.menu:
         _fail(where, "the default model must be in the menu ('menu': true)")

@@ -119,6 +119,25 @@ class Predictor:
         raise NotImplementedError
 
 
+def tempered(forward: Callable[[np.ndarray], np.ndarray], temperature: float):
+    """`forward`'s probabilities at a temperature: softmax(log p / T), which equals softmax(z / T) of the
+    network's logits z (log p differs from z by a constant per row). Applied per view, before the TTA
+    average, as training/heads.py fits it."""
+    def run(batch):
+        logp = np.log(np.clip(np.asarray(forward(batch), np.float64), 1e-12, None)) / temperature
+        logp -= logp.max(axis=1, keepdims=True)
+        p = np.exp(logp)
+        return p / p.sum(axis=1, keepdims=True)
+    return run
+
+
+def serving_temperature(card: ModelCard) -> float | None:
+    """The temperature the predictor applies: a card's calibration `"applied": "at_serving"` (one whose
+    temperature is not already folded into its graph)."""
+    cal = card.calibration or {}
+    return float(cal["temperature"]) if cal.get("applied") == "at_serving" else None
+
+
 class SinglePredictor(Predictor):
     """One trained network and its card, on ONNX Runtime or Keras."""
 
@@ -150,8 +169,9 @@ class SinglePredictor(Predictor):
         self.predict_probs(np.zeros((1, 8, 8), np.uint8))  # trace now, not in the first request
 
     def predict_probs(self, faces: Sequence[np.ndarray], batch_size: int = BATCH_SIZE) -> np.ndarray:
-        return predict_batches(self._forward, faces, self.card.input, self.card.tta, len(self.classes),
-                               batch_size)
+        temperature = serving_temperature(self.card)
+        forward = self._forward if temperature is None else tempered(self._forward, temperature)
+        return predict_batches(forward, faces, self.card.input, self.card.tta, len(self.classes), batch_size)
 
 
 class EnsemblePredictor(Predictor):

@@ -170,6 +170,11 @@ def main(argv=None) -> int:
     p_heads.add_argument("--report", default="", help="also save the report (JSON) here")
     p_heads.add_argument("--data", default="")
 
+    p_cal = sub.add_parser("calibrate", help="fit a card's temperature and confidence rule on its validation "
+                                             "split; records ECE before/after and the metrics as served")
+    p_cal.add_argument("--card", required=True, nargs="+", help="card(s); members before their ensemble")
+    p_cal.add_argument("--data", default="")
+
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
@@ -263,6 +268,10 @@ def _dispatch(args) -> int:
             card = ship_head(args.card, report, args.ship, title=args.title,
                              titles={"vi": args.title_vi} if args.title_vi else None)
             print(f"wrote {Path(args.card).parent / (card['name'] + '.onnx')} and its card")
+    elif args.command == "calibrate":
+        from .heads import calibrate_card
+        for card in args.card:
+            calibrate_card(card, data_dir=args.data or None)
     elif args.command == "export":
         from .export import export_onnx
         print(f"wrote {export_onnx(args.model)}")

@@ -351,7 +351,7 @@ def refit(card_path: str | Path, methods=METHODS, data_dir=None, threads: int = 
             "ece_before": {"ferplus_val": chosen["val"]["ece"], "ferplus_test": chosen["test"]["ece"]},
             "ece_after": {"ferplus_val": expected_calibration_error(cal["val"], val.labels),
                           "ferplus_test": expected_calibration_error(cal["test"], test.labels)},
-            "fitted_on": "ferplus_val (log-loss, served TTA)"},
+            "fitted_on": "ferplus_val (log-loss, served TTA)", "applied": "in_graph"},
         "confidence": {**rule, "fitted_on": "ferplus_val",
                        "ferplus_test": confident_share(cal["test"], test.labels, rule)},
     }
@@ -422,3 +422,71 @@ def table(report: dict) -> str:
 def save_report(report: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({k: v for k, v in report.items() if not k.startswith("_")}, indent=1) + "\n")
+
+
+# ---------------------------------------------------------------- any card: calibration and confidence
+
+def view_logits(card_dict: dict, images: np.ndarray, models_dir: Path, batch: int = 256) -> np.ndarray:
+    """(N, views, C) log-probabilities of a single card's network, uncalibrated, one view per TTA view,
+    made exactly as serving makes them (`model_core.preprocess.preprocess_faces` + `tta_views`)."""
+    from model_core.predictor import Predictor, as_card
+    from model_core.preprocess import preprocess_faces, tta_views
+
+    bare = as_card({**card_dict, "calibration": {}}, models_dir)
+    forward = Predictor.from_card(bare, threads=0)._forward
+    out = []
+    for i in range(0, len(images), batch):
+        views = tta_views(preprocess_faces(images[i:i + batch], bare.input), bare.tta)
+        out.append(np.stack([np.log(np.clip(np.asarray(forward(v), np.float64), 1e-12, None)) for v in views], 1))
+    return np.concatenate(out)
+
+
+def calibrate_card(card_path: str | Path, data_dir=None, log=print) -> dict:
+    """Calibrate a served card on its own validation split (FER-2013 PublicTest or FER+ val): one
+    temperature (applied at serving by `model_core.predictor`, per TTA view), the expected calibration
+    error before and after on validation and test, the confidence rule the assistant hedges below, and
+    the card's metrics recomputed as it now serves. An ensemble is measured as served (its members carry
+    their own temperatures) and gets its own confidence rule."""
+    from model_core.card import load_card, metrics_key, read_card, write_card
+    from model_core.predictor import Predictor
+
+    card_path = Path(card_path)
+    raw = read_card(card_path)
+    card = load_card(card_path)
+    scheme = card.label_scheme
+    if scheme == "ferplus":
+        splits = load_ferplus(data_dir)
+    else:
+        loaded = fer.load_splits(data_dir, scheme, progress=False)[0]
+        splits = {k: LabelledSplit(s.images, s.labels, s.soft, np.zeros(len(s), bool)) for k, s in loaded.items()}
+    val, test = splits["PublicTest"], splits["PrivateTest"]
+    if card.kind == "ensemble":
+        predictor = Predictor.from_card(card, threads=0)
+        before = after = {"val": predictor.predict_probs(val.images), "test": predictor.predict_probs(test.images)}
+        calibration = {"applied": "in_graph", "members": "each member carries its own temperature"}
+    else:
+        logits = {"val": view_logits(raw, val.images, card_path.parent),
+                  "test": view_logits(raw, test.images, card_path.parent)}
+        temperature = fit_temperature(logits["val"], val.labels)
+        before = {k: _softmax_mean(z) for k, z in logits.items()}
+        after = {k: _softmax_mean(z / temperature) for k, z in logits.items()}
+        calibration = {"temperature": round(temperature, 4), "applied": "at_serving"}
+    key = {"val": metrics_key(scheme, "PublicTest"), "test": metrics_key(scheme, "PrivateTest")}
+    calibration.update(
+        ece_before={key[k]: expected_calibration_error(before[k], s.labels) for k, s in (("val", val), ("test", test))},
+        ece_after={key[k]: expected_calibration_error(after[k], s.labels) for k, s in (("val", val), ("test", test))},
+        fitted_on=f"{key['val']} (log-loss, served TTA)")
+    rule = confidence_thresholds(after["val"], val.labels)
+    raw["calibration"] = calibration
+    raw["confidence"] = {**{k: rule[k] for k in ("min_top", "min_margin", "coverage", "accuracy_confident")},
+                         "fitted_on": key["val"], key["test"]: confident_share(after["test"], test.labels, rule)}
+    for k, s in (("val", val), ("test", test)):
+        m = score(after[k], s, card.classes)
+        if scheme != "ferplus":
+            m.pop("calm_face_rate"), m.pop("strong_neutral_faces")  # FER-2013 labels have no vote counts
+        raw["metrics"][key[k]] = {**raw["metrics"].get(key[k], {}), **m}
+    write_card(card_path, raw)
+    log(f"[calibrate] {card.name}: T {calibration.get('temperature', '-')}, ECE test "
+        f"{calibration['ece_before'][key['test']]:.3f} -> {calibration['ece_after'][key['test']]:.3f}, "
+        f"hedge below top {rule['min_top']} / margin {rule['min_margin']}")
+    return raw

@@ -128,7 +128,8 @@ def test_menu_names_purpose_and_confidence_rule():
     assert parse_card(card("b"), "b.json").confident([0.3, 0.3, 0.4]) is True  # no rule: always sure
     for bad in ({"menu": "no"}, {"short": {"en": ""}}, {"purpose": ["en"]},
                 {"confidence": {"min_top": 1.5, "min_margin": 0.1}}, {"confidence": {"min_top": 0.5}},
-                {"calibration": {"temperature": -1}}, {"default": True, "menu": False}):
+                {"calibration": {"temperature": -1}}, {"default": True, "menu": False},
+                {"calibration": {"temperature": 1.2, "applied": "somewhere"}}):
         with pytest.raises(CardError):
             parse_card(card("c", **bad), "c.json")
 

@@ -126,3 +126,25 @@ def test_refit_then_ship_serves_the_chosen_calibrated_head(tmp_path, tiny_data):
     w, b = report["_head"]
     np.testing.assert_allclose(Predictor.from_card(shipped).predict_probs(list(faces)),
                                heads.head_probs(feats[:, :1], w, b), atol=2e-3)  # float16 storage of the head
+
+
+def test_calibrate_card_fits_a_temperature_that_serving_applies(tmp_path, tiny_data):
+    from model_core.card import read_card
+
+    card = tiny_card(tmp_path)
+    raw = heads.calibrate_card(card.path, data_dir=tiny_data, log=lambda *_: None)
+    served = load_card(card.path)
+    cal = served.calibration
+    assert cal["applied"] == "at_serving" and cal["temperature"] > 0
+    assert set(cal["ece_before"]) == set(cal["ece_after"]) == {"ferplus_val", "ferplus_test"}
+    assert served.confidence["min_top"] > 0 and "ferplus_test" in raw["confidence"]
+    faces = np.random.default_rng(2).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    z = heads.view_logits(read_card(card.path), faces, tmp_path)
+    assert z.shape == (6, 2, 8)
+    np.testing.assert_allclose(Predictor.from_card(served).predict_probs(list(faces)),
+                               heads.head_probs(z, np.eye(8), np.zeros(8), cal["temperature"]), atol=1e-6)
+    # the card's numbers are the calibrated model's, as served
+    from training.data import load_splits
+    val = load_splits(tiny_data, "ferplus", progress=False)[0]["PublicTest"]
+    acc = float((Predictor.from_card(served).predict_probs(list(val.images)).argmax(1) == val.labels).mean())
+    assert raw["metrics"]["ferplus_val"]["accuracy"] == pytest.approx(acc)
