@@ -114,7 +114,7 @@ export function renderModelInfo() {
   const calm = pickCalm(card);
   if (calm) html += `<br><span id="calm-rate" data-rate="${calm.rate}">${t('calmRate', pct1(calm.rate), calm.n)}</span>`;
   el.modelSummary.innerHTML = html;
-  setScoresNote(t('scoresNote', title, pct(m.accuracy), splitTitle));
+  setScoresNote(t('scoresNote', menuName(card), pct(m.accuracy), splitTitle));
   el.modelSummary.classList.remove('muted');
   for (const label of classes) {
     const c = perClass[label];

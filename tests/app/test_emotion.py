@@ -41,8 +41,14 @@ def test_served_path_is_the_training_path(models, single_card, crops):
 
     model = models.get(single_card.name)
     reference = keras.models.load_model(single_card.model_path, compile=False)
+    from model_core.predictor import serving_temperature, tempered
+
     batch = preprocess_faces(crops, single_card.input)
-    expected = predict_with_tta(lambda x: reference.predict(x, verbose=0), batch, single_card.tta)
+    forward = lambda x: reference.predict(x, verbose=0)  # noqa: E731
+    temperature = serving_temperature(single_card)  # the card's calibration, applied to each view
+    if temperature is not None:
+        forward = tempered(forward, temperature)
+    expected = predict_with_tta(forward, batch, single_card.tta)
     assert np.allclose(model.predict_probs(crops), expected, atol=1e-4)
 
 
