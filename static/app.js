@@ -118,7 +118,7 @@ function rerenderAll() {
   renderModelInfo();
   if (state.photoResult) renderPhotoResult();
   const last = state.replies[state.replies.length - 1];
-  if (last) renderReplyEmotion(last.emotion);
+  if (last) renderReplyEmotion(last.emotion, last.hedged);
   el.legend.dataset.key = '';
   drawTimeline();
   for (const node of [el.cameraStatus, el.photoStatus]) {

@@ -18,7 +18,7 @@ function renderEntry(entry) {
   el.replyText.dataset.emotion = entry.emotion || '';
   el.replyText.dataset.hedged = entry.hedged ? 'true' : 'false';
   el.replyText.lang = entry.lang || '';
-  renderReplyEmotion(entry.emotion);
+  renderReplyEmotion(entry.emotion, entry.hedged);
   el.replay.disabled = !entry.audio_url;
 }
 
@@ -41,13 +41,19 @@ export async function translateLastReply() {
   if (last.audio_url && !state.muted) playAudio(last.audio_url);
 }
 
-export function renderReplyEmotion(emotion) {
+export function renderReplyEmotion(emotion, hedged = false) {
   el.replyEmotion.textContent = '';
   if (!emotion) return;
   const sw = document.createElement('span');
   sw.className = 'swatch';
   sw.style.background = colorOf(emotion);
   el.replyEmotion.append(sw, t('expressionIs', labelName(emotion)));
+  if (hedged) {  // the model was not sure of this face: say so beside the label
+    const note = document.createElement('span');
+    note.className = 'hedged-note';
+    note.textContent = ` · ${t('hedgedNote')}`;
+    el.replyEmotion.append(note);
+  }
 }
 
 export function playAudio(url) {

@@ -305,3 +305,30 @@ def test_language_menu_and_texts_come_from_the_server(app_page, server_url, medi
     assert page.locator("#photo-status").inner_text() == "Found 1 face."
     assert page.locator("#face-list li").first.inner_text().startswith("Face 1")
     log.assert_clean()
+
+
+def test_a_hedged_reply_says_the_model_is_not_sure(app_page, server_url, media):
+    """When the server says the model is not sure of the face (reply.hedged), the page says so beside
+    the label, in the page's language. The server's answer is changed in flight to a hedged one."""
+    from app import assistant
+
+    page, log = app_page
+
+    def hedge(route):
+        body = route.fetch().json()
+        body["reply"].update(hedged=True, text="I'm not sure, but is that a little smile?", id="unsure-happy.0")
+        for face in body["faces"]:
+            face["confident"] = False
+        route.fulfill(json=body)
+
+    page.route("**/api/predict", hedge)
+    goto_app(page, server_url)
+    page.select_option("#lang", "en")
+    upload(page, media["face_jpeg"])
+    page.wait_for_function("() => document.getElementById('reply-text').dataset.hedged === 'true'")
+    assert assistant.UI_STRINGS["en"]["hedgedNote"] in page.locator("#reply-emotion").inner_text()
+    page.select_option("#lang", "vi")  # the reply and its note follow the language
+    page.wait_for_function("() => document.getElementById('reply-text').lang === 'vi'")
+    assert assistant.UI_STRINGS["vi"]["hedgedNote"] in page.locator("#reply-emotion").inner_text()
+    assert page.locator("#reply-text").inner_text() == assistant.choose_reply("happy", "vi", confident=False).text
+    log.assert_clean()
