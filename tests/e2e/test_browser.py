@@ -332,3 +332,34 @@ def test_a_hedged_reply_says_the_model_is_not_sure(app_page, server_url, media):
     assert assistant.UI_STRINGS["vi"]["hedgedNote"] in page.locator("#reply-emotion").inner_text()
     assert page.locator("#reply-text").inner_text() == assistant.choose_reply("happy", "vi", confident=False).text
     log.assert_clean()
+
+
+def test_live_mode_stays_silent_while_the_model_is_not_sure(camera_page, server_url):
+    """Issue 15: live mode speaks only a confident, stable label. The same camera that gets a spoken
+    reply above gets none while every answer says the model is not sure (changed in flight), and
+    speaks once the answers are confident again."""
+    page, log = camera_page
+    unsure = {"on": True}
+
+    def answer(route):
+        body = route.fetch().json()
+        if unsure["on"]:
+            for face in body["faces"]:
+                face["confident"] = False
+            if body.get("emotion"):
+                body["reply"].update(hedged=True, id=f"unsure-{body['emotion']}.0")
+        route.fulfill(json=body)
+
+    page.route("**/api/predict", answer)
+    goto_app(page, server_url)
+    page.click("#start-camera")
+    page.wait_for_selector("#live-face-list li[data-emotion]", timeout=60_000)
+    page.wait_for_function("() => window.emotionApp.framesAnswered >= 8", timeout=90_000)
+    page.wait_for_timeout(2500)  # longer than the 1.5 s a label must hold
+    assert not [r for r in page.evaluate("window.emotionApp.replies") if r["source"] == "live"]
+    unsure["on"] = False
+    page.wait_for_function("() => window.emotionApp.replies.some(r => r.source === 'live')", timeout=60_000)
+    reply = [r for r in page.evaluate("window.emotionApp.replies") if r["source"] == "live"][-1]
+    assert not reply["hedged"] and reply["text"].strip()
+    page.click("#stop-camera")
+    log.assert_clean()
