@@ -331,8 +331,11 @@ class SlowClient(threading.Thread):
 
 @pytest.mark.parametrize("front", [
     "nginx",
-    pytest.param("gunicorn", marks=pytest.mark.xfail(strict=True, reason=(
-        "gunicorn alone gives each connection a thread while it reads the request: 4 slow clients take "
+    # Not strict: which worker accepts each slow connection is up to the kernel, and when the four land
+    # 3 + 1 a thread stays free and the normal request gets through (2 of 3 clean-clone runs at stop 10
+    # passed so). The limit itself is real and documented; the nginx case is the assertion that counts.
+    pytest.param("gunicorn", marks=pytest.mark.xfail(strict=False, reason=(
+        "gunicorn alone gives each connection a thread while it reads the request: 4 slow clients can take "
         "all 2x2 threads. Behind nginx they do not (docs/ROBUSTNESS.md)"))),
 ])
 def test_slow_clients_do_not_delay_others(request, front):
