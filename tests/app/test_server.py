@@ -332,7 +332,7 @@ class SlowClient(threading.Thread):
 @pytest.mark.parametrize("front", [
     "nginx",
     # Not strict: which worker accepts each slow connection is up to the kernel, and when the four land
-    # 3 + 1 a thread stays free and the normal request gets through (2 of 3 clean-clone runs at stop 10
+    # 3 + 1 a thread stays free and the normal request gets through (2 of 3 full runs at stop 10
     # passed so). The limit itself is real and documented; the nginx case is the assertion that counts.
     pytest.param("gunicorn", marks=pytest.mark.xfail(strict=False, reason=(
         "gunicorn alone gives each connection a thread while it reads the request: 4 slow clients can take "
