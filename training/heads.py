@@ -122,11 +122,7 @@ def cached_features(card, split_name: str, images: np.ndarray, cache_dir: Path, 
 
 def head_probs(feats: np.ndarray, w: np.ndarray, b: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Probabilities averaged over the views, as the served TTA averages them."""
-    z = (feats @ w + b) / temperature
-    z -= z.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
-    return p.mean(axis=1)
+    return _softmax_mean((feats @ w + b) / temperature)
 
 
 def fit_head(feats: np.ndarray, targets: np.ndarray, w0: np.ndarray, b0: np.ndarray,
