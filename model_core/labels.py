@@ -6,6 +6,8 @@ FER2013_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neut
 # FER+ label order: the first eight vote columns of fer2013new.csv, renamed to the FER-2013 names.
 FERPLUS_CLASSES = ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt"]
 SCHEMES = {"fer2013": FER2013_CLASSES, "ferplus": FERPLUS_CLASSES}
+# What a calm face must not be called: the calm-face rate counts these (training/heads.py, benchmarks/calm.py).
+NEGATIVE_LABELS = ("angry", "sad", "fear", "disgust", "contempt")
 # Every label any scheme uses, in the canonical order the page shows them in (FER-2013's, then contempt).
 LABELS = (*FER2013_CLASSES, "contempt")
 

@@ -34,12 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from model_core.labels import NEGATIVE_LABELS
+
 from . import data as fer
 from .clean import clean as clean_split
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ("original", "logit_adjust", "none", "class_weights", "oversample", "smote", "adasyn")
-NEGATIVE = ("angry", "sad", "fear", "disgust", "contempt")  # what a calm face must not be called
+NEGATIVE = NEGATIVE_LABELS  # what a calm face must not be called
 STRONG_NEUTRAL_VOTES = 7
 CALM_LIMIT = 0.03
 ACC_SLACK = 0.01
