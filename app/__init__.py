@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import mimetypes
 import os
 import threading
 import time
@@ -20,6 +21,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import Map
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The on-device runtime's files (static/vendor/onnxruntime-web): a module script must be served as
+# JavaScript (the page sends nosniff), and WebAssembly as application/wasm to compile while streaming.
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("application/wasm", ".wasm")
 
 # TensorFlow's C++ start-up chatter is not useful in a web server's log (set it to 0 to see it).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -129,7 +135,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.wsgi_app = CloseUnreadBody(app.wsgi_app)  # a no-op unless gunicorn.conf.py's hooks run
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from . import api, cli, emotion, errors, faces, pages, speech
+    from . import api, cli, emotion, errors, faces, ondevice, pages, speech
 
     errors.init_app(app)
     faces.init_app(app)
@@ -137,6 +143,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     speech.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(ondevice.bp)
     cli.init_app(app)
     _start_warmup(app)
     return app

@@ -125,8 +125,12 @@ def build_graph(name: str, weights: list[np.ndarray] | None = None, raw_pixels: 
     graph = helper.make_graph(
         nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                             producer_name="emotion-assistant app.mtcnn_ort")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                              producer_name="emotion-assistant app.mtcnn_ort")
+    # The IR version of opset 13's time, not this onnx package's newest (14): the browser's runtime
+    # (onnxruntime-web, private mode) reads up to IR 13 and runs these very graphs.
+    model.ir_version = 8
+    return model
 
 
 def nms(boxes: np.ndarray, threshold: float, over: str = "union") -> np.ndarray:

@@ -8,6 +8,9 @@ the three agree)."""
 # come from data:/blob: URLs the page makes itself (webcam snapshots, annotated canvas, audio).
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
+    # private mode runs onnxruntime-web: compiling WebAssembly needs 'wasm-unsafe-eval' (not 'unsafe-eval')
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "worker-src 'self' blob:",
     "img-src 'self' data: blob:",
     "media-src 'self' blob:",
     "connect-src 'self'",
@@ -22,6 +25,11 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
+    # Cross-origin isolation: lets private mode run onnxruntime-web on several threads
+    # (SharedArrayBuffer); the page loads nothing from another origin anyway.
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
 }
 
 # An error message quotes at most this many characters of what the client sent (issue 16: a form with

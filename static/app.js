@@ -7,6 +7,7 @@
  *   js/models.js    the model list and the accuracy panel
  *   js/photo.js     upload a photo
  *   js/live.js      the live camera: frames, tracking, smoothing, when to speak
+ *   js/private.js   private mode: the same pipeline in this browser (js/ondevice/), nothing sent
  *   js/timeline.js  the session timeline and its CSV
  *   js/reply.js     the assistant's text and voice
  *   js/ui.js        bars, face rows, boxes, status lines
@@ -18,6 +19,7 @@
 import { loadModels, renderModelInfo } from './js/models.js';
 import { analysePhoto, drawPhoto, handleFile, onPhotoCanvasClick, renderPhotoResult } from './js/photo.js';
 import { startCamera, stopCamera } from './js/live.js';
+import { ensureEngine, setPrivate } from './js/private.js';
 import { playAudio, renderReplyEmotion, translateLastReply } from './js/reply.js';
 import { el, state } from './js/state.js';
 import { applyStrings, pickLanguage } from './js/strings.js';
@@ -38,6 +40,7 @@ function bind() {
     liveResults: $('live-results'), liveFaceList: $('live-face-list'), liveScores: $('live-scores'),
     timeline: $('timeline'), legend: $('timeline-legend'), downloadCsv: $('download-csv'),
     modelSummary: $('model-summary'), modelRecall: $('model-recall'),
+    privateMode: $('private-mode'), privateStatus: $('private-status'),
   });
 
   el.settingsForm = $('settings');
@@ -61,8 +64,14 @@ function bind() {
     safeStorage('set', 'emotion.muted', state.muted ? '1' : '0');
     if (state.muted) el.audio.pause();
   });
+  el.privateMode.addEventListener('change', () => {
+    safeStorage('set', 'emotion.private', el.privateMode.checked ? '1' : '0');
+    setPrivate(el.privateMode.checked);
+    for (const tr of state.tracks) tr.history = tr.history.slice(-1);   // another engine, fresh smoothing
+  });
   el.modelSelect.addEventListener('change', () => {
     state.model = el.modelSelect.value || null;
+    if (state.private) ensureEngine().catch(() => { /* shown on the status line */ });
     renderModelInfo();
     for (const tr of state.tracks) tr.history = tr.history.slice(-1);   // different model, fresh smoothing
     if (state.photo && !state.live) analysePhoto();
@@ -121,7 +130,7 @@ function rerenderAll() {
   if (last) renderReplyEmotion(last.emotion, last.hedged);
   el.legend.dataset.key = '';
   drawTimeline();
-  for (const node of [el.cameraStatus, el.photoStatus]) {
+  for (const node of [el.cameraStatus, el.photoStatus, el.privateStatus]) {
     if (node.i18nMessage) setStatusT(node, node.dataset.state || null, node.i18nMessage[0], ...node.i18nMessage[1]);
   }
 }
@@ -157,6 +166,9 @@ window.emotionApp = {
   get muted() { return state.muted; },
   get errors() { return state.errors.slice(); },
   get ready() { return !!state.ready; },
+  get private() { return state.private; },
+  get ondevice() { return state.ondevice ? { ...state.ondevice, downloaded: state.ondevice.downloaded.bytes } : null; },
+  get lastTimings() { return state.lastTimings; },
   timelineCsv,
 };
 
@@ -167,6 +179,7 @@ async function init() {
   drawTimeline();
   await loadModels();
   renderLegend();
+  if (safeStorage('get', 'emotion.private') === '1') setPrivate(true);   // remembered (after the cards: it needs them)
   state.ready = true;
   document.documentElement.dataset.ready = 'true';
 }

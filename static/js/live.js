@@ -2,6 +2,7 @@
 // labels drawn over the video, and the assistant asked to speak once an expression has held.
 import { ApiError, canvasToBlob, predict } from './api.js';
 import { labelName } from './labels.js';
+import { predictLocal } from './private.js';
 import { showReply } from './reply.js';
 import { el, state } from './state.js';
 import { t } from './strings.js';
@@ -125,17 +126,24 @@ async function sendFrame() {
   state.framesSent += 1;
   let result = null;
   try {
-    const blob = await canvasToBlob(grab, 0.8);
-    result = await predict(blob, {
+    const options = {
       model: state.model, lang: state.lang, speak,
       minFace: Math.round(Math.min(w, h) * LIVE_MIN_FACE_FRACTION),
-    });
+    };
+    if (state.private) {
+      // private mode: the frame is analysed in this browser; a reply (its id and the language only)
+      // is fetched just when the assistant is about to speak
+      result = await predictLocal(grab, { ...options, wantReply: wantsReply });
+    } else {
+      result = await predict(await canvasToBlob(grab, 0.8), options);
+    }
     state.framesAnswered += 1;
   } catch (err) {
     state.liveErrors += 1;
     state.errors.push(String(err));
     if (state.live) {
       if (err instanceof ApiError) setStatusT(el.cameraStatus, 'error', 'liveServerError', err.message);
+      else if (state.private) setStatusT(el.cameraStatus, 'error', 'privateFailed', err.message || String(err));
       else setStatusT(el.cameraStatus, 'error', 'networkFailed');
     }
   } finally {

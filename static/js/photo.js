@@ -1,6 +1,7 @@
 // The photo panel: pick or drop a photo, post it, draw a box on every face, list them with their scores.
 import { ApiError, canvasToBlob, predict } from './api.js';
 import { labelName } from './labels.js';
+import { predictLocal } from './private.js';
 import { showReply } from './reply.js';
 import { el, state } from './state.js';
 import { t } from './strings.js';
@@ -53,7 +54,9 @@ export async function analysePhoto() {
   setStatusT(el.photoStatus, 'busy', 'analysing');
   el.dropZone.setAttribute('aria-busy', 'true');
   try {
-    const result = await predict(state.photo.blob, { model: state.model, lang: state.lang, speak: !state.muted });
+    // private mode: the canvas's pixels are analysed here and never posted
+    const options = { model: state.model, lang: state.lang, speak: !state.muted };
+    const result = state.private ? await predictLocal(state.photo.canvas, options) : await predict(state.photo.blob, options);
     state.lastResult = result;
     state.photoResult = result;
     state.selectedFace = largestFaceIndex(result.faces);
@@ -64,6 +67,7 @@ export async function analysePhoto() {
   } catch (err) {
     state.errors.push(String(err));
     if (err instanceof ApiError) setStatusT(el.photoStatus, 'error', 'requestFailed', err.message);
+    else if (state.private) setStatusT(el.photoStatus, 'error', 'privateFailed', err.message || String(err));
     else setStatusT(el.photoStatus, 'error', 'networkFailed');
   } finally {
     el.dropZone.removeAttribute('aria-busy');

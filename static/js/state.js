@@ -6,6 +6,10 @@ export const state = {
   models: [],
   defaultModel: null,
   model: null,
+  private: false,           // private mode: everything runs in this browser (js/private.js)
+  privateThreads: 0,        // onnxruntime-web threads (0: as many as the page may use)
+  ondevice: null,           // the on-device engine's info: threads, bytes downloaded, set-up time
+  lastTimings: null,        // the last on-device analysis' timings (ms)
 
   photo: null,              // {canvas (offscreen, posted pixels), blob}
   lastResult: null,         // last /api/predict answer of any kind

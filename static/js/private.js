@@ -1,0 +1,90 @@
+// Private mode (issue 18): the whole pipeline runs in this browser (js/ondevice/), and nothing of a photo
+// or a camera frame is sent. The switch is remembered. predictLocal() answers in the shape of
+// POST /api/predict, so photo.js and live.js draw both modes with the same code; the reply is chosen
+// here, and only its id and the language go to GET /api/reply for the text in that language and the
+// voice. When the runtime cannot run here (no WebAssembly SIMD) or fails to load, the page says so and
+// sends nothing until private mode is turned off.
+import { fetchReply } from './api.js';
+import { createEngine, replyId, support } from './ondevice/engine.js';
+import { el, state } from './state.js';
+import { setStatusT } from './ui.js';
+
+let enginePromise = null;
+
+export function privateSupport() {
+  return support();
+}
+
+function mb(bytes) {
+  return (bytes / 1e6).toFixed(1);
+}
+
+async function downloadSize() {
+  try {
+    const resp = await fetch('/api/ondevice', { credentials: 'same-origin' });
+    const s = await resp.json();
+    const model = s.models[state.model || state.defaultModel];
+    return s.runtime.bytes + Object.values(s.detector.bytes).reduce((a, b) => a + b, 0) + (model ? model.bytes : 0);
+  } catch (_) {
+    return 0;
+  }
+}
+
+// Loads the engine (once) and the chosen model; shows what is happening on the private-status line.
+export async function ensureEngine() {
+  if (!enginePromise) {
+    setStatusT(el.privateStatus, 'busy', 'privateLoading', mb(await downloadSize()));
+    enginePromise = createEngine({ cards: state.models, threads: state.privateThreads || 0 });
+  }
+  try {
+    const engine = await enginePromise;
+    engine.setCards(state.models);
+    await engine.load(state.model || state.defaultModel);
+    state.ondevice = engine.info;
+    if (state.private) setStatusT(el.privateStatus, 'ok', 'privateOn');
+    return engine;
+  } catch (err) {
+    enginePromise = null;
+    state.errors.push(`ondevice: ${err && err.message}`);
+    if (state.private) setStatusT(el.privateStatus, 'error', 'privateFailed', (err && err.message) || String(err));
+    throw err;
+  }
+}
+
+export function setPrivate(on) {
+  state.private = !!on;
+  el.privateMode.checked = state.private;
+  if (!state.private) {
+    setStatusT(el.privateStatus, null, 'privateOff');
+    return;
+  }
+  const sup = support();
+  if (!sup.ok) {
+    setStatusT(el.privateStatus, 'error', 'privateUnsupported');
+    el.privateStatus.dataset.reason = sup.reason;
+    return;
+  }
+  delete el.privateStatus.dataset.reason;
+  ensureEngine().catch(() => { /* shown on the status line */ });
+}
+
+// A canvas's pixels through the on-device pipeline, answered like POST /api/predict.
+// wantReply: fetch the reply text (and the voice when speak) for its id.
+export async function predictLocal(canvas, { model = null, lang, speak = false, minFace = 0, wantReply = true } = {}) {
+  if (!support().ok) throw new Error('private mode is not available in this browser');
+  const engine = await ensureEngine();
+  const { width, height } = canvas;
+  const pixels = canvas.getContext('2d', { willReadFrequently: true }).getImageData(0, 0, width, height);
+  const r = await engine.analyze(pixels, { model: model || state.defaultModel, minFace });
+  const faces = r.faces;
+  const emotion = faces.length ? faces[0].emotion : null;
+  let reply = null;
+  if (wantReply) {
+    // the server's seed: the top score to 2 places, or the image's width when there is no face
+    const seed = faces.length ? faces[0].scores[emotion].toFixed(2) : width;
+    const id = replyId(engine.settings.replies, emotion, faces.length ? faces[0].confident : true, seed);
+    reply = (await fetchReply(id, lang, speak)).reply;
+  }
+  state.lastTimings = r.timings_ms;
+  return { faces, emotion, reply, model: r.model, image: { width, height }, timings_ms: r.timings_ms, ondevice: true };
+}

@@ -1,0 +1,92 @@
+"""The server side of private mode (issue 18): the settings the browser shares with the server pipeline,
+the detector's networks and the model files it downloads, and the vendored runtime.
+The browser side runs in tests/e2e/test_ondevice.py."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import onnx
+
+from app import mtcnn_ort
+from app.security import SECURITY_HEADERS
+from model_core.preprocess import ALIGN_MAX_DEGREES, ALIGN_MIN_DEGREES, FACE_MARGIN
+from tests.conftest import ROOT
+
+VENDOR = ROOT / "static" / "vendor" / "onnxruntime-web"
+
+
+def test_the_vendored_runtime_is_the_pinned_package():
+    manifest = json.loads((VENDOR / "MANIFEST.json").read_text())
+    assert manifest["package"] == "onnxruntime-web"
+    script = (ROOT / "deploy" / "vendor-onnxruntime-web.sh").read_text()
+    assert f'ORT_WEB_VERSION:-{manifest["version"]}' in script, "the script pins another version"
+    assert manifest["integrity"] in script
+    assert sorted(p.name for p in VENDOR.iterdir()) == sorted([*manifest["files"], "MANIFEST.json"])
+    for name, meta in manifest["files"].items():
+        body = (VENDOR / name).read_bytes()
+        assert len(body) == meta["bytes"] and hashlib.sha256(body).hexdigest() == meta["sha256"], name
+        assert len(body) <= 15_000_000
+
+
+def test_settings_are_the_servers_own(app, client):
+    s = client.get("/api/ondevice").get_json()
+    det = s["detector"]
+    assert det["min_confidence"] == app.config["MIN_FACE_CONFIDENCE"]
+    assert det["max_faces"] == app.config["MAX_FACES"] and det["max_side"] == app.config["DETECT_MAX_SIDE"]
+    assert det["scale_factor"] == app.config["DETECT_SCALE_FACTOR"]
+    assert det["keypoints"] == list(mtcnn_ort.KEYPOINTS)
+    assert det["rnet_max_candidates"] == mtcnn_ort.RNET_MAX_CANDIDATES
+    assert s["crop"] == {"margin": FACE_MARGIN, "align_min_degrees": ALIGN_MIN_DEGREES,
+                         "align_max_degrees": ALIGN_MAX_DEGREES}
+    assert s["runtime"]["entry"] == "/static/vendor/onnxruntime-web/ort.wasm.min.mjs"
+    counts = s["replies"]["counts"]
+    assert counts["happy"] >= 1 and s["replies"]["no_face"] in counts
+    # every single model with an ONNX file can run in the browser; ensembles run their members
+    models = client.get("/api/models").get_json()["models"]
+    singles = {m["name"] for m in models if m["kind"] == "single"}
+    assert set(s["models"]) == singles
+    for m in models:
+        if m["kind"] == "ensemble":
+            assert {x["name"] for x in m["members"]} <= set(s["models"])
+
+
+def test_detector_networks_are_the_servers_graphs(client):
+    for name in mtcnn_ort.NETWORKS:
+        resp = client.get(f"/api/detector/{name}.onnx")
+        assert resp.status_code == 200
+        assert resp.data == mtcnn_ort.build_graph(name).SerializeToString()
+        model = onnx.load_from_string(resp.data)
+        assert model.ir_version <= 13, "onnxruntime-web reads IR versions up to 13"
+        again = client.get(f"/api/detector/{name}.onnx", headers={"If-None-Match": resp.headers["ETag"]})
+        assert again.status_code == 304
+    assert client.get("/api/detector/../app.onnx").status_code == 404
+    bad = client.get("/api/detector/xnet.onnx")
+    assert bad.status_code == 404 and bad.get_json()["error"]["code"] == "unknown_network"
+
+
+def test_model_files_are_served_by_card_name_only(client, models):
+    name = models.default
+    resp = client.get(f"/api/models/{name}.onnx")
+    assert resp.status_code == 200
+    assert resp.data == models.cards[name].onnx_path.read_bytes()
+    for bad in ("ensemble", "nope", "..%2Fwsgi", "ferplus_mobilenet.json"):
+        r = client.get(f"/api/models/{bad}.onnx")
+        assert r.status_code == 404 and r.get_json()["error"]["code"] in ("unknown_model", "not_found"), bad
+
+
+def test_the_runtime_is_served_with_types_the_browser_accepts(client):
+    js = client.get("/static/vendor/onnxruntime-web/ort.wasm.min.mjs")
+    assert js.status_code == 200 and js.mimetype == "text/javascript"
+    wasm = client.get("/static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm")
+    assert wasm.status_code == 200 and wasm.mimetype == "application/wasm"
+
+
+def test_the_page_is_cross_origin_isolated_and_may_compile_wasm(client):
+    resp = client.get("/")
+    assert resp.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert resp.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self' 'wasm-unsafe-eval'" in csp and "'unsafe-eval'" not in csp.replace("'wasm-unsafe-eval'", "")
+    assert SECURITY_HEADERS["Content-Security-Policy"] == csp
+    assert 'id="private-mode"' in resp.get_data(as_text=True)
