@@ -1,4 +1,4 @@
-"""python -m benchmarks accuracy|calm|balance|ablation|classifier|detector|tilt|api|load|soak|memory|peers|all|report ...
+"""python -m benchmarks accuracy|calm|balance|ablation|classifier|detector|tilt|api|load|soak|memory|ondevice|peers|all|report ...
 
 Runs the named benchmarks, saves each result under docs/benchmarks/, then rewrites docs/BENCHMARKS.md
 from every saved result. With no name it only lists them: running every benchmark (an hour or more) and
@@ -24,6 +24,7 @@ ORDER = [
     ("load", "Throughput under load (gunicorn)"),
     ("soak", "Soak test: memory under a long load"),
     ("memory", "Worker memory and CPU under a hostile mix (issue 16)"),
+    ("ondevice", "Private mode: the pipeline in the browser (issue 18)"),
     ("peers", "Side by side with the `fer` package"),
 ]
 INTRO = """# Benchmarks
@@ -57,7 +58,7 @@ def report() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", help="accuracy calm balance ablation classifier detector tilt api load soak memory peers all report (peers needs bash benchmarks/setup_peers.sh first)")
+    p.add_argument("names", nargs="*", help="accuracy calm balance ablation classifier detector tilt api load soak memory ondevice peers all report (peers needs bash benchmarks/setup_peers.sh first)")
     p.add_argument("--frames", type=int, default=200, help="test frames (detector)")
     p.add_argument("--tilt-faces", type=int, default=600, help="faces per angle (tilt)")
     p.add_argument("--requests", type=int, default=60, help="requests per case (api)")

@@ -41,7 +41,7 @@ CASES = {
 }
 
 
-def ondevice_parity_set(n_lfw: int = 60) -> dict[str, np.ndarray]:
+def ondevice_parity_set(n_lfw: int = 90) -> dict[str, np.ndarray]:
     """Photos for comparing the server pipeline with the browser's (issue 18): real faces of other
     people (scikit-image's LFW crops, upscaled and pasted into photos without faces, turned by 0-30
     degrees like a tilted head, as benchmarks/tilt.py makes them), the astronaut photo alone, tilted,

@@ -25,21 +25,25 @@ export function fromImageData(imageData) {
   return { rgb: image(rgb, width, height, 3), grey: image(grey, width, height, 1) };
 }
 
-// cv::INTER_AREA's table for one axis when shrinking: [dst index, src index, weight] triples.
+// cv::INTER_AREA's table for one axis when shrinking: parallel typed arrays of (dst index, src index,
+// weight), in dst order.
 function areaTable(ssize, dsize) {
   const scale = ssize / dsize;
-  const tab = [];
+  const cap = dsize * (Math.ceil(scale) + 2);
+  const di = new Int32Array(cap), si = new Int32Array(cap), wt = new Float64Array(cap);
+  let n = 0;
+  const add = (d, src, w) => { di[n] = d; si[n] = src; wt[n] = w; n += 1; };
   for (let dx = 0; dx < dsize; dx += 1) {
     const fsx1 = dx * scale, fsx2 = fsx1 + scale;
     const cell = Math.min(scale, ssize - fsx1);
     let sx1 = Math.ceil(fsx1), sx2 = Math.floor(fsx2);
     sx2 = Math.min(sx2, ssize - 1);
     sx1 = Math.min(sx1, sx2);
-    if (sx1 - fsx1 > 1e-3) tab.push(dx, sx1 - 1, (sx1 - fsx1) / cell);
-    for (let sx = sx1; sx < sx2; sx += 1) tab.push(dx, sx, 1 / cell);
-    if (fsx2 - sx2 > 1e-3) tab.push(dx, sx2, Math.min(Math.min(fsx2 - sx2, 1), cell) / cell);
+    if (sx1 - fsx1 > 1e-3) add(dx, sx1 - 1, (sx1 - fsx1) / cell);
+    for (let sx = sx1; sx < sx2; sx += 1) add(dx, sx, 1 / cell);
+    if (fsx2 - sx2 > 1e-3) add(dx, sx2, Math.min(Math.min(fsx2 - sx2, 1), cell) / cell);
   }
-  return tab;
+  return { di: di.subarray(0, n), si: si.subarray(0, n), wt: wt.subarray(0, n), n };
 }
 
 // Bilinear table for one axis (half-pixel centres, clamped at the edges): per dst index [i0, i1, w1].
@@ -71,21 +75,28 @@ export function resizeArea(src, dw, dh) {
   // rows first: horizontally resized rows, accumulated into destination rows with the y weights
   const rowBuf = new Float64Array(dw * c);
   const acc = new Float64Array(dw * dh * c);
+  const { di: xd, si: xs, wt: xw, n: nx } = tx;
   let lastSy = -1;
-  for (let k = 0; k < ty.length; k += 3) {
-    const dy = ty[k], sy = ty[k + 1], wy = ty[k + 2];
+  for (let k = 0; k < ty.n; k += 1) {
+    const dy = ty.di[k], sy = ty.si[k], wy = ty.wt[k];
     if (sy !== lastSy) {
       rowBuf.fill(0);
       const base = sy * sw * c;
-      for (let m = 0; m < tx.length; m += 3) {
-        const dx = tx[m], sx = tx[m + 1], wx = tx[m + 2];
-        const s = base + sx * c, d = dx * c;
-        for (let ch = 0; ch < c; ch += 1) rowBuf[d + ch] += data[s + ch] * wx;
+      if (c === 3) {
+        for (let m = 0; m < nx; m += 1) {
+          const s0 = base + xs[m] * 3, d0 = xd[m] * 3, w = xw[m];
+          rowBuf[d0] += data[s0] * w; rowBuf[d0 + 1] += data[s0 + 1] * w; rowBuf[d0 + 2] += data[s0 + 2] * w;
+        }
+      } else {
+        for (let m = 0; m < nx; m += 1) {
+          const s0 = base + xs[m] * c, d0 = xd[m] * c, w = xw[m];
+          for (let ch = 0; ch < c; ch += 1) rowBuf[d0 + ch] += data[s0 + ch] * w;
+        }
       }
       lastSy = sy;
     }
     const off = dy * dw * c;
-    for (let i = 0; i < dw * c; i += 1) acc[off + i] += rowBuf[i] * wy;
+    for (let i = 0, n = dw * c; i < n; i += 1) acc[off + i] += rowBuf[i] * wy;
   }
   const out = outArray(src, dw * dh * c);
   if (out instanceof Uint8Array) for (let i = 0; i < out.length; i += 1) out[i] = roundEven(acc[i]);
@@ -135,14 +146,8 @@ export function warp(src, m, dw, dh, border, asFloat = false) {
   const out = outArray(src, dw * dh * c, asFloat);
   const isByte = out instanceof Uint8Array;
   const replicate = border === 'replicate';
-  const at = (x, y, ch) => {
-    if (x < 0 || y < 0 || x >= sw || y >= sh) {
-      if (!replicate) return border;
-      x = x < 0 ? 0 : x >= sw ? sw - 1 : x;
-      y = y < 0 ? 0 : y >= sh ? sh - 1 : y;
-    }
-    return data[(y * sw + x) * c + ch];
-  };
+  const fill = replicate ? 0 : border;
+  const idx = new Int32Array(4);     // the four neighbours' offsets, -1 when outside (constant border)
   for (let y = 0; y < dh; y += 1) {
     for (let x = 0; x < dw; x += 1) {
       // OpenCV quantises the source position to 1/32 pixel (INTER_BITS = 5)
@@ -150,10 +155,21 @@ export function warp(src, m, dw, dh, border, asFloat = false) {
       const fy = Math.round((m[3] * x + m[4] * y + m[5]) * 32) / 32;
       const x0 = Math.floor(fx), y0 = Math.floor(fy);
       const ax = fx - x0, ay = fy - y0;
+      for (let k = 0; k < 4; k += 1) {
+        let px = x0 + (k & 1), py = y0 + (k >> 1);
+        if (px < 0 || py < 0 || px >= sw || py >= sh) {
+          if (!replicate) { idx[k] = -1; continue; }
+          px = px < 0 ? 0 : px >= sw ? sw - 1 : px;
+          py = py < 0 ? 0 : py >= sh ? sh - 1 : py;
+        }
+        idx[k] = (py * sw + px) * c;
+      }
+      const w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
+      const o = (y * dw + x) * c;
       for (let ch = 0; ch < c; ch += 1) {
-        const v = (at(x0, y0, ch) * (1 - ax) + at(x0 + 1, y0, ch) * ax) * (1 - ay)
-          + (at(x0, y0 + 1, ch) * (1 - ax) + at(x0 + 1, y0 + 1, ch) * ax) * ay;
-        out[(y * dw + x) * c + ch] = isByte ? Math.round(v) : v;
+        const v = (idx[0] < 0 ? fill : data[idx[0] + ch]) * w00 + (idx[1] < 0 ? fill : data[idx[1] + ch]) * w01
+          + (idx[2] < 0 ? fill : data[idx[2] + ch]) * w10 + (idx[3] < 0 ? fill : data[idx[3] + ch]) * w11;
+        out[o + ch] = isByte ? Math.round(v) : v;
       }
     }
   }
