@@ -11,6 +11,67 @@ import { setStatusT } from './ui.js';
 
 let enginePromise = null;
 
+// The engine in a module worker (js/ondevice/worker.js): analysis never blocks the page. Same
+// interface as the in-page engine, which is used where module workers are missing.
+class WorkerEngine {
+  constructor(worker) {
+    this.worker = worker;
+    this.calls = new Map();
+    this.next = 1;
+    worker.onmessage = (e) => {
+      const call = this.calls.get(e.data.id);
+      if (!call) return;
+      this.calls.delete(e.data.id);
+      if (e.data.error) call.reject(Object.assign(new Error(e.data.error.message), { reason: e.data.error.reason }));
+      else call.resolve(e.data.result);
+    };
+    worker.onerror = (e) => {
+      for (const call of this.calls.values()) call.reject(new Error(e.message || 'worker failed'));
+      this.calls.clear();
+    };
+  }
+
+  call(op, args, transfer = []) {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.calls.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, args }, transfer);
+    });
+  }
+
+  async init(options) {
+    const r = await this.call('init', options);
+    this.settings = r.settings;
+    this.info = r.info;
+    return this;
+  }
+
+  setCards(cards) { this.cards = cards; }
+
+  async load(model) {
+    this.info = (await this.call('load', { cards: this.cards, model })).info;
+  }
+
+  async analyze(pixels, options) {
+    const r = await this.call('analyze', { pixels, options }, [pixels.data.buffer]);
+    this.info = r.info;
+    return r;
+  }
+}
+
+function startEngine(options) {
+  let worker = null;
+  try {
+    worker = new Worker(new URL('./ondevice/worker.js', import.meta.url), { type: 'module' });
+  } catch (_) {
+    return createEngine(options);   // no module workers: the same engine in the page
+  }
+  return new WorkerEngine(worker).init(options).then((engine) => {
+    engine.setCards(options.cards);
+    return engine;
+  });
+}
+
 export function privateSupport() {
   return support();
 }
@@ -34,13 +95,13 @@ async function downloadSize() {
 export async function ensureEngine() {
   if (!enginePromise) {
     setStatusT(el.privateStatus, 'busy', 'privateLoading', mb(await downloadSize()));
-    enginePromise = createEngine({ cards: state.models, threads: state.privateThreads || 0 });
+    enginePromise = startEngine({ cards: state.models, threads: state.privateThreads || 0 });
   }
   try {
     const engine = await enginePromise;
     engine.setCards(state.models);
     await engine.load(state.model || state.defaultModel);
-    state.ondevice = engine.info;
+    state.ondevice = { ...engine.info, where: engine instanceof WorkerEngine ? 'worker' : 'page' };
     if (state.private) setStatusT(el.privateStatus, 'ok', 'privateOn');
     return engine;
   } catch (err) {
