@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 SERVE  := $(VENV)/.installed-serve
 DEV    := $(VENV)/.installed-dev
 
-.PHONY: run test test-fast browser benchmarks data clean-venv
+.PHONY: run test test-fast browser benchmarks data clean-venv vendor-ort
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,8 @@ data: $(DEV)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Refresh private mode's vendored onnxruntime-web (static/vendor/, committed) from npm at the pinned
+# version; only needed to change that version (needs npm).
+vendor-ort:
+	bash deploy/vendor-onnxruntime-web.sh
