@@ -540,3 +540,23 @@ def test_a_double_slash_path_is_not_redirected_to_the_host_header(any_port, path
                                          b"Connection: close\r\n\r\n")
     assert not 300 <= status < 400, (path, status, headers.get("location"))
     assert status in (200, 404), (path, status, body[:200])
+
+
+def test_nginx_gzips_private_modes_runtime_and_keeps_the_isolation_headers(nginx_port):
+    """Private mode's one-off download (issue 18): the 14 MB WebAssembly runtime reaches the browser
+    gzipped through the shipped nginx, byte-identical once unzipped, with the cross-origin isolation
+    headers its threads need."""
+    import gzip
+
+    path = "/static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm"
+    conn = http.client.HTTPConnection("127.0.0.1", nginx_port, timeout=30)
+    conn.request("GET", path, headers={"Accept-Encoding": "gzip"})
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    assert resp.status == 200 and resp.getheader("Content-Type") == "application/wasm"
+    assert resp.getheader("Content-Encoding") == "gzip"
+    original = (ROOT / "static" / path.removeprefix("/static/")).read_bytes()
+    assert gzip.decompress(body) == original and len(body) < len(original) / 3
+    assert resp.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+    assert resp.getheader("Cross-Origin-Opener-Policy") == "same-origin"
