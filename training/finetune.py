@@ -43,12 +43,14 @@ REPO = Path(__file__).resolve().parent.parent
 @dataclass
 class FinetuneConfig:
     name: str
+    arch: str = "mobilenet_v1"         # a network in training/nets.py: mobilenet_v1 | compact_cnn
     scheme: str = "fer2013"            # fer2013 (7 classes) | ferplus (8 classes)
     targets: str = "hard"              # hard | soft (FER+ vote distribution)
     input_size: int = 160
     init: str = "faceres"              # pretrained checkpoint: faceres | faceres-deep; or scratch
-    init_from: str = ""                # or start from a trained MobileNet: a shipped .onnx (head included,
-                                       # same classes) or a run's weights.npz; `init` then names its lineage
+    init_from: str = ""                # or start from a trained net: a shipped MobileNet .onnx (head included,
+                                       # same classes), a run's weights.npz, or a run's model.pt (any net;
+                                       # layers whose shapes match, so another scheme gets a new head)
     freeze: bool = False               # train the head only (frozen backbone)
     freeze_groups: int = 0             # keep conv1 and blocks 1..K-1 fixed (K groups): on a CPU their
                                        # backward pass is skipped (96 px: 71 -> 102 images/s here)
@@ -81,7 +83,7 @@ class FinetuneConfig:
 
 
 # Fields that must match to resume a checkpoint (others, like the device, may change).
-RESUME_KEYS = ("scheme", "targets", "input_size", "init", "init_from", "freeze", "freeze_groups", "batch_size", "lr",
+RESUME_KEYS = ("arch", "scheme", "targets", "input_size", "init", "init_from", "freeze", "freeze_groups", "batch_size", "lr",
                "layer_decay", "weight_decay", "label_smoothing", "dropout", "seed", "clean", "limit")
 
 
@@ -232,13 +234,23 @@ def _device(cfg):
 
 
 def build_model(cfg: FinetuneConfig, num_classes: int):
+    """The configured network (training/nets.py), initialised from `init` or `init_from`."""
     from .faceres import CHECKPOINTS, default_npz
-    from .mobilenet import MobileNetV1
+    from .nets import get, load_state, transfer_state
 
-    if cfg.init != "scratch" and cfg.init not in CHECKPOINTS:
+    net = get(cfg.arch)
+    if net.pretrained and cfg.init != "scratch" and cfg.init not in CHECKPOINTS:
         raise ValueError(f"--init must be one of {sorted(CHECKPOINTS)} or scratch, got {cfg.init!r}")
-    pretrained = cfg.init != "scratch"
-    model = MobileNetV1(num_classes, norm="affine" if pretrained or cfg.init_from else "batch", dropout=cfg.dropout)
+    if not net.pretrained and cfg.init != "scratch":
+        raise ValueError(f"{cfg.arch} has no pretrained checkpoint: use --init scratch (and --init-from a run)")
+    pretrained = net.pretrained and cfg.init != "scratch"
+    if cfg.init_from and Path(cfg.init_from).suffix == ".pt":
+        model = net.build(num_classes, "batch", cfg.dropout)
+        copied = transfer_state(model, load_state(cfg.init_from))
+        if not copied:
+            raise ValueError(f"{cfg.init_from}: no layer matches a {cfg.arch}")
+        return model
+    model = net.build(num_classes, "affine" if pretrained or cfg.init_from else "batch", cfg.dropout)
     if cfg.init_from:
         arrays = load_trained_arrays(cfg.init_from)
         if arrays["head.bias"].shape[0] != num_classes:
@@ -306,18 +318,21 @@ def lr_factor(progress: float, step: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, progress))))
 
 
-def evaluate_device(model, images_u8, size, tta, device, amp, batch=512):
-    """Class probabilities (flip TTA as configured) for uint8 (N, 48, 48) faces, on the device."""
+def evaluate_device(model, images_u8, size, tta, device, amp, batch=512, spec=None):
+    """Class probabilities (flip TTA as configured) for uint8 (N, 48, 48) faces, on the device; `spec`
+    is the net's input spec (default: MobileNet's at `size`)."""
     import torch
 
-    from .mobilenet import caffe_input
+    from .nets import NETS, to_input
+
+    spec = spec or NETS["mobilenet_v1"].input_spec(size)
 
     model.eval()
     out = []
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for i in range(0, len(images_u8), batch):
             x = torch.as_tensor(images_u8[i:i + batch], device=device).float().div_(255.0).unsqueeze(1)
-            x = caffe_input(upsample(x, size)).contiguous(memory_format=torch.channels_last)
+            x = to_input(upsample(x, size), spec).contiguous(memory_format=torch.channels_last)
             p = torch.softmax(model(x).float(), dim=1)
             if "flip" in tta:
                 p = (p + torch.softmax(model(torch.flip(x, dims=[3])).float(), dim=1)) / 2
@@ -328,9 +343,11 @@ def evaluate_device(model, images_u8, size, tta, device, amp, batch=512):
 def finetune(cfg: FinetuneConfig, log=print) -> dict:
     import torch
 
-    from .mobilenet import caffe_input
+    from .nets import get, to_input
 
     t_start = time.time()
+    net = get(cfg.arch)
+    spec = net.input_spec(cfg.input_size)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg)
@@ -369,7 +386,7 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     def train_step(xb_u8, yb, factor=0.0, update=True):
         x = xb_u8.float().div_(255.0).unsqueeze(1)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            x = caffe_input(augment(x, cfg.input_size, cfg, gen)).contiguous(memory_format=torch.channels_last)
+            x = to_input(augment(x, cfg.input_size, cfg, gen), spec).contiguous(memory_format=torch.channels_last)
             logits = model(x).float()
         loss = torch.sum(-yb * torch.log_softmax(logits, dim=1), dim=1).mean()
         opt.zero_grad(set_to_none=True)
@@ -385,7 +402,8 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         saved = state["config"]
-        diff = [k for k in RESUME_KEYS if saved.get(k) != getattr(cfg, k)]
+        fresh = FinetuneConfig(name=cfg.name)
+        diff = [k for k in RESUME_KEYS if saved.get(k, getattr(fresh, k)) != getattr(cfg, k)]
         if diff:
             raise ValueError(f"{ckpt_path} was made with other settings ({diff}); use another --run-dir "
                              "or remove it")
@@ -450,7 +468,7 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
             done += 1
         if done == 0:
             break
-        probs = evaluate_device(model, val.images, cfg.input_size, cfg.tta, device, amp)
+        probs = evaluate_device(model, val.images, cfg.input_size, cfg.tta, device, amp, spec=spec)
         acc = float((probs.argmax(1) == val.labels).mean())
         dt = time.time() - t0
         rec = {"epoch": epoch, "loss": round(float(loss_sum) / done, 5), "val_accuracy": round(acc, 5),
@@ -476,9 +494,11 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
 
     if state["best_model"] is not None:
         model.load_state_dict(state["best_model"])
+    model.eval()
     arrays = model.folded_arrays()
     weights = run_dir / "weights.npz"
-    np.savez(weights, **{k: v.astype(np.float16) for k, v in arrays.items()})
+    np.savez(weights, **{k: v.astype(net.weights_dtype) for k, v in arrays.items()})
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, run_dir / "model.pt")
     summary = {
         "name": cfg.name, "config": dataclasses.asdict(cfg), "source": source,
         "classes": classes, "train_faces": n, "clean_report": None if clean_report is None else
@@ -511,34 +531,42 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
     from .evaluate import card_probs
     from .faceres import ATTRIBUTION, CHECKPOINTS
     from .metrics import classification_metrics, format_report
-    from .mobilenet import build_onnx
+    from .nets import get
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
-    cfg = summary["config"]
+    cfg = dict(summary["config"])
+    cfg.setdefault("arch", "mobilenet_v1")  # runs from before the registry
+    net = get(cfg["arch"])
     name = name or summary["name"]
     arrays = {k: v.astype(np.float32) for k, v in np.load(run_dir / "weights.npz").items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{name}.onnx"
-    build_onnx(arrays, cfg["input_size"], onnx_path, storage="float16")  # the weights are float16 already
+    net.write_onnx(arrays, cfg["input_size"], onnx_path)
     scheme = cfg["scheme"]
-    pretrained = cfg["init"] in CHECKPOINTS
+    pretrained = net.pretrained and cfg["init"] in CHECKPOINTS
+    classes_txt = 'FER+ 8' if scheme == 'ferplus' else 'FER-2013 7'
+    if net.pretrained:
+        default_title = (f"MobileNet-v1 {'pretrained (' + cfg['init'] + ')' if pretrained else 'from scratch'}, "
+                         f"{cfg['input_size']} px, {classes_txt} classes")
+    else:
+        default_title = f"{net.title}, {classes_txt} classes"
+    stages = lineage(run_dir)
     card = {
         "name": name,
-        "title": title or cfg.get("title") or (f"MobileNet-v1 {'pretrained (' + cfg['init'] + ')' if pretrained else 'from scratch'}, "
-                           f"{cfg['input_size']} px, {'FER+ 8' if scheme == 'ferplus' else 'FER-2013 7'} classes"),
+        "title": title or cfg.get("title") or default_title,
         "kind": "single",
         "file": onnx_path.name,
         "onnx_file": onnx_path.name,
         "classes": summary["classes"],
         "label_scheme": scheme,
         "dataset": DATASETS[scheme],
-        "input": {"size": cfg["input_size"], "channels": 3, "scale": "caffe_bgr", "source_size": fer.IMAGE_SIZE},
+        "input": net.input_spec(cfg["input_size"]),
         "tta": list(cfg["tta"]),
         "recipe": {
-            "arch": f"mobilenet_v1_{cfg['init'].replace('-', '_')}" if pretrained else "mobilenet_v1",
+            "arch": f"mobilenet_v1_{cfg['init'].replace('-', '_')}" if pretrained else cfg["arch"],
             "engine": "PyTorch (training/finetune.py)",
-            "command": finetune_command(cfg),
+            "command": " && ".join(s["command"] for s in stages),
             **{k: cfg[k] for k in ("scheme", "targets", "input_size", "init", "freeze", "batch_size", "lr",
                                    "layer_decay", "warmup_epochs", "weight_decay", "label_smoothing", "dropout",
                                    "rotate", "zoom", "shift", "erase_prob", "seed", "clean", "time_budget")},
@@ -548,7 +576,7 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
             "params": summary["params"], "train_faces": summary["train_faces"],
             "clean_report": summary["clean_report"], "probe": summary["probe"],
             "wall_time_s": summary["train_wall_s"], "machine": summary["machine"],
-            "weights": "float16 (as trained; served in float32)",
+            "weights": "float16 (as trained; served in float32)" if net.weights_dtype == "float16" else "float32",
         },
         "attribution": (ATTRIBUTION + (f" Checkpoint: {cfg['init']}." if cfg["init"] != "faceres" else "")
                         if pretrained else None),
@@ -563,8 +591,25 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
         card["metrics"][metrics_key(scheme, split)] = m
         if verbose:
             print(format_report(m, f"{name} on {split} ({scheme}, tta={card['tta']})"))
+    if len(stages) > 1:
+        card["recipe"]["stages"] = stages
     write_card(out_dir / f"{name}.json", card)
     return card
+
+
+def lineage(run_dir: Path) -> list[dict]:
+    """The commands that made a run, first stage first: a run started `--init-from` another run's
+    `model.pt` or `weights.npz` lists that run's stages before its own."""
+    run_dir = Path(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    cfg = summary["config"]
+    stage = {"name": summary["name"], "command": finetune_command(cfg), "epochs": summary["epochs"],
+             "best_epoch": summary["best_epoch"], "best_val_accuracy": round(summary["best_val_accuracy"], 4),
+             "train_wall_s": summary["train_wall_s"]}
+    parent = Path(cfg.get("init_from") or "").parent
+    if cfg.get("init_from") and (parent / "summary.json").exists() and parent.resolve() != run_dir.resolve():
+        return lineage(parent) + [stage]
+    return [stage]
 
 
 def finetune_command(cfg: dict) -> str:
