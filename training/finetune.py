@@ -1,10 +1,14 @@
-"""Fine-tune the pretrained FaceRes MobileNet on FER-2013 / FER+, in PyTorch (CPU or GPU).
+"""The one trainer: any network of training/nets.py on FER-2013 / FER+, in PyTorch (CPU or GPU).
 
-Why PyTorch here when the compact CNNs train in Keras: on this project's 2-core CPU the same network
-trains 2-4x faster in PyTorch (bfloat16 autocast on AMX), and the lent GPU machines have PyTorch but
-no TensorFlow. One command runs on either; the result is served through ONNX Runtime like every model.
+The shipped MobileNets fine-tune the pretrained FaceRes backbone (the default, `--arch mobilenet_v1`);
+the compact CNNs train from scratch (`--arch compact_cnn --init scratch`, then a second stage
+`--init-from` the first run's model.pt). PyTorch because on this project's 2-core CPU a network trains
+2-4x faster than in Keras (bfloat16 autocast where the CPU has it natively), the lent GPU machines have
+PyTorch, and one framework is one of everything (issue 17: Keras and TensorFlow left). Every result is
+served through ONNX Runtime (`ship`). Balancing (`--balance oversample|smote|adasyn|class_weights`,
+training/balance.py) and cleaning (`--clean`, the default; training/clean.py) are options of this trainer.
 
-The recipe (measured choices in docs/benchmarks/NOTES.md):
+The MobileNet recipe (measured choices in docs/benchmarks/NOTES.md):
 - input: the 48x48 grey FER face, upsampled to `input_size` (96-224) and replicated into three
   channels, 0-255 minus the caffe BGR means (the scaling FaceRes was trained with). The card's input
   spec says so (`scale: caffe_bgr`, `source_size: 48`) and `model_core.preprocess` applies it when
@@ -35,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as fer
+from .balance import balance
 from .clean import clean as clean_split
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +51,7 @@ class FinetuneConfig:
     arch: str = "mobilenet_v1"         # a network in training/nets.py: mobilenet_v1 | compact_cnn
     scheme: str = "fer2013"            # fer2013 (7 classes) | ferplus (8 classes)
     targets: str = "hard"              # hard | soft (FER+ vote distribution)
+    balance: str = "none"              # none | oversample | smote | adasyn | class_weights (training/balance.py)
     input_size: int = 160
     init: str = "faceres"              # pretrained checkpoint: faceres | faceres-deep; or scratch
     init_from: str = ""                # or start from a trained net: a shipped MobileNet .onnx (head included,
@@ -83,7 +89,7 @@ class FinetuneConfig:
 
 
 # Fields that must match to resume a checkpoint (others, like the device, may change).
-RESUME_KEYS = ("arch", "scheme", "targets", "input_size", "init", "init_from", "freeze", "freeze_groups", "batch_size", "lr",
+RESUME_KEYS = ("arch", "scheme", "targets", "balance", "input_size", "init", "init_from", "freeze", "freeze_groups", "batch_size", "lr",
                "layer_decay", "weight_decay", "label_smoothing", "dropout", "seed", "clean", "limit")
 
 
@@ -364,16 +370,25 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
 
     train, val, source, clean_report = load_data(cfg)
+    if cfg.targets == "soft" and train.soft is None:
+        raise ValueError("soft targets need the FER+ scheme (--scheme ferplus)")
+    images, labels, soft, cw = balance(train.images, train.labels, cfg.balance,
+                                       train.soft if cfg.targets == "soft" else None, seed=cfg.seed,
+                                       num_classes=len(classes))
     if cfg.targets == "soft":
-        if train.soft is None:
-            raise ValueError("soft targets need the FER+ scheme (--scheme ferplus)")
-        targets = train.soft
+        targets = soft
     else:
-        targets = np.eye(len(classes), dtype=np.float32)[train.labels]
+        targets = np.eye(len(classes), dtype=np.float32)[labels]
         if cfg.label_smoothing:
             targets = targets * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(classes)
-    x_train = torch.as_tensor(train.images, device=device)
-    y_train = torch.as_tensor(targets, device=device)
+    class_counts = dict(zip(classes, np.bincount(labels, minlength=len(classes)).tolist()))
+    if cfg.balance != "none":
+        log(f"[{cfg.name}] balancing={cfg.balance}: {class_counts}" + ("" if cw is None else
+            f", class weights {[round(cw[i], 2) for i in range(len(classes))]}"))
+    x_train = torch.as_tensor(images, device=device)
+    y_train = torch.as_tensor(np.asarray(targets, np.float32), device=device)
+    w_train = None if cw is None else torch.as_tensor(
+        np.array([cw[int(c)] for c in labels], np.float32), device=device)
     n = len(x_train)
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch
     log(f"[{cfg.name}] {n} training faces, {len(val)} validation; device {device}, amp={amp}")
@@ -383,12 +398,13 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
                             **({"fused": True} if device.type == "cuda" else {}))
     gen = torch.Generator(device=device)
 
-    def train_step(xb_u8, yb, factor=0.0, update=True):
+    def train_step(xb_u8, yb, factor=0.0, update=True, wb=None):
         x = xb_u8.float().div_(255.0).unsqueeze(1)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             x = to_input(augment(x, cfg.input_size, cfg, gen), spec).contiguous(memory_format=torch.channels_last)
             logits = model(x).float()
-        loss = torch.sum(-yb * torch.log_softmax(logits, dim=1), dim=1).mean()
+        per_face = torch.sum(-yb * torch.log_softmax(logits, dim=1), dim=1)
+        loss = per_face.mean() if wb is None else (per_face * wb).mean()  # class_weights: Keras' sample_weight
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if update:
@@ -464,7 +480,8 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
                 out_of_time = True
                 break
             idx = order[s_ * cfg.batch_size:(s_ + 1) * cfg.batch_size]
-            loss_sum += train_step(x_train[idx], y_train[idx], lr_factor(p, step, warmup)).detach()
+            loss_sum += train_step(x_train[idx], y_train[idx], lr_factor(p, step, warmup),
+                                   wb=None if w_train is None else w_train[idx]).detach()
             done += 1
         if done == 0:
             break
@@ -501,7 +518,7 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, run_dir / "model.pt")
     summary = {
         "name": cfg.name, "config": dataclasses.asdict(cfg), "source": source,
-        "classes": classes, "train_faces": n, "clean_report": None if clean_report is None else
+        "classes": classes, "train_faces": n, "train_class_counts": class_counts, "clean_report": None if clean_report is None else
         {k: v for k, v in clean_report.items() if k != "removed_rows"},
         "epochs": state["epochs"], "epochs_run": state["epoch"], "ended_by_clock": out_of_time,
         "best_epoch": state["best_epoch"], "best_val_accuracy": state["best_acc"],
@@ -567,6 +584,7 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
             "arch": f"mobilenet_v1_{cfg['init'].replace('-', '_')}" if pretrained else cfg["arch"],
             "engine": "PyTorch (training/finetune.py)",
             "command": " && ".join(s["command"] for s in stages),
+            "balance": cfg.get("balance", "none"),
             **{k: cfg[k] for k in ("scheme", "targets", "input_size", "init", "freeze", "batch_size", "lr",
                                    "layer_decay", "warmup_epochs", "weight_decay", "label_smoothing", "dropout",
                                    "rotate", "zoom", "shift", "erase_prob", "seed", "clean", "time_budget")},
