@@ -14,8 +14,7 @@ from .common import REPO
 
 def run(args) -> dict:
     from model_core.card import metrics_key, read_card
-    from training.evaluate import card_probs
-    from training.metrics import classification_metrics
+    from training.evaluate import measure
     from training.data import load_splits
 
     models_dir = REPO / "models"
@@ -26,12 +25,10 @@ def run(args) -> dict:
         if scheme not in split_cache:
             split_cache[scheme], _, _ = load_splits(scheme=scheme)
         for split in ("PublicTest", "PrivateTest"):
-            s = split_cache[scheme][split]
             t = time.time()
-            cache = prob_cache.setdefault((scheme, split), {})
-            probs = card_probs(card, s.images, models_dir, cache)
-            m = classification_metrics(s.labels, probs.argmax(axis=1), card["classes"])
+            caches = {split: prob_cache.setdefault((scheme, split), {})}
             key = metrics_key(scheme, split)
+            m = measure(card, (split,), models_dir, loaded=split_cache[scheme], caches=caches)[key]
             stored = card.get("metrics", {}).get(key, {}).get("accuracy")
             rows.append({"model": card["name"], "kind": card.get("kind", "single"), "split": key,
                          "accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4),

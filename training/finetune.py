@@ -544,10 +544,9 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
          data: str = "", splits=("PublicTest", "PrivateTest"), verbose: bool = True) -> dict:
     """A finished run -> `<out>/<name>.onnx` + card, measured through the serving path (ONNX Runtime,
     `model_core.preprocess`) on the named splits. PrivateTest is evaluated here and only here."""
-    from model_core.card import DATASETS, metrics_key, write_card
-    from .evaluate import card_probs
+    from model_core.card import DATASETS, write_card
+    from .evaluate import measure
     from .faceres import ATTRIBUTION, CHECKPOINTS
-    from .metrics import classification_metrics, format_report
     from .nets import get
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -601,14 +600,7 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
         "metrics": {},
         "history": {k: [h[k] for h in summary["history"]] for k in ("loss", "val_accuracy")},
     }
-    loaded = fer.load_splits(data or None, scheme)[0]
-    for split in splits:
-        s = loaded[split]
-        probs = card_probs(card, s.images, out_dir)
-        m = classification_metrics(s.labels, probs.argmax(axis=1), card["classes"])
-        card["metrics"][metrics_key(scheme, split)] = m
-        if verbose:
-            print(format_report(m, f"{name} on {split} ({scheme}, tta={card['tta']})"))
+    card["metrics"] = measure(card, splits, out_dir, data or None, verbose=verbose)
     if len(stages) > 1:
         card["recipe"]["stages"] = stages
     write_card(out_dir / f"{name}.json", card)

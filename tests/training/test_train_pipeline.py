@@ -127,3 +127,24 @@ def test_the_keras_commands_are_gone(capsys):
         with pytest.raises(SystemExit):
             cli([command, "--help"] if command != "experiments" else [command])
         assert "invalid choice" in capsys.readouterr().err
+
+
+def test_measure_is_the_one_scorer(trained, tiny_data):
+    """ship, ensemble, evaluate and benchmarks/accuracy score a card with `evaluate.measure` (issue 17):
+    it gives the numbers the cards carry, and none of them computes metrics on its own."""
+    import ast
+    from pathlib import Path
+
+    from training.evaluate import measure
+
+    out, _ = trained
+    card = json.loads((out / "tiny8.json").read_text())
+    assert measure(out / "tiny8.json", data=str(tiny_data)) == card["metrics"]
+    root = Path(__file__).resolve().parents[2]
+    for path in ("training/finetune.py", "training/ensemble.py", "training/evaluate.py", "benchmarks/accuracy.py"):
+        tree = ast.parse((root / path).read_text())
+        callers = {f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+                   for c in ast.walk(f) if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "classification_metrics"}
+        assert callers <= {"measure"}, (path, callers)
+        if path != "training/evaluate.py":
+            assert "measure" in {getattr(c.func, "id", "") for c in ast.walk(tree) if isinstance(c, ast.Call)}, path
