@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model_core.card import DATASETS, read_card, write_card
+from model_core.card import read_card, write_card
 from model_core.preprocess import combine_members
 
+from .cards import ensemble_card
 from .evaluate import card_probs, measure
 from .data import load_splits
 
@@ -61,14 +62,9 @@ def build_ensemble(name: str, member_names: list[str], models_dir: str | Path = 
                   f"(val accuracy {val_acc:.4f})")
     else:
         raise ValueError(f"weights must be 'equal' or 'tuned', got {weights!r}")
-    card = {"name": name, "title": title or f"Ensemble of {', '.join(member_names)}",
-            "kind": "ensemble", "classes": list(classes), "label_scheme": scheme,
-            # A fixed key of every card; each member still preprocesses with its own card's input.
-            "input": members[0]["input"],
-            "dataset": DATASETS[scheme],
-            "members": [{"name": n, "weight": round(float(x), 4)} for n, x in zip(member_names, w)],
-            "recipe": {"weights": weights, "selected_on": "PublicTest" if weights == "tuned" else None},
-            "metrics": {}}
+    card = ensemble_card(name, title or f"Ensemble of {', '.join(member_names)}", zip(member_names, w), classes,
+                         scheme, members[0]["input"],
+                         recipe={"weights": weights, "selected_on": "PublicTest" if weights == "tuned" else None})
     card["metrics"] = measure(card, ("PublicTest", "PrivateTest"), models_dir, loaded=splits, caches=caches,
                               verbose=verbose)
     write_card(models_dir / f"{name}.json", card)

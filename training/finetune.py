@@ -544,7 +544,8 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
          data: str = "", splits=("PublicTest", "PrivateTest"), verbose: bool = True) -> dict:
     """A finished run -> `<out>/<name>.onnx` + card, measured through the serving path (ONNX Runtime,
     `model_core.preprocess`) on the named splits. PrivateTest is evaluated here and only here."""
-    from model_core.card import DATASETS, write_card
+    from model_core.card import write_card
+    from .cards import single_card
     from .evaluate import measure
     from .faceres import ATTRIBUTION, CHECKPOINTS
     from .nets import get
@@ -568,18 +569,10 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
     else:
         default_title = f"{net.title}, {classes_txt} classes"
     stages = lineage(run_dir)
-    card = {
-        "name": name,
-        "title": title or cfg.get("title") or default_title,
-        "kind": "single",
-        "file": onnx_path.name,
-        "onnx_file": onnx_path.name,
-        "classes": summary["classes"],
-        "label_scheme": scheme,
-        "dataset": DATASETS[scheme],
-        "input": net.input_spec(cfg["input_size"]),
-        "tta": list(cfg["tta"]),
-        "recipe": {
+    card = single_card(
+        name, title or cfg.get("title") or default_title, onnx_path.name, summary["classes"], scheme,
+        net.input_spec(cfg["input_size"]), cfg["tta"],
+        recipe={
             "arch": f"mobilenet_v1_{cfg['init'].replace('-', '_')}" if pretrained else cfg["arch"],
             "engine": "PyTorch (training/finetune.py)",
             "command": " && ".join(s["command"] for s in stages),
@@ -595,11 +588,10 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
             "wall_time_s": summary["train_wall_s"], "machine": summary["machine"],
             "weights": "float16 (as trained; served in float32)" if net.weights_dtype == "float16" else "float32",
         },
-        "attribution": (ATTRIBUTION + (f" Checkpoint: {cfg['init']}." if cfg["init"] != "faceres" else "")
-                        if pretrained else None),
-        "metrics": {},
-        "history": {k: [h[k] for h in summary["history"]] for k in ("loss", "val_accuracy")},
-    }
+        attribution=(ATTRIBUTION + (f" Checkpoint: {cfg['init']}." if cfg["init"] != "faceres" else "")
+                     if pretrained else None),
+        history={k: [h[k] for h in summary["history"]] for k in ("loss", "val_accuracy")},
+    )
     card["metrics"] = measure(card, splits, out_dir, data or None, verbose=verbose)
     if len(stages) > 1:
         card["recipe"]["stages"] = stages

@@ -148,3 +148,19 @@ def test_measure_is_the_one_scorer(trained, tiny_data):
         assert callers <= {"measure"}, (path, callers)
         if path != "training/evaluate.py":
             assert "measure" in {getattr(c.func, "id", "") for c in ast.walk(tree) if isinstance(c, ast.Call)}, path
+
+
+def test_one_card_builder_validated_by_model_core():
+    from model_core.card import CardError
+    from training.cards import ensemble_card, single_card
+
+    spec = {"size": 48, "channels": 1, "scale": "unit"}
+    classes = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    card = single_card("m", "M", "m.onnx", classes, "fer2013", spec, ["flip"], {"arch": "compact_cnn"})
+    assert card["file"] == card["onnx_file"] == "m.onnx" and card["kind"] == "single" and card["metrics"] == {}
+    ens = ensemble_card("e", "E", [("m", 0.25), ("n", 0.75)], classes, "fer2013", spec, {})
+    assert ens["members"] == [{"name": "m", "weight": 0.25}, {"name": "n", "weight": 0.75}]
+    with pytest.raises(CardError, match="onnx"):
+        single_card("m", "M", "m.keras", classes, "fer2013", spec, ["flip"], {})
+    with pytest.raises(CardError, match="classes"):
+        single_card("m", "M", "m.onnx", ["Happy"], "fer2013", spec, [], {})
