@@ -610,7 +610,11 @@ def lineage(run_dir: Path) -> list[dict]:
              "train_wall_s": summary["train_wall_s"]}
     parent = Path(cfg.get("init_from") or "").parent
     if cfg.get("init_from") and (parent / "summary.json").exists() and parent.resolve() != run_dir.resolve():
-        return lineage(parent) + [stage]
+        earlier = lineage(parent)
+        for s in earlier:  # an earlier stage is a starting point, not a model for models/
+            if not s["command"].endswith(" --no-ship"):
+                s["command"] += " --no-ship"
+        return earlier + [stage]
     return [stage]
 
 

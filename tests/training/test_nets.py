@@ -116,6 +116,7 @@ def test_a_two_stage_run_ships_a_card_with_both_commands(two_stage, tiny_data, t
     stages = card["recipe"]["stages"]
     assert [s["name"] for s in stages] == ["c_s1", "c_plus"]
     assert "--init-from" in stages[1]["command"] and "--arch compact_cnn" in stages[0]["command"]
+    assert stages[0]["command"].endswith(" --no-ship") and not stages[1]["command"].endswith(" --no-ship")
     assert card["recipe"]["command"] == " && ".join(s["command"] for s in stages)
     # validated by model_core and served by the app's registry, with the card's numbers
     from app.emotion import ModelRegistry
@@ -140,6 +141,7 @@ def test_the_commands_in_the_card_parse_back_to_the_runs(two_stage):
     for stage in lineage(root / "c_plus"):
         p = argparse.ArgumentParser()
         _add_finetune_args(p)
+        p.add_argument("--no-ship", dest="ship", action="store_false")
         args = vars(p.parse_args(stage["command"].split()[4:]))
         cfg = json.loads((root / stage["name"] / "summary.json").read_text())["config"]
         for k in ("arch", "scheme", "targets", "init", "init_from", "epochs", "lr", "batch_size", "dropout",
