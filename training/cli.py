@@ -44,7 +44,8 @@ def _add_finetune_args(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, type=type(default), default=default, help=f"default {default!r}")
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's parser (tests parse every shipped card's recipe command with it)."""
     parser = argparse.ArgumentParser(prog="python -m training", description=(
         "Rebuild the emotion models from FER-2013 / FER+: train (PyTorch), ship as ONNX, evaluate, ensemble."),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,7 +119,11 @@ def main(argv=None) -> int:
     p_cal.add_argument("--card", required=True, nargs="+", help="card(s); members before their ensemble")
     p_cal.add_argument("--data", default="")
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
     except DataError as e:
