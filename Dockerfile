@@ -14,9 +14,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /srv/app
 
-# Serving needs no TensorFlow (the detector and every shipped model run on ONNX Runtime): the slim
-# requirements make an environment of ~440 MB instead of ~2.4 GB. Serving a model that has no ONNX
-# export, or EMOTION_DETECTOR_BACKEND=mtcnn, needs requirements.txt instead.
+# Serving needs no TensorFlow or PyTorch (the detector and every model run on ONNX Runtime): the
+# serving requirements make an environment of ~440 MB.
 COPY requirements-serve.txt .
 # Behind a TLS-inspecting proxy, pip needs the host's CA bundle: deploy/build-image.sh passes it as the
 # build secret "ca" (used for this step only, never stored in the image); without it pip uses its own.

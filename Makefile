@@ -1,11 +1,17 @@
 # Two commands on a fresh machine:  `make run` (the demo at http://127.0.0.1:5000)  and  `make test`.
-# `make run` installs only what serving needs (requirements-serve.txt: ~440 MB, no TensorFlow);
-# `make test` adds the training, test and benchmark stack (requirements-dev.txt: ~2.4 GB in all).
+# `make run` installs only what serving needs (requirements-serve.txt: ~440 MB);
+# `make test` adds the training, test and benchmark stack (requirements-dev.txt: ~1.6 GB in all with
+# PyTorch's CPU build; ~1.7 GB once a full test run has written its bytecode). On a machine without a GPU, get that build instead of PyPI's CUDA one
+# (several GB more) with one variable:  make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# `make test-fast` skips the browser tests (no Chromium, no root).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SERVE  := $(VENV)/.installed-serve
 DEV    := $(VENV)/.installed-dev
+# A package index for torch alone (e.g. PyTorch's CPU wheels); empty: torch comes from PyPI like the rest.
+TORCH_INDEX ?=
+TORCH_PIN   := $(shell sed -n 's/^\(torch==[^ #]*\).*/\1/p' requirements-dev.txt)
 
 .PHONY: run test test-fast browser benchmarks data clean-venv vendor-ort
 
@@ -17,8 +23,11 @@ $(SERVE): requirements-serve.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-serve.txt
 	touch $(SERVE)
 
+# --no-compile: pip would byte-compile every module of every package (~260 MB, most never imported);
+# Python writes the bytecode of what a run imports on its own.
 $(DEV): $(SERVE) requirements.txt requirements-dev.txt
-	$(BIN)/pip install -q -r requirements-dev.txt
+	$(if $(TORCH_INDEX),$(BIN)/pip install -q --no-compile --index-url $(TORCH_INDEX) "$(TORCH_PIN)")
+	$(BIN)/pip install -q --no-compile -r requirements-dev.txt
 	touch $(DEV)
 
 run: $(SERVE)

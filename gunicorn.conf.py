@@ -1,8 +1,7 @@
 """gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`.
 
-Each worker loads the detector and models itself, on ONNX Runtime (TensorFlow is imported only for a
-model without an ONNX export, or with EMOTION_DETECTOR_BACKEND=mtcnn). preload_app stays off: the
-runtimes' thread pools do not survive fork. The app loads them in a background thread, so a worker
+Each worker loads the detector and models itself, on ONNX Runtime. preload_app stays off: the
+runtime's thread pools do not survive fork. The app loads them in a background thread, so a worker
 answers gunicorn's heartbeat while it warms up and the first request simply waits.
 """
 import os
@@ -26,13 +25,6 @@ limit_request_line = 8190
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
-# TensorFlow, when a worker loads it (a Keras-only model, DETECTOR_BACKEND=mtcnn): one worker per core
-# does the parallelism, so keep each worker's op pools small.
-raw_env = [
-    f"TF_NUM_INTEROP_THREADS={os.environ.get('TF_NUM_INTEROP_THREADS', '1')}",
-    f"TF_NUM_INTRAOP_THREADS={os.environ.get('TF_NUM_INTRAOP_THREADS', '2')}",
-    f"TF_CPP_MIN_LOG_LEVEL={os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2')}",
-]
 
 # Issue 11: gunicorn's own errors (400, 414, 431, ...) in the app's JSON with its security headers;
 # "Connection: close" when the app answered without reading the whole body; workers leave with

@@ -50,7 +50,7 @@ DEFAULTS = {
     "MIN_FACE_SIZE": 20,  # pixels, at detection scale
     "DETECT_SCALE_FACTOR": 0.6,  # MTCNN pyramid step: 0.6 finds the same faces as 0.709, ~25% faster
     "MIN_FACE_CONFIDENCE": 0.9,
-    "DETECTOR_BACKEND": "onnx",  # MTCNN on ONNX Runtime; "mtcnn": the mtcnn package on TensorFlow
+    "DETECTOR_BACKEND": "onnx",  # MTCNN on ONNX Runtime (the only backend since TensorFlow left, issue 17)
     "DETECT_THREADS": 2,  # ONNX Runtime threads for the detector's networks
     "MAX_FACES": 20,  # faces classified per image
     "WARMUP": "background",  # "sync": load everything in create_app; "background"; "lazy": on first use

@@ -87,9 +87,8 @@ class ModelRegistry:
                     # an ensemble's members are this registry's models, loaded once and shared; no
                     # ONNX Runtime arena: it would keep the largest batch's memory for good (issue 16)
                     model = Predictor.from_card(card, member=self.get, arena=False)
-                    if card.kind == "single":  # the file it actually serves: ONNX when there is one
-                        served = card.onnx_path if model.runtime == "onnxruntime" else card.model_path
-                        log.info("loaded model %s from %s (%s)", name, served, model.runtime)
+                    if card.kind == "single":
+                        log.info("loaded model %s from %s (%s)", name, card.onnx_path, model.runtime)
                     self._models[name] = model
                 except ModelUnavailable:
                     raise

@@ -4,13 +4,13 @@ The detector is built once per process (its weights ship inside the mtcnn wheel)
 shrunk for detection and the boxes mapped back to the original pixels, so a 12-megapixel phone photo
 costs about what a 1024-pixel one does.
 
-Two backends run the same MTCNN weights: "onnx" (the default, app/mtcnn_ort.py: ONNX Runtime, no
-TensorFlow, 3-5x faster) and "mtcnn" (the mtcnn package itself on TensorFlow, kept as the reference
-the other is checked against: tests/app/test_mtcnn_ort.py, benchmarks/detector.py).
+The networks run on ONNX Runtime (app/mtcnn_ort.py), 3-5x faster than the mtcnn package's own
+TensorFlow detector, whose outputs on the test photos are kept as golden files
+(tests/app/mtcnn_golden.json, checked by tests/app/test_mtcnn_ort.py); TensorFlow left the project
+in issue 17.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 
@@ -35,7 +35,7 @@ MTCNN_MIN_FACE = 20
 DEFAULT_SCALE_FACTOR = 0.6
 
 
-BACKENDS = ("onnx", "mtcnn")
+BACKENDS = ("onnx",)  # the mtcnn package's TensorFlow detector left with TensorFlow (issue 17)
 
 
 def box_iou(a, b) -> float:
@@ -60,9 +60,6 @@ class FaceDetector:
             raise ValueError(f"DETECT_SCALE_FACTOR must be in [0.3, 0.85], got {scale_factor}")
         if backend not in BACKENDS:
             raise ValueError(f"DETECTOR_BACKEND must be one of {BACKENDS}, got {backend!r}")
-        if backend == "mtcnn" and importlib.util.find_spec("tensorflow") is None:
-            # Fail at start-up, not with a 500 on the first photo (requirements-serve.txt has no TensorFlow).
-            raise RuntimeError("DETECTOR_BACKEND=mtcnn needs TensorFlow: pip install -r requirements.txt")
         self.backend = backend
         self.threads = int(threads)
         self._mtcnn = None
@@ -75,15 +72,10 @@ class FaceDetector:
     def load(self):
         with self._lock:
             if self._mtcnn is None:
-                if self.backend == "onnx":
-                    from .mtcnn_ort import MtcnnOrt
+                from .mtcnn_ort import MtcnnOrt
 
-                    mtcnn = MtcnnOrt(threads=self.threads)
-                else:
-                    from mtcnn import MTCNN
-
-                    mtcnn = MTCNN(device="CPU:0")
-                # The first call traces the networks; pay for it at start-up, not in a request.
+                mtcnn = MtcnnOrt(threads=self.threads)
+                # The first call builds the sessions' buffers; pay for it at start-up, not in a request.
                 mtcnn.detect_faces(np.zeros((64, 64, 3), np.uint8))
                 self._mtcnn = mtcnn
         return self._mtcnn
@@ -107,8 +99,6 @@ class FaceDetector:
             return []
         raw = self.load().detect_faces(small, min_face_size=min(wanted, MTCNN_MIN_FACE),
                                        scale_factor=self.scale_factor)
-        if raw and isinstance(raw[0], list):  # mtcnn answers [[...]] for some inputs
-            raw = raw[0]
         faces = []
         for face in raw or []:
             conf = float(face.get("confidence", 0.0))

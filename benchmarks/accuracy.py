@@ -14,8 +14,7 @@ from .common import REPO
 
 def run(args) -> dict:
     from model_core.card import metrics_key, read_card
-    from training.evaluate import card_probs
-    from training.metrics import classification_metrics
+    from training.evaluate import measure
     from training.data import load_splits
 
     models_dir = REPO / "models"
@@ -26,12 +25,10 @@ def run(args) -> dict:
         if scheme not in split_cache:
             split_cache[scheme], _, _ = load_splits(scheme=scheme)
         for split in ("PublicTest", "PrivateTest"):
-            s = split_cache[scheme][split]
             t = time.time()
-            cache = prob_cache.setdefault((scheme, split), {})
-            probs = card_probs(card, s.images, models_dir, cache)
-            m = classification_metrics(s.labels, probs.argmax(axis=1), card["classes"])
+            caches = {split: prob_cache.setdefault((scheme, split), {})}
             key = metrics_key(scheme, split)
+            m = measure(card, (split,), models_dir, loaded=split_cache[scheme], caches=caches)[key]
             stored = card.get("metrics", {}).get(key, {}).get("accuracy")
             rows.append({"model": card["name"], "kind": card.get("kind", "single"), "split": key,
                          "accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4),
@@ -46,27 +43,8 @@ def _command(recipe: dict, name: str, kind: str) -> str:
     if kind == "ensemble":
         members = " ".join(m["name"] for m in recipe.get("members") or [])
         return f"python -m training ensemble --name {name} --members {members} --weights {recipe.get('weights')}"
-    if recipe.get("command"):
-        return recipe["command"]
-    if recipe.get("stages", {}).get("commands"):
-        return " && ".join(c.split("  #")[0].strip() for c in recipe["stages"]["commands"])
-    skip = {"name", "source", "params", "clean_report", "train_class_counts", "epochs_run", "best_epoch",
-            "selected_on", "layers_initialised_from_init_from", "wall_time_s", "machine", "out_dir",
-            "run_dir", "data", "image_folder", "limit", "title", "input_size", "stages", "total_epochs", "members"}
-    parts = [f"python -m training train --name {name}"]
-    for k, v in recipe.items():
-        if k in skip or v in ("", 0, None):
-            continue
-        flag = "--" + k.replace("_", "-")
-        if k == "clean":
-            parts.append("" if v else "--no-clean")
-        elif k == "augment":
-            parts.append("" if v else "--no-augment")
-        elif k == "tta":
-            parts.append(f"--tta {','.join(v) or 'none'}")
-        else:
-            parts.append(f"{flag} {v}")
-    return " ".join(p for p in parts if p)
+    # every single card carries the command(s) that made it (tests/training/test_cli.py checks they parse)
+    return recipe.get("command") or "(no recipe command)"
 
 
 def markdown(res: dict) -> str:

@@ -41,7 +41,7 @@ class ModelCard:
     members: list[dict] = field(default_factory=list)  # ensemble: [{"name", "weight"}]
     recipe: dict = field(default_factory=dict)
     path: Path | None = None  # the card's JSON file
-    onnx_file: str | None = None  # optional ONNX export beside the card (served with ONNX Runtime)
+    onnx_file: str | None = None  # the ONNX file beside the card; the same as `file` (kept for older readers)
     latency_ms: dict = field(default_factory=dict)  # measured classifier cost, shown in /api/models
     default: bool = False  # the model the app serves when a request names none
     titles: dict = field(default_factory=dict)  # title per page language other than English: {"vi": ...}
@@ -63,9 +63,9 @@ class ModelCard:
 
     @property
     def onnx_path(self) -> Path | None:
-        if self.kind != "single" or self.path is None or not self.onnx_file:
+        if self.kind != "single" or self.path is None:
             return None
-        return self.path.parent / self.onnx_file
+        return self.path.parent / (self.onnx_file or self.file)
 
     @property
     def model_path(self) -> Path | None:
@@ -146,14 +146,18 @@ def parse_card(data: Any, where: str = "<card>", path: Path | None = None) -> Mo
     if kind == "single":
         file = data.get("file")
         if not isinstance(file, str) or not file or "/" in file or "\\" in file or file.startswith("."):
-            _fail(where, "a single model needs 'file', the .keras file name beside the card")
+            _fail(where, "a single model needs 'file', the .onnx file name beside the card")
+        if not file.endswith(".onnx"):
+            _fail(where, f"'file' must be an .onnx file (every model is served by ONNX Runtime), got {file!r}")
         card.file = file
         if path is not None and not (path.parent / file).is_file():
             _fail(where, f"model file {file!r} not found beside the card")
         onnx = data.get("onnx_file")
         if onnx is not None and (not isinstance(onnx, str) or "/" in onnx or "\\" in onnx or onnx.startswith(".")):
             _fail(where, "'onnx_file' must be a file name beside the card")
-        card.onnx_file = onnx
+        if onnx is not None and onnx != file:
+            _fail(where, f"'onnx_file' ({onnx!r}) must be the same file as 'file' ({file!r})")
+        card.onnx_file = onnx or file
     else:
         members = data.get("members")
         if not isinstance(members, list) or not members:

@@ -3,10 +3,9 @@
 The one place where face crops become class probabilities, for the app, training's evaluation and the
 benchmarks alike: `preprocess_faces(card input)` -> `predict_with_tta(card tta)`, in batches.
 
-- A single model runs on ONNX Runtime when its card names an exported `onnx_file` (same probabilities
-  within float rounding, checked by tests/app/test_emotion.py), else on Keras through a compiled
-  function (not `model.predict`, whose per-call set-up costs more than a small CNN's forward pass).
-  Keras is imported only then.
+- A single model is an ONNX file (its card's `file`) run by ONNX Runtime. Every card is ONNX since
+  TensorFlow and Keras left the project (issue 17); training writes the graphs itself
+  (training/nets.py).
 - An ensemble runs its members (each with its own card's input and TTA) and votes by label name
   (`combine_members`).
 """
@@ -24,7 +23,7 @@ from .preprocess import combine_members, predict_with_tta, preprocess_faces
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 256
-RUNTIMES = ("auto", "onnx", "keras")
+RUNTIMES = ("auto", "onnx")  # "auto" is kept for callers: it means ONNX Runtime
 
 
 def predict_batches(forward: Callable[[np.ndarray], np.ndarray], faces, spec: Mapping, tta: Sequence[str],
@@ -36,20 +35,6 @@ def predict_batches(forward: Callable[[np.ndarray], np.ndarray], faces, spec: Ma
         batch = preprocess_faces(faces[i:i + batch_size], spec)
         out.append(predict_with_tta(forward, batch, tta))
     return np.concatenate(out) if out else np.zeros((0, n_classes))
-
-
-def keras_forward(model, spec: Mapping):
-    """A fast inference function for a Keras model; a traced tf.function under TensorFlow."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        signature = [tf.TensorSpec([None, spec["size"], spec["size"], spec["channels"]], tf.float32)]
-        fn = tf.function(lambda x: model(x, training=False), input_signature=signature,
-                         reduce_retracing=True)
-        return lambda batch: fn(tf.convert_to_tensor(batch)).numpy()
-    return lambda batch: keras.ops.convert_to_numpy(model(batch, training=False))
 
 
 def onnx_forward(path: str | Path, threads: int = 1, arena: bool = True):
@@ -93,14 +78,13 @@ class Predictor:
 
     @classmethod
     def from_card(cls, card: ModelCard | Mapping | str | Path, *, models_dir: str | Path | None = None,
-                  runtime: str = "auto", threads: int = 1, model=None,
+                  runtime: str = "auto", threads: int = 1,
                   member: Callable[[str], "Predictor"] | None = None, arena: bool = True) -> "Predictor":
         """The predictor a card describes.
 
         card: a ModelCard, a card's JSON path, or a card's dict (files in `models_dir`).
-        runtime: "auto" (ONNX when exported, else Keras), "onnx" or "keras"; threads and arena
-        (its memory arena, `onnx_forward`): ONNX Runtime's.
-        model: an already loaded Keras model for a single card.
+        runtime: "auto" or "onnx" (the same: ONNX Runtime); threads and arena (its memory arena,
+        `onnx_forward`): ONNX Runtime's.
         member: name -> Predictor for an ensemble's members (the app shares loaded ones); by default
         each member is built from `<name>.json` beside the ensemble's card.
         """
@@ -112,7 +96,7 @@ class Predictor:
                 def member(name):
                     return cls.from_card(folder / f"{name}.json", runtime=runtime, threads=threads, arena=arena)
             return EnsemblePredictor(card, [member(m["name"]) for m in card.members])
-        return SinglePredictor(card, model=model, runtime=runtime, threads=threads, arena=arena)
+        return SinglePredictor(card, runtime=runtime, threads=threads, arena=arena)
 
     def predict_probs(self, faces: Sequence[np.ndarray], batch_size: int = BATCH_SIZE) -> np.ndarray:
         """(N, classes) probabilities for N face crops (uint8, any size, grey or RGB)."""
@@ -139,34 +123,21 @@ def serving_temperature(card: ModelCard) -> float | None:
 
 
 class SinglePredictor(Predictor):
-    """One trained network and its card, on ONNX Runtime or Keras."""
+    """One trained network (an ONNX file) and its card, on ONNX Runtime."""
 
-    def __init__(self, card: ModelCard, model=None, runtime: str = "auto", threads: int = 1, arena: bool = True):
+    runtime = "onnxruntime"
+
+    def __init__(self, card: ModelCard, runtime: str = "auto", threads: int = 1, arena: bool = True):
         super().__init__(card)
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
         onnx_path = card.onnx_path
-        if model is None and runtime in ("auto", "onnx") and onnx_path is not None and onnx_path.exists():
-            try:
-                self.model, self.runtime = None, "onnxruntime"
-                self._forward = onnx_forward(onnx_path, threads, arena)
-                self.predict_probs(np.zeros((1, 8, 8), np.uint8))
-                return
-            except Exception:
-                if runtime == "onnx":
-                    raise
-                log.exception("model %s: ONNX file %s failed to load; using Keras", card.name, onnx_path)
-        self.runtime = "keras"
-        if model is None:
-            import keras
-
-            model = keras.models.load_model(card.model_path, compile=False)
-        out = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
-        if out is not None and out != len(self.classes):
+        if onnx_path is None or not onnx_path.exists():
+            raise FileNotFoundError(f"model {card.name}: no ONNX file {onnx_path}")
+        self._forward = onnx_forward(onnx_path, threads, arena)
+        out = self.predict_probs(np.zeros((1, 8, 8), np.uint8)).shape[-1]  # allocate now, not in a request
+        if out != len(self.classes):
             raise ValueError(f"model {card.name}: {out} outputs but the card lists {len(self.classes)} classes")
-        self.model = model
-        self._forward = keras_forward(model, card.input)
-        self.predict_probs(np.zeros((1, 8, 8), np.uint8))  # trace now, not in the first request
 
     def predict_probs(self, faces: Sequence[np.ndarray], batch_size: int = BATCH_SIZE) -> np.ndarray:
         temperature = serving_temperature(self.card)

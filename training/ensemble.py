@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from model_core.card import DATASETS, metrics_key, read_card, write_card
+from model_core.card import read_card, write_card
 from model_core.preprocess import combine_members
 
-from .evaluate import card_probs
-from .metrics import classification_metrics, format_report
+from .cards import ensemble_card
+from .evaluate import card_probs, measure
 from .data import load_splits
 
 
@@ -49,9 +49,10 @@ def build_ensemble(name: str, member_names: list[str], models_dir: str | Path = 
         from model_core.labels import SCHEMES
         classes = SCHEMES[scheme]
     splits, _, _ = load_splits(data or None, scheme)
-    val, test = splits["PublicTest"], splits["PrivateTest"]
+    val = splits["PublicTest"]
     member_classes = [m["classes"] for m in members]
-    val_probs = [card_probs(m, val.images, models_dir) for m in members]
+    caches = {"PublicTest": {}}  # each member runs once on validation: for the weights, then the metrics
+    val_probs = [card_probs(m, val.images, models_dir, caches["PublicTest"]) for m in members]
     if weights == "equal":
         w = np.full(len(members), 1.0 / len(members))
     elif weights == "tuned":
@@ -61,21 +62,10 @@ def build_ensemble(name: str, member_names: list[str], models_dir: str | Path = 
                   f"(val accuracy {val_acc:.4f})")
     else:
         raise ValueError(f"weights must be 'equal' or 'tuned', got {weights!r}")
-    card = {"name": name, "title": title or f"Ensemble of {', '.join(member_names)}",
-            "kind": "ensemble", "classes": list(classes), "label_scheme": scheme,
-            # A fixed key of every card; each member still preprocesses with its own card's input.
-            "input": members[0]["input"],
-            "dataset": DATASETS[scheme],
-            "members": [{"name": n, "weight": round(float(x), 4)} for n, x in zip(member_names, w)],
-            "recipe": {"weights": weights, "selected_on": "PublicTest" if weights == "tuned" else None},
-            "metrics": {}}
-    for split_name, split, probs_list in (("PublicTest", val, val_probs), ("PrivateTest", test, None)):
-        if probs_list is None:
-            probs_list = [card_probs(m, split.images, models_dir) for m in members]
-        p = combine_members(probs_list, member_classes, w, classes)
-        m = classification_metrics(split.labels, p.argmax(axis=1), list(classes))
-        card["metrics"][metrics_key(scheme, split_name)] = m
-        if verbose:
-            print(format_report(m, f"{name} on {split_name}"))
+    card = ensemble_card(name, title or f"Ensemble of {', '.join(member_names)}", zip(member_names, w), classes,
+                         scheme, members[0]["input"],
+                         recipe={"weights": weights, "selected_on": "PublicTest" if weights == "tuned" else None})
+    card["metrics"] = measure(card, ("PublicTest", "PrivateTest"), models_dir, loaded=splits, caches=caches,
+                              verbose=verbose)
     write_card(models_dir / f"{name}.json", card)
     return card

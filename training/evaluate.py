@@ -1,4 +1,5 @@
-"""Evaluate a model card (single or ensemble) on a named split and write the metrics into its card."""
+"""Score a model card (single or ensemble) on named splits: `measure`, the one function that `ship`,
+`ensemble`, `evaluate` and `benchmarks/accuracy` call; `evaluate_card` writes the result into the card."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,17 +46,37 @@ def onnx_probs(path: Path, images: np.ndarray, spec: dict, tta, batch_size: int 
     return predict_batches(onnx_forward(path, threads=0), images, spec, tta, 0, batch_size)
 
 
+def measure(card, splits=("PublicTest", "PrivateTest"), models_dir: str | Path = ".", data: str | None = None,
+            loaded: dict | None = None, caches: dict | None = None, verbose: bool = False) -> dict:
+    """`{metrics_key: classification_metrics}` of a card (dict, ModelCard or path) on the named splits of
+    its label scheme, through the serving path (`card_probs`: the card's preprocessing, TTA and
+    temperature, ONNX Runtime). `loaded`: the scheme's splits if the caller has them; `caches`: per-split
+    probability caches (`{split: {}}`) shared by cards scored on the same images (an ensemble's members)."""
+    if isinstance(card, (str, Path)):
+        models_dir, card = Path(card).parent, read_card(card)
+    card_dict = card if isinstance(card, dict) else None
+    scheme = card_dict["label_scheme"] if card_dict else card.label_scheme
+    classes = list(card_dict["classes"] if card_dict else card.classes)
+    name = card_dict["name"] if card_dict else card.name
+    loaded = loaded if loaded is not None else load_splits(data or None, scheme)[0]
+    out = {}
+    for split in splits:
+        s = loaded[split]
+        cache = None if caches is None else caches.setdefault(split, {})
+        probs = card_probs(card, s.images, Path(models_dir), cache)
+        m = classification_metrics(s.labels, probs.argmax(axis=1), classes)
+        out[metrics_key(scheme, split)] = m
+        if verbose:
+            print(format_report(m, f"{name} on {split} ({scheme})"))
+    return out
+
+
 def evaluate_card(card_path: str | Path, split: str = "PrivateTest", data: str = "", update: bool = True,
                   figure_dir: str | Path | None = None, verbose: bool = True) -> dict:
     card_path = Path(card_path)
     card = read_card(card_path)
     scheme = card["label_scheme"]
-    splits, _, _ = load_splits(data or None, scheme)
-    s = splits[split]
-    probs = card_probs(card, s.images, card_path.parent)
-    m = classification_metrics(s.labels, probs.argmax(axis=1), card["classes"])
-    if verbose:
-        print(format_report(m, f"{card['name']} on {split} ({scheme})"))
+    m = measure(card, (split,), card_path.parent, data, verbose=verbose)[metrics_key(scheme, split)]
     if update:
         card.setdefault("metrics", {})[metrics_key(scheme, split)] = m
         write_card(card_path, card)

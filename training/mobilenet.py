@@ -22,7 +22,7 @@ import numpy as np
 from model_core.preprocess import CAFFE_BGR_MEANS  # the input scaling serving applies (`caffe_bgr`)
 
 # MobileNet-v1 (alpha 1.0): (pointwise filters, depthwise stride) of blocks 1..13. This module is the
-# architecture's home: `faceres` (the pretrained weights) and `keras_faceres` import it, never the reverse.
+# architecture's home: `faceres` (the pretrained weights) and `nets` (the registry) import it, never the reverse.
 BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1),
           (512, 1), (512, 1), (1024, 2), (1024, 1)]
 

@@ -350,10 +350,10 @@ def test_broken_model_file_is_503_not_500(tmp_path):
 
     from app import create_app
 
-    card = {"name": "broken", "kind": "single", "file": "broken.keras", "classes": ["happy", "sad"],
+    card = {"name": "broken", "kind": "single", "file": "broken.onnx", "classes": ["happy", "sad"],
             "input": {"size": 48, "channels": 1, "scale": "unit"}, "metrics": {}}
     (tmp_path / "broken.json").write_text(json.dumps(card))
-    (tmp_path / "broken.keras").write_bytes(b"this is not a keras file")
+    (tmp_path / "broken.onnx").write_bytes(b"this is not an onnx file")
     app = create_app({"TESTING": True, "MODELS_DIR": str(tmp_path), "WARMUP": "lazy"})
     client = app.test_client()
     resp = client.post("/api/predict", data={"image": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg")})

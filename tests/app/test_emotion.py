@@ -36,15 +36,16 @@ def test_batch_equals_one_by_one(models, single_card, crops):
     assert np.allclose(together.sum(axis=1), 1.0, atol=1e-4)
 
 
-def test_served_path_is_the_training_path(models, single_card, crops):
-    import keras
+def test_served_path_is_the_card_spelled_out(models, single_card, crops):
+    """The predictor is the card's preprocessing, its ONNX graph, its temperature per view and its TTA."""
+    import onnxruntime as ort
 
-    model = models.get(single_card.name)
-    reference = keras.models.load_model(single_card.model_path, compile=False)
     from model_core.predictor import serving_temperature, tempered
 
+    model = models.get(single_card.name)
+    session = ort.InferenceSession(str(single_card.onnx_path), providers=["CPUExecutionProvider"])
     batch = preprocess_faces(crops, single_card.input)
-    forward = lambda x: reference.predict(x, verbose=0)  # noqa: E731
+    forward = lambda x: session.run(None, {session.get_inputs()[0].name: x})[0]  # noqa: E731
     temperature = serving_temperature(single_card)  # the card's calibration, applied to each view
     if temperature is not None:
         forward = tempered(forward, temperature)
@@ -52,34 +53,22 @@ def test_served_path_is_the_training_path(models, single_card, crops):
     assert np.allclose(model.predict_probs(crops), expected, atol=1e-4)
 
 
-def test_onnx_runtime_serves_the_same_probabilities_as_keras(tmp_path, single_card, crops):
-    """A card naming an ONNX export is served by ONNX Runtime, with Keras' answers."""
-    import keras
-
-    from model_core.predictor import Predictor
-    from training.export import save_onnx
-
-    shutil.copy(single_card.model_path, tmp_path / "m.keras")
-    card = json.loads(single_card.path.read_text())
-    card.update(name="m", file="m.keras", onnx_file="m.onnx")
-    save_onnx(keras.models.load_model(tmp_path / "m.keras", compile=False), tmp_path / "m.onnx")
-    (tmp_path / "m.json").write_text(json.dumps(card))
-    served = Predictor.from_card(tmp_path / "m.json")
-    assert served.runtime == "onnxruntime"
-    via_keras = Predictor.from_card(tmp_path / "m.json", runtime="keras")
-    assert via_keras.runtime == "keras"
-    a, b = served.predict_probs(crops), via_keras.predict_probs(crops)
-    assert a.shape == (3, len(single_card.classes))
-    assert np.allclose(a, b, atol=1e-4)
-    assert (a.argmax(axis=1) == b.argmax(axis=1)).all()
+def test_every_shipped_single_model_is_served_by_onnx_runtime(models, models_dir):
+    """Issue 17: no Keras fallback; every single card names an ONNX file that ONNX Runtime serves."""
+    singles = [c for c in models.cards.values() if c.kind == "single"]
+    assert singles
+    for card in singles:
+        assert card.file.endswith(".onnx") and card.onnx_path.exists(), card.name
+        assert models.get(card.name).runtime == "onnxruntime"
+    assert not list(models_dir.glob("*.keras"))
 
 
 def test_ensemble_of_copies_matches_its_member(tmp_path, single_card, crops):
     src = single_card.path
     for name in ("m_a", "m_b"):
-        shutil.copy(single_card.model_path, tmp_path / f"{name}.keras")
+        shutil.copy(single_card.onnx_path, tmp_path / f"{name}.onnx")
         card = json.loads(src.read_text())
-        card.update(name=name, file=f"{name}.keras")
+        card.update(name=name, file=f"{name}.onnx", onnx_file=f"{name}.onnx")
         (tmp_path / f"{name}.json").write_text(json.dumps(card))
     (tmp_path / "ens.json").write_text(json.dumps({
         "name": "ens", "kind": "ensemble", "classes": single_card.classes, "input": single_card.input,

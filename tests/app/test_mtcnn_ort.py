@@ -1,7 +1,8 @@
 """app.mtcnn_ort: the mtcnn wheel's networks on ONNX Runtime must be MTCNN, only faster.
 
-Checked against the mtcnn package itself (TensorFlow), which stays installed as the reference:
-the three networks give the same outputs, and the whole detector finds the same faces on real photos.
+Checked against the mtcnn package's own TensorFlow detector, frozen before TensorFlow left the project
+(issue 17) as tests/app/mtcnn_golden.json (tests/app/mtcnn_golden.py says how): the three networks give
+the same outputs, and the whole detector finds the same faces on real photos.
 """
 from __future__ import annotations
 
@@ -15,14 +16,13 @@ from app import mtcnn_ort
 from app.faces import FaceDetector
 from tests.app import imagegen as g
 from app.faces import box_iou as iou
+from tests.app.mtcnn_golden import NETWORK_INPUTS, load, network_input
 from tests.app.test_faces import TUNING_IMAGES
 
 
 @pytest.fixture(scope="module")
-def reference():
-    from mtcnn import MTCNN
-
-    return MTCNN(device="CPU:0")
+def golden():
+    return load()
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,10 @@ def ours():
     return mtcnn_ort.MtcnnOrt(threads=1)
 
 
-@pytest.mark.parametrize("name,stage,shape", [("pnet", 0, (1, 37, 53, 3)), ("rnet", 1, (7, 24, 24, 3)),
-                                              ("onet", 2, (7, 48, 48, 3))])
-def test_networks_match_the_mtcnn_package(reference, ours, name, stage, shape):
-    x = np.random.default_rng(stage).uniform(-1, 1, shape).astype(np.float32)
-    expected = [np.asarray(t) for t in reference.stages[stage]._model(x)]
+@pytest.mark.parametrize("name,stage,shape", NETWORK_INPUTS)
+def test_networks_match_the_mtcnn_package(golden, ours, name, stage, shape):
+    x = network_input(stage, shape)
+    expected = [np.asarray(t["values"], np.float32).reshape(t["shape"]) for t in golden["networks"][name]]
     raw = x * 128.0 + 127.5  # our graphs take pixels; mtcnn's networks take (pixel - 127.5) / 128
     got = ours._sessions[name].run(None, {"x": raw.transpose(0, 3, 1, 2)})
     if name == "pnet":
@@ -52,17 +51,22 @@ def test_a_wrong_weight_list_is_refused():
         mtcnn_ort.build_graph("pnet", mtcnn_ort.load_weights("pnet") + [np.zeros(3)])
 
 
-def _detector(backend: str, reference, ours) -> FaceDetector:
-    det = FaceDetector(backend=backend, max_faces=100)
-    det._mtcnn = ours if backend == "onnx" else reference
-    return det
+def test_the_golden_file_was_made_with_the_detector_settings_tested(golden):
+    d = golden["detector"]
+    det = FaceDetector(max_faces=100)
+    assert golden["made_with"]["mtcnn"] == "1.0.0" and d["backend"] == "mtcnn"
+    assert (d["scale_factor"], d["min_face_size"], d["max_side"], d["min_confidence"]) == \
+        (det.scale_factor, det.min_face_size, det.max_side, det.min_confidence)
+    assert set(golden["faces"]) == set(TUNING_IMAGES)
 
 
 @pytest.mark.parametrize("image", list(TUNING_IMAGES))
-def test_same_faces_as_the_mtcnn_package(reference, ours, image):
+def test_same_faces_as_the_mtcnn_package(golden, ours, image):
     rgb = TUNING_IMAGES[image]()
-    expected = _detector("mtcnn", reference, ours).detect(rgb)
-    got = _detector("onnx", reference, ours).detect(rgb)
+    expected = golden["faces"][image]
+    det = FaceDetector(max_faces=100)
+    det._mtcnn = ours
+    got = det.detect(rgb)
     assert len(expected) >= 1
     assert len(got) == len(expected), ([f["box"] for f in got], [f["box"] for f in expected])
     for face in expected:
@@ -71,6 +75,7 @@ def test_same_faces_as_the_mtcnn_package(reference, ours, image):
         for name, (x, y) in face["keypoints"].items():  # landmarks within a few pixels
             bx, by = best["keypoints"][name]
             assert abs(bx - x) <= 0.08 * face["box"][2] and abs(by - y) <= 0.08 * face["box"][3], name
+        assert best["confidence"] == pytest.approx(face["confidence"], abs=0.03)  # measured: <= 0.012
 
 
 def test_no_face_in_a_photo_without_one(ours):
@@ -151,16 +156,11 @@ print(len(names), backend)
     assert int(n_models) >= 1 and backend == "onnx"
 
 
-def test_the_tensorflow_detector_is_refused_where_tensorflow_is_missing(monkeypatch):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "tensorflow" else real(name, *a))
-    with pytest.raises(RuntimeError, match="needs TensorFlow"):
+def test_the_tensorflow_backend_is_gone():
+    """Issue 17: TensorFlow left the project, and with it the mtcnn package's own detector as a backend."""
+    assert FaceDetector().backend == "onnx"
+    with pytest.raises(ValueError, match="DETECTOR_BACKEND"):
         FaceDetector(backend="mtcnn")
-    monkeypatch.undo()
-    assert FaceDetector(backend="mtcnn").backend == "mtcnn"  # TensorFlow is installed here
 
 
 def face_grid(side: int = 30, n: int = 34) -> np.ndarray:

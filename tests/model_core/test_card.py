@@ -12,7 +12,7 @@ FERPLUS = ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "c
 
 
 def card(name="m1", classes=FER, **extra):
-    data = {"name": name, "title": name, "kind": "single", "file": f"{name}.keras", "classes": classes,
+    data = {"name": name, "title": name, "kind": "single", "file": f"{name}.onnx", "classes": classes,
             "label_scheme": "fer2013", "input": {"size": 48, "channels": 1, "scale": "unit"}, "tta": ["flip"],
             "metrics": {"fer2013_private": {"accuracy": 0.6, "macro_f1": 0.5, "per_class": {}, "confusion": []}}}
     data.update(extra)
@@ -22,7 +22,7 @@ def card(name="m1", classes=FER, **extra):
 def write(folder, data, model_file=True):
     (folder / f"{data['name']}.json").write_text(json.dumps(data))
     if model_file and data.get("kind", "single") == "single":
-        (folder / data["file"]).write_bytes(b"not really keras")
+        (folder / data["file"]).write_bytes(b"not really onnx")
 
 
 def test_good_cards_load(tmp_path):
@@ -32,7 +32,7 @@ def test_good_cards_load(tmp_path):
                      "members": [{"name": "a", "weight": 1.0}, {"name": "b", "weight": 0.5}]})
     cards = load_cards(tmp_path)
     assert list(cards) == ["a", "b", "ens"]
-    assert cards["a"].model_path == tmp_path / "a.keras"
+    assert cards["a"].model_path == cards["a"].onnx_path == tmp_path / "a.onnx"
     assert cards["ens"].members[1] == {"name": "b", "weight": 0.5}
     summary = cards["a"].summary()
     assert summary["metrics"]["fer2013_private"]["accuracy"] == 0.6
@@ -42,7 +42,7 @@ def test_good_cards_load(tmp_path):
 @pytest.mark.parametrize("key", FIXED_KEYS)
 def test_missing_fixed_key_is_rejected(tmp_path, key):
     data = card("broken")
-    (tmp_path / "broken.keras").write_bytes(b"x")
+    (tmp_path / "broken.onnx").write_bytes(b"x")
     del data[key]
     (tmp_path / "broken.json").write_text(json.dumps(data))
     with pytest.raises(CardError, match=key):
@@ -143,3 +143,15 @@ def test_shipped_menu_offers_every_card_but_ensemble_only_members():
     for c in cards.values():
         assert c.short.get("en") and c.short.get("vi") and len(c.short["en"]) <= 40, c.name
         assert c.purpose.get("en") and c.purpose.get("vi"), c.name
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"file": "m1.keras"}, "must be an .onnx file"),              # issue 17: Keras left; every card is ONNX
+    ({"onnx_file": "other.onnx"}, "same file as 'file'"),
+])
+def test_a_model_file_is_an_onnx_file(tmp_path, change, words):
+    data = card(**change)
+    (tmp_path / data["file"]).write_bytes(b"x")
+    (tmp_path / "m1.json").write_text(json.dumps(data))
+    with pytest.raises(CardError, match=words):
+        load_cards(tmp_path)

@@ -127,10 +127,6 @@ def test_load_splits_is_the_one_loader(tiny_data, tmp_path):
     small = fer.load_splits(tiny_data, limit=5, seed=3, cache_dir=None, progress=False)[0]
     again = fer.load_splits(tiny_data, limit=5, seed=3, cache_dir=None, progress=False)[0]
     assert all(len(s) == 5 and (s.rows == again[k].rows).all() for k, s in small.items())
-    # the old entry point (the Keras trainer's config) gives the same splits
-    from training.train import TrainConfig, load_splits
-    old = load_splits(TrainConfig(name="x", data=str(tiny_data), limit=5, seed=3))[0]
-    assert all((old[k].rows == s.rows).all() for k, s in small.items())
     # FER+ without its votes file says which file it needs
     (tmp_path / "fer2013").mkdir()
     (tmp_path / "fer2013" / "fer2013.csv.gz").write_bytes((tiny_data / "fer2013" / "fer2013.csv.gz").read_bytes())

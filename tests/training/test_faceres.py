@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -208,12 +207,6 @@ def test_prepare_converts_and_verifies_both_checkpoints(tmp_path, monkeypatch):
     meta = json.loads((cache / "faceres_mobilenet.json").read_text())
     assert set(meta["checkpoints"]) == {"faceres", "faceres-deep"}
     assert all(c["verified_max_rel_diff"] < 1e-3 for c in meta["checkpoints"].values())
-    if importlib.util.find_spec("keras") is not None:  # the CLI's Keras step, now its own module's job
-        from training import keras_faceres
-        h5 = keras_faceres.prepare(cache, log=log.append)
-        meta = json.loads((cache / "faceres_mobilenet.json").read_text())
-        assert h5.exists() and meta["keras_weights"] == h5.name and meta["keras_verified_max_rel_diff"] < 1e-3
-        assert set(meta["checkpoints"]) == {"faceres", "faceres-deep"}
     copies = faceres.device_copy(tmp_path / "device", cache)
     assert [p.name for p in copies] == ["faceres_mobilenet.npz", "faceres_deep_mobilenet.npz"]
     assert np.load(copies[0])["pw3.kernel"].dtype == np.float16  # exact: faceres is stored as float16

@@ -227,31 +227,6 @@ def test_summary_is_json_with_the_recipe(tiny_run):
     assert s["params"] > 3_000_000
 
 
-def test_keras_faceres_backbone_equals_the_torch_one(backbone_npz):
-    """`--arch mobilenet_faceres` (Keras) and the PyTorch fine-tuner start from the same network."""
-    keras = pytest.importorskip("keras")
-    from training.architectures import build, default_input
-    from training.keras_faceres import mobilenet_faceres
-
-    spec = default_input("mobilenet_faceres")
-    assert spec == {"size": 160, "channels": 3, "scale": "caffe_bgr", "source_size": 48}
-    model = mobilenet_faceres((96, 96, 3), 7, weights=backbone_npz)
-    backbone = model.layers[1]
-    faces = np.random.default_rng(4).integers(0, 256, (2, 48, 48)).astype(np.uint8)
-    x = preprocess_faces(faces, dict(spec, size=96))
-    ours = keras.ops.convert_to_numpy(backbone(x, training=False)).mean(axis=(1, 2))
-    net = MobileNetV1(num_classes=0)
-    net.load_arrays(dict(np.load(backbone_npz)))
-    net.eval()
-    with torch.no_grad():
-        ref = net.features(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
-    np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
-    assert all(not l.trainable for l in backbone.layers if isinstance(l, keras.layers.BatchNormalization))
-    assert model.output_shape == (None, 7)
-    with pytest.raises(ValueError, match="divisible by 32"):
-        build("mobilenet_faceres", 7, {"size": 112}, weights=None)
-
-
 def test_init_picks_the_checkpoint_from_the_weights_folder(tmp_path):
     """`--init faceres-deep` loads the second checkpoint's npz, `--init faceres` the first."""
     for seed, init in ((0, "faceres"), (1, "faceres-deep")):
