@@ -31,11 +31,11 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 LIVE_W, LIVE_H, MIN_FACE = 480, 360, 45   # live.js: LIVE_MAX_WIDTH, LIVE_MIN_FACE_FRACTION of the height
 LIVE_FPS = 4                              # live.js: LIVE_INTERVAL_MS = 250, one frame in flight
 
-TIME_JS = """async ([b64, threads, minFace, w, h, n]) => {
+TIME_JS = """async ([b64, threads, minFace, w, h, n, name]) => {
   const m = await import('/static/js/ondevice/engine.js');
-  const cards = (await (await fetch('/api/models')).json()).models;
-  const engine = await m.createEngine({ cards, threads });
-  const model = (await (await fetch('/api/models')).json()).default;
+  const list = await (await fetch('/api/models')).json();
+  const engine = await m.createEngine({ cards: list.models, threads });
+  const model = name || list.default;
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const bmp = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
   const canvas = new OffscreenCanvas(w, h);
@@ -49,7 +49,7 @@ TIME_JS = """async ([b64, threads, minFace, w, h, n]) => {
     faces = r.faces.length;
     if (i >= 3) runs.push(r.timings_ms);
   }
-  return { runs, faces, threads: engine.info.threads };
+  return { runs, faces, threads: engine.info.threads, model };
 }"""
 
 FIRST_USE_JS = """async ([b64, minFace, w, h]) => {
@@ -116,16 +116,16 @@ def run(args) -> dict:
         out["cross_origin_isolated"] = page.evaluate("() => crossOriginIsolated")
         ctx.close()
 
-        # per frame, 1 and 2 threads
+        # per frame: the default model on 1 and 2 threads, then smaller inputs (112 px, 48 px) on 1
         out["per_frame"] = {}
-        for threads in (1, 2):
+        for threads, model in ((1, None), (2, None), (1, "fer2013_mobilenet112"), (1, "ferplus_cnn")):
             ctx, page = fresh_page()
-            live = page.evaluate(TIME_JS, [webcam, threads, MIN_FACE, LIVE_W, LIVE_H, frames])
-            big = page.evaluate(TIME_JS, [photo, threads, 0, 1280, 960, max(5, frames // 3)])
+            live = page.evaluate(TIME_JS, [webcam, threads, MIN_FACE, LIVE_W, LIVE_H, frames, model])
+            big = page.evaluate(TIME_JS, [photo, threads, 0, 1280, 960, max(5, frames // 3), model])
             ctx.close()
-            out["per_frame"][str(threads)] = {"threads": live["threads"], "live": _summary(live["runs"]),
-                                              "live_faces": live["faces"], "photo_3_faces": _summary(big["runs"]),
-                                              "photo_faces": big["faces"]}
+            out["per_frame"][f"{live['model']}/{threads}"] = {
+                "threads": live["threads"], "model": live["model"], "live": _summary(live["runs"]),
+                "live_faces": live["faces"], "photo_3_faces": _summary(big["runs"]), "photo_faces": big["faces"]}
 
         # parity on the parity photos
         ctx, page = fresh_page()
@@ -189,11 +189,11 @@ def markdown(res: dict) -> str:
     lines = [f"Headless Chromium ({'cross-origin isolated' if res.get('cross_origin_isolated') else 'not isolated'}), "
              f"onnxruntime-web from `static/vendor/`, the default model. Live frame: {res['live_frame']}; "
              f"{res['frames']} frames per setting after 3 warm-up frames.", "",
-             "| onnxruntime-web threads | live frame: detect | classify | **total** median / p95 ms | "
-             "3-face 1280x960 photo: total median ms |", "|---|---|---|---|---|"]
-    for t, r in res["per_frame"].items():
+             "| model | onnxruntime-web threads | live frame: detect | classify | **total** median / p95 ms | "
+             "3-face 1280x960 photo: total median ms |", "|---|---|---|---|---|---|"]
+    for r in res["per_frame"].values():
         live = r["live"]
-        lines.append(f"| {r['threads']} | {live['detect']['median']} | {live['classify']['median']} | "
+        lines.append(f"| {r.get('model', 'default')} | {r['threads']} | {live['detect']['median']} | {live['classify']['median']} | "
                      f"**{live['total']['median']}** / {live['total']['p95']} | {r['photo_3_faces']['total']['median']} |")
     lines += ["", f"First use with an empty cache: {fu['bodyBytes'] / 1e6:.1f} MB downloaded from the app "
               f"(runtime, detector, default model; {fu['transferBytes'] / 1e6:.1f} MB on the wire from gunicorn, "

@@ -2,7 +2,7 @@
 // preprocess_faces (grey, source_size, size, the card's scale), predict_with_tta (the card's views),
 // the card's serving temperature, ensemble voting by label name, and ModelCard.confident. Every number
 // comes from the model card (/api/models) or the server's settings (/api/ondevice), none from here.
-import { cropReplicate, image, resizeFace, warp } from './imgproc.js';
+import { cropReplicate, image, resizeFace, toGrey, warp } from './imgproc.js';
 import { pyRound } from './mtcnn.js';
 
 const CAFFE_BGR_MEANS = [103.939, 116.779, 123.68];
@@ -16,8 +16,8 @@ export function eyeRoll(keypoints) {
   return (Math.atan2(b[1] - a[1], b[0] - a[0]) * 180) / Math.PI;
 }
 
-// model_core.preprocess.crop_face on a grey image.
-export function cropFace(grey, box, keypoints, crop) {
+// model_core.preprocess.crop_face, then to_grey (as preprocess_faces does): the face as grey uint8.
+export function cropFace(rgb, box, keypoints, crop) {
   const [x, y, w, h] = box.map(Number);
   const side = Math.max(w, h) * crop.margin;
   const cx = x + w / 2, cy = y + h / 2;
@@ -31,9 +31,9 @@ export function cropFace(grey, box, keypoints, crop) {
     const tx = (1 - a) * cx - b * cy + (s / 2 - cx), ty = b * cx + (1 - a) * cy + (s / 2 - cy);
     // forward: [a, b, tx; -b, a, ty]; its inverse (a rotation): [a, -b; b, a] applied to (p - t)
     const inv = [a, -b, -(a * tx - b * ty), b, a, -(b * tx + a * ty)];
-    return warp(grey, inv, s, s, 'replicate');
+    return toGrey(warp(rgb, inv, s, s, 'replicate'));
   }
-  return cropReplicate(grey, x0, y0, s, s);
+  return toGrey(cropReplicate(rgb, x0, y0, s, s));
 }
 
 // preprocess_faces for one grey face: Float32Array (size * size * channels), NHWC.

@@ -10,19 +10,25 @@ export function image(data, width, height, channels) {
   return { data, width, height, channels };
 }
 
-// RGBA ImageData -> RGB uint8 (what the detector works on) and grey uint8 (what the classifier crops).
+// RGBA ImageData -> RGB uint8, what the detector works on (and the face crops are cut from).
 export function fromImageData(imageData) {
   const { width, height, data } = imageData;
   const n = width * height;
   const rgb = new Uint8Array(n * 3);
-  const grey = new Uint8Array(n);
   for (let i = 0, j = 0, k = 0; i < n; i += 1, j += 4, k += 3) {
-    const r = data[j], g = data[j + 1], b = data[j + 2];
-    rgb[k] = r; rgb[k + 1] = g; rgb[k + 2] = b;
-    // cv::COLOR_RGB2GRAY on 8-bit: 14-bit fixed-point weights, rounded
-    grey[i] = (r * 4899 + g * 9617 + b * 1868 + 8192) >> 14;
+    rgb[k] = data[j]; rgb[k + 1] = data[j + 1]; rgb[k + 2] = data[j + 2];
   }
-  return { rgb: image(rgb, width, height, 3), grey: image(grey, width, height, 1) };
+  return { rgb: image(rgb, width, height, 3) };
+}
+
+// cv::COLOR_RGB2GRAY on 8-bit (model_core.preprocess.to_grey): 14-bit fixed-point weights, rounded.
+export function toGrey(img) {
+  if (img.channels === 1) return img;
+  const { width, height, data, channels: c } = img;
+  const n = width * height;
+  const grey = new Uint8Array(n);
+  for (let i = 0, k = 0; i < n; i += 1, k += c) grey[i] = (data[k] * 4899 + data[k + 1] * 9617 + data[k + 2] * 1868 + 8192) >> 14;
+  return image(grey, width, height, 1);
 }
 
 // cv::INTER_AREA's table for one axis when shrinking: parallel typed arrays of (dst index, src index,
@@ -30,7 +36,7 @@ export function fromImageData(imageData) {
 function areaTable(ssize, dsize) {
   const scale = ssize / dsize;
   const cap = dsize * (Math.ceil(scale) + 2);
-  const di = new Int32Array(cap), si = new Int32Array(cap), wt = new Float64Array(cap);
+  const di = new Int32Array(cap), si = new Int32Array(cap), wt = new Float32Array(cap);
   let n = 0;
   const add = (d, src, w) => { di[n] = d; si[n] = src; wt[n] = w; n += 1; };
   for (let dx = 0; dx < dsize; dx += 1) {
@@ -72,31 +78,21 @@ export function resizeArea(src, dw, dh) {
   if (dw === sw && dh === sh) return src;
   if (dw > sw || dh > sh) return resizeLinear(src, dw, dh);
   const tx = areaTable(sw, dw), ty = areaTable(sh, dh);
-  // rows first: horizontally resized rows, accumulated into destination rows with the y weights
-  const rowBuf = new Float64Array(dw * c);
-  const acc = new Float64Array(dw * dh * c);
+  // separable, in float32 as OpenCV: every source row resized horizontally, then rows combined
+  const rw = dw * c;
+  const tmp = new Float32Array(sh * rw);
   const { di: xd, si: xs, wt: xw, n: nx } = tx;
-  let lastSy = -1;
-  for (let k = 0; k < ty.n; k += 1) {
-    const dy = ty.di[k], sy = ty.si[k], wy = ty.wt[k];
-    if (sy !== lastSy) {
-      rowBuf.fill(0);
-      const base = sy * sw * c;
-      if (c === 3) {
-        for (let m = 0; m < nx; m += 1) {
-          const s0 = base + xs[m] * 3, d0 = xd[m] * 3, w = xw[m];
-          rowBuf[d0] += data[s0] * w; rowBuf[d0 + 1] += data[s0 + 1] * w; rowBuf[d0 + 2] += data[s0 + 2] * w;
-        }
-      } else {
-        for (let m = 0; m < nx; m += 1) {
-          const s0 = base + xs[m] * c, d0 = xd[m] * c, w = xw[m];
-          for (let ch = 0; ch < c; ch += 1) rowBuf[d0 + ch] += data[s0 + ch] * w;
-        }
-      }
-      lastSy = sy;
+  for (let y = 0; y < sh; y += 1) {
+    const sb = y * sw * c, tb = y * rw;
+    for (let m = 0; m < nx; m += 1) {
+      const s0 = sb + xs[m] * c, d0 = tb + xd[m] * c, w = xw[m];
+      for (let ch = 0; ch < c; ch += 1) tmp[d0 + ch] += data[s0 + ch] * w;
     }
-    const off = dy * dw * c;
-    for (let i = 0, n = dw * c; i < n; i += 1) acc[off + i] += rowBuf[i] * wy;
+  }
+  const acc = new Float32Array(dh * rw);
+  for (let k = 0; k < ty.n; k += 1) {
+    const o = ty.di[k] * rw, sr = ty.si[k] * rw, w = ty.wt[k];
+    for (let i = 0; i < rw; i += 1) acc[o + i] += tmp[sr + i] * w;
   }
   const out = outArray(src, dw * dh * c);
   if (out instanceof Uint8Array) for (let i = 0; i < out.length; i += 1) out[i] = roundEven(acc[i]);
