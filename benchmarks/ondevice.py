@@ -187,7 +187,7 @@ def run(args) -> dict:
 def markdown(res: dict) -> str:
     fu = res["first_use"]
     lines = [f"Headless Chromium ({'cross-origin isolated' if res.get('cross_origin_isolated') else 'not isolated'}), "
-             f"onnxruntime-web from `static/vendor/`, the default model. Live frame: {res['live_frame']}; "
+             f"onnxruntime-web from `static/vendor/`. Live frame: {res['live_frame']}; "
              f"{res['frames']} frames per setting after 3 warm-up frames.", "",
              "| model | onnxruntime-web threads | live frame: detect | classify | **total** median / p95 ms | "
              "3-face 1280x960 photo: total median ms |", "|---|---|---|---|---|---|"]
@@ -204,6 +204,12 @@ def markdown(res: dict) -> str:
               f"| server mode (a frame posted every 250 ms) | {s['cpu_ms_per_frame']} ms | {s['cores_per_user_at_4fps']} |",
               f"| private mode ({pm['frames']} frames in {pm['session_s']} s, {pm['fps']} fps) | "
               f"{pm['server_cpu_s'] * 1000:.0f} ms in all | **{pm['cores_per_user']}** |", ""]
+    lines += ["Against the issue's target (<= 40 ms a live frame here): not met on this 2-core VM. The same "
+              "pipeline costs ~21 ms of server CPU natively; in WebAssembly the 160-px MobileNet alone takes "
+              "19-35 ms (8 ms on native ONNX Runtime: WebAssembly SIMD has no FMA or AVX-512 and its GEMM is ~4x "
+              "slower) and detection 20-30 ms (ONNX Runtime's per-call cost over 7 network calls, and the "
+              "OpenCV-exact resizing in JavaScript). A second thread speeds the classifier but not the small "
+              "detector networks, and this run-to-run noise is about ±20%.", ""]
     par = res["parity"]
     lines.append(f"Parity on {par['photos']} photos ({par['model']}): the server found {par['server_faces']} faces; "
                  f"the browser found {par['matched_iou_0_9']} of them with IoU >= 0.9 (and {par['browser_only']} others), "
