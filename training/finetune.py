@@ -346,10 +346,101 @@ def evaluate_device(model, images_u8, size, tta, device, amp, batch=512, spec=No
     return np.concatenate(out) if out else np.zeros((0, 1))
 
 
+def make_train_step(model, opt, cfg: FinetuneConfig, spec, device, amp: bool, gen):
+    """One optimisation step on a batch of uint8 faces: device-side augmentation, the net's input
+    scaling, soft-target cross-entropy (per-face weights for class_weights, as Keras' sample_weight),
+    and the learning rate set to each group's base rate x `factor`. update=False: no step (the probe)."""
+    import torch
+
+    from .nets import to_input
+
+    def train_step(xb_u8, yb, factor=0.0, update=True, wb=None):
+        x = xb_u8.float().div_(255.0).unsqueeze(1)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            x = to_input(augment(x, cfg.input_size, cfg, gen), spec).contiguous(memory_format=torch.channels_last)
+            logits = model(x).float()
+        per_face = torch.sum(-yb * torch.log_softmax(logits, dim=1), dim=1)
+        loss = per_face.mean() if wb is None else (per_face * wb).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if update:
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * factor
+            opt.step()
+        return loss
+
+    return train_step
+
+
+def resume(ckpt_path: Path, cfg: FinetuneConfig, model, opt, log=print) -> dict | None:
+    """The run's state from its last checkpoint (model and optimiser restored), or None for a fresh
+    run; a checkpoint made with other settings (RESUME_KEYS) is refused."""
+    import torch
+
+    if not ckpt_path.exists():
+        return None
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    saved = state["config"]
+    fresh = FinetuneConfig(name=cfg.name)
+    diff = [k for k in RESUME_KEYS if saved.get(k, getattr(fresh, k)) != getattr(cfg, k)]
+    if diff:
+        raise ValueError(f"{ckpt_path} was made with other settings ({diff}); use another --run-dir "
+                         "or remove it")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    log(f"[{cfg.name}] resuming after epoch {state['epoch']} of {state['epochs']}")
+    return state
+
+
+def save_checkpoint(ckpt_path: Path, state: dict, model, opt, cfg: FinetuneConfig) -> None:
+    """The state after an epoch, written atomically (a run killed mid-write keeps the previous one)."""
+    import torch
+
+    state.update(model=model.state_dict(), optimizer=opt.state_dict(), config=dataclasses.asdict(cfg))
+    tmp = ckpt_path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, ckpt_path)
+
+
+def probe_schedule(cfg: FinetuneConfig, train_step, x_train, y_train, steps_per_epoch: int, device, gen,
+                   elapsed_s: float) -> tuple[int, dict, float]:
+    """For a run with a time budget: time 15 steps (after 5 warm-up ones, no update) and plan the
+    epochs that fit. Returns (epochs, the probe's record, the training budget in seconds)."""
+    import torch
+
+    idx = torch.randint(0, len(x_train), (cfg.batch_size,), device=device, generator=gen)
+    for i in range(20):
+        if i == 5:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.time()
+        train_step(x_train[idx], y_train[idx], update=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    step_s = (time.time() - t0) / 15
+    epoch_s = step_s * steps_per_epoch * 1.1 + 1.0  # + validation and bookkeeping
+    budget = cfg.time_budget - elapsed_s - 10.0  # 10 s to finish and save
+    # Generous on purpose: the schedule also runs on the clock (schedule_position), so a probe that was
+    # too optimistic costs nothing, and one that was too gloomy would end the run early.
+    epochs = max(1, min(cfg.epochs, math.ceil(1.3 * budget / epoch_s)))
+    probe = {"step_s": round(step_s, 4), "images_per_s": round(cfg.batch_size / step_s, 1),
+             "epoch_s_estimate": round(epoch_s, 1), "epochs_planned": epochs, "train_budget_s": round(budget, 1)}
+    return epochs, probe, budget
+
+
+def schedule_position(step: int, warmup: int, total_steps: int, budget: float | None, wall_s: float) -> float:
+    """Where the cosine schedule is (0 -> 1): by steps, or by the clock for a budgeted run, whichever is
+    further on, so a budgeted run always anneals fully inside its budget."""
+    p = (step - warmup) / max(1, total_steps - warmup)
+    if budget:
+        p = max(p, wall_s / budget)
+    return p
+
+
 def finetune(cfg: FinetuneConfig, log=print) -> dict:
     import torch
 
-    from .nets import get, to_input
+    from .nets import get
 
     t_start = time.time()
     net = get(cfg.arch)
@@ -398,56 +489,16 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
                             **({"fused": True} if device.type == "cuda" else {}))
     gen = torch.Generator(device=device)
 
-    def train_step(xb_u8, yb, factor=0.0, update=True, wb=None):
-        x = xb_u8.float().div_(255.0).unsqueeze(1)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            x = to_input(augment(x, cfg.input_size, cfg, gen), spec).contiguous(memory_format=torch.channels_last)
-            logits = model(x).float()
-        per_face = torch.sum(-yb * torch.log_softmax(logits, dim=1), dim=1)
-        loss = per_face.mean() if wb is None else (per_face * wb).mean()  # class_weights: Keras' sample_weight
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if update:
-            for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * factor
-            opt.step()
-        return loss
+    train_step = make_train_step(model, opt, cfg, spec, device, amp, gen)
 
     ckpt_path = run_dir / "checkpoint.pt"
-    state = None
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        saved = state["config"]
-        fresh = FinetuneConfig(name=cfg.name)
-        diff = [k for k in RESUME_KEYS if saved.get(k, getattr(fresh, k)) != getattr(cfg, k)]
-        if diff:
-            raise ValueError(f"{ckpt_path} was made with other settings ({diff}); use another --run-dir "
-                             "or remove it")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        log(f"[{cfg.name}] resuming after epoch {state['epoch']} of {state['epochs']}")
+    state = resume(ckpt_path, cfg, model, opt, log)
     if state is None:
         epochs, probe, budget = cfg.epochs, None, None
         if cfg.time_budget > 0:
             model.train()
-            idx = torch.randint(0, n, (cfg.batch_size,), device=device, generator=gen)
-            for i in range(20):
-                if i == 5:
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    t0 = time.time()
-                train_step(x_train[idx], y_train[idx], update=False)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            step_s = (time.time() - t0) / 15
-            epoch_s = step_s * steps_per_epoch * 1.1 + 1.0  # + validation and bookkeeping
-            budget = cfg.time_budget - (time.time() - t_start) - 10.0  # 10 s to finish and save
-            # Generous on purpose: the schedule also runs on the clock (below), so a probe that was
-            # too optimistic costs nothing, and one that was too gloomy would end the run early.
-            epochs = max(1, min(cfg.epochs, math.ceil(1.3 * budget / epoch_s)))
-            probe = {"step_s": round(step_s, 4), "images_per_s": round(cfg.batch_size / step_s, 1),
-                     "epoch_s_estimate": round(epoch_s, 1), "epochs_planned": epochs,
-                     "train_budget_s": round(budget, 1)}
+            epochs, probe, budget = probe_schedule(cfg, train_step, x_train, y_train, steps_per_epoch, device, gen,
+                                                   time.time() - t_start)
             log(f"[{cfg.name}] probe: {probe}")
         state = {"epoch": 0, "epochs": epochs, "history": [], "best_acc": -1.0, "best_epoch": 0,
                  "best_model": None, "probe": probe, "wall_s": 0.0, "budget": budget}
@@ -458,12 +509,7 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     t_resume, wall_before = time.time(), state["wall_s"]
 
     def progress(step: int) -> float:
-        """Schedule position: by steps, or by the clock for a budgeted run, whichever is further on,
-        so a budgeted run always anneals fully inside its budget."""
-        p = (step - warmup) / max(1, total_steps - warmup)
-        if budget:
-            p = max(p, (wall_before + time.time() - t_resume) / budget)
-        return p
+        return schedule_position(step, warmup, total_steps, budget, wall_before + time.time() - t_resume)
 
     out_of_time = False
     for epoch in range(state["epoch"] + 1, epochs + 1):
@@ -500,10 +546,7 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
         if out_of_time:
             state["epochs"] = epoch  # the schedule is complete: a rerun has nothing left to do
         state["epoch"] = epoch
-        state.update(model=model.state_dict(), optimizer=opt.state_dict(), config=dataclasses.asdict(cfg))
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, ckpt_path)
+        save_checkpoint(ckpt_path, state, model, opt, cfg)
         log(f"[{cfg.name}] epoch {epoch}/{epochs}: loss {rec['loss']:.4f}, PublicTest {acc:.4f} "
             f"({dt:.0f} s, {rec['images_per_s']:.0f} img/s)")
         if out_of_time:

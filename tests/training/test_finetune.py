@@ -134,6 +134,16 @@ def test_schedule_warms_up_then_anneals_to_zero():
     assert lr_factor(1.0, 99, 10) == pytest.approx(0.0)
 
 
+def test_a_budgeted_schedule_follows_the_clock_when_it_is_further_on():
+    from training.finetune import schedule_position
+
+    # 1000 steps after a 100-step warm-up: by steps, step 550 is half way
+    assert schedule_position(550, 100, 1000, None, wall_s=999.0) == 0.5
+    # with a 100 s budget the clock wins once it is further on, and only then
+    assert schedule_position(550, 100, 1000, 100.0, wall_s=80.0) == 0.8
+    assert schedule_position(550, 100, 1000, 100.0, wall_s=20.0) == 0.5
+
+
 def test_pack_round_trip(tiny_data, tmp_path):
     pack = write_pack(tmp_path / "pack", tiny_data)
     images, votes = read_pack(pack)
