@@ -96,53 +96,30 @@ def build_onnx(arrays: dict[str, np.ndarray], size: int = 48, path: str | Path |
     """Folded arrays (`folded_arrays()`) as an ONNX model: input `input` (N, size, size, C) float32 in
     [0, 1]; output `probs` (N, classes), softmax. `storage="float16"` halves the file (Cast nodes that
     ONNX Runtime folds at load; the arithmetic stays float32)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from .onnx_graph import GraphBuilder
 
-    if storage not in ("float32", "float16"):
-        raise ValueError(f"storage must be float32 or float16, got {storage!r}")
-    inits, nodes = [], []
-
-    def const(name, value):
-        value = np.asarray(value, np.float32)
-        if storage == "float16" and value.ndim > 0:
-            inits.append(numpy_helper.from_array(np.ascontiguousarray(value, np.float16), name + ".f16"))
-            nodes.append(helper.make_node("Cast", [name + ".f16"], [name], to=TensorProto.FLOAT))
-        else:
-            inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
+    g = GraphBuilder(storage)
+    const = g.const
     channels = int(arrays["block1_a.kernel"].shape[1])
     blocks = sorted({int(k[5:k.index("_")]) for k in arrays if k.startswith("block")})
-    nodes.append(helper.make_node("Transpose", ["input"], ["x0"], perm=[0, 3, 1, 2]))
+    g.node("Transpose", ["input"], ["x0"], perm=[0, 3, 1, 2])
     x = "x0"
     for i in blocks:
         for part in ("a", "b"):
             name = f"block{i}_{part}"
-            nodes.append(helper.make_node("Conv", [x, const(f"{name}.w", arrays[f"{name}.kernel"]),
-                                                   const(f"{name}.b", arrays[f"{name}.bias"])], [f"{name}.c"],
-                                          kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
-            nodes.append(helper.make_node("Relu", [f"{name}.c"], [f"{name}.y"]))
+            g.node("Conv", [x, const(f"{name}.w", arrays[f"{name}.kernel"]), const(f"{name}.b", arrays[f"{name}.bias"])],
+                   [f"{name}.c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+            g.node("Relu", [f"{name}.c"], [f"{name}.y"])
             x = f"{name}.y"
-        nodes.append(helper.make_node("MaxPool", [x], [f"block{i}.p"], kernel_shape=[2, 2], strides=[2, 2]))
+        g.node("MaxPool", [x], [f"block{i}.p"], kernel_shape=[2, 2], strides=[2, 2])
         x = f"block{i}.p"
-    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pool"]))
-    nodes.append(helper.make_node("Flatten", ["pool"], ["feat"], axis=1))
-    nodes.append(helper.make_node("Gemm", ["feat", const("head_dense.w", arrays["head_dense.kernel"]),
-                                           const("head_dense.b", arrays["head_dense.bias"])], ["hd"], transB=1))
-    nodes.append(helper.make_node("Relu", ["hd"], ["hr"]))
-    nodes.append(helper.make_node("Gemm", ["hr", const("head.w", arrays["head.kernel"]),
-                                           const("head.b", arrays["head.bias"])], ["logits"], transB=1))
-    nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=-1))
-    classes = arrays["head.bias"].shape[0]
-    graph = helper.make_graph(
-        nodes, "compact_cnn_emotion",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", size, size, channels])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", classes])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="emotion-assistant training.compact")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    if path is not None:
-        onnx.save(model, str(path))
-    return model
+    g.node("GlobalAveragePool", [x], ["pool"])
+    g.node("Flatten", ["pool"], ["feat"], axis=1)
+    g.node("Gemm", ["feat", const("head_dense.w", arrays["head_dense.kernel"]),
+                    const("head_dense.b", arrays["head_dense.bias"])], ["hd"], transB=1)
+    g.node("Relu", ["hd"], ["hr"])
+    g.node("Gemm", ["hr", const("head.w", arrays["head.kernel"]), const("head.b", arrays["head.bias"])],
+           ["logits"], transB=1)
+    g.node("Softmax", ["logits"], ["probs"], axis=-1)
+    return g.model("compact_cnn_emotion", size, channels, int(arrays["head.bias"].shape[0]),
+                   "emotion-assistant training.compact", path)

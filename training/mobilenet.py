@@ -183,23 +183,11 @@ def build_onnx(arrays: dict[str, np.ndarray], size: int, path: str | Path | None
     `storage="float16"` keeps the weights as float16 in the file (half the size; the fine-tuned
     weights come back from training as float16 anyway) behind Cast nodes, which ONNX Runtime folds
     into float32 constants when it loads the model: the arithmetic stays float32."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from .onnx_graph import GraphBuilder
 
-    if storage not in ("float32", "float16"):
-        raise ValueError(f"storage must be float32 or float16, got {storage!r}")
-    inits, nodes = [], []
-
-    def const(name, value):
-        value = np.asarray(value, np.float32)
-        if storage == "float16" and value.ndim > 0:
-            inits.append(numpy_helper.from_array(np.ascontiguousarray(value, np.float16), name + ".f16"))
-            nodes.append(helper.make_node("Cast", [name + ".f16"], [name], to=TensorProto.FLOAT))
-        else:
-            inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    nodes.append(helper.make_node("Transpose", ["input"], ["x0"], perm=[0, 3, 1, 2]))
+    g = GraphBuilder(storage)
+    const = g.const
+    g.node("Transpose", ["input"], ["x0"], perm=[0, 3, 1, 2])
     x, s = "x0", size
     units = [("conv1", 2)] + [(f"{kind}{i}", stride if kind == "dw" else 1)
                               for i, (_, stride) in enumerate(BLOCKS, 1) for kind in ("dw", "pw")]
@@ -214,30 +202,18 @@ def build_onnx(arrays: dict[str, np.ndarray], size: int, path: str | Path | None
         if kernel > 1:
             before, after = _same_pads(s, stride)
             pads = [before, before, after, after]
-        nodes.append(helper.make_node("Conv", [x, const(f"{name}.w", w), const(f"{name}.b", arrays[f"{name}.bias"])],
-                                      [f"{name}.c"], strides=[stride, stride], pads=pads, group=group,
-                                      kernel_shape=[kernel, kernel]))
-        nodes.append(helper.make_node("Clip", [f"{name}.c", const(f"{name}.lo", np.float32(0)),
-                                               const(f"{name}.hi", np.float32(6))], [f"{name}.y"]))
+        g.node("Conv", [x, const(f"{name}.w", w), const(f"{name}.b", arrays[f"{name}.bias"])],
+               [f"{name}.c"], strides=[stride, stride], pads=pads, group=group, kernel_shape=[kernel, kernel])
+        g.node("Clip", [f"{name}.c", const(f"{name}.lo", np.float32(0)), const(f"{name}.hi", np.float32(6))],
+               [f"{name}.y"])
         x = f"{name}.y"
         s = -(-s // stride)
-    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pool"]))
-    nodes.append(helper.make_node("Flatten", ["pool"], ["feat"], axis=1))
-    nodes.append(helper.make_node("Gemm", ["feat", const("head.w", arrays["head.kernel"]),
-                                           const("head.b", arrays["head.bias"])], ["logits"]))
-    nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=-1))
-    classes = arrays["head.bias"].shape[0]
-    graph = helper.make_graph(
-        nodes, "mobilenet_v1_emotion",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", size, size, 3])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", classes])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="emotion-assistant training.mobilenet")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    if path is not None:
-        onnx.save(model, str(path))
-    return model
+    g.node("GlobalAveragePool", [x], ["pool"])
+    g.node("Flatten", ["pool"], ["feat"], axis=1)
+    g.node("Gemm", ["feat", const("head.w", arrays["head.kernel"]), const("head.b", arrays["head.bias"])], ["logits"])
+    g.node("Softmax", ["logits"], ["probs"], axis=-1)
+    return g.model("mobilenet_v1_emotion", size, 3, int(arrays["head.bias"].shape[0]),
+                   "emotion-assistant training.mobilenet", path)
 
 
 def arrays_from_onnx(path: str | Path) -> dict[str, np.ndarray]:
