@@ -10,6 +10,7 @@ import { el, state } from './state.js';
 import { setStatusT } from './ui.js';
 
 let enginePromise = null;
+const ready = { engine: null, model: null, cards: null };   // what the engine was last given
 
 // The engine in a module worker (js/ondevice/worker.js): analysis never blocks the page. Same
 // interface as the in-page engine, which is used where module workers are missing.
@@ -72,10 +73,6 @@ function startEngine(options) {
   });
 }
 
-export function privateSupport() {
-  return support();
-}
-
 function mb(bytes) {
   return (bytes / 1e6).toFixed(1);
 }
@@ -99,13 +96,19 @@ export async function ensureEngine() {
   }
   try {
     const engine = await enginePromise;
-    engine.setCards(state.models);
-    await engine.load(state.model || state.defaultModel);
+    const model = state.model || state.defaultModel;
+    // Every frame comes through here: the cards and the model go to the engine only when they change.
+    if (ready.engine !== engine || ready.model !== model || ready.cards !== state.models) {
+      engine.setCards(state.models);
+      await engine.load(model);
+      Object.assign(ready, { engine, model, cards: state.models });
+      if (state.private) setStatusT(el.privateStatus, 'ok', 'privateOn');
+    }
     state.ondevice = { ...engine.info, where: engine instanceof WorkerEngine ? 'worker' : 'page' };
-    if (state.private) setStatusT(el.privateStatus, 'ok', 'privateOn');
     return engine;
   } catch (err) {
     enginePromise = null;
+    Object.assign(ready, { engine: null, model: null, cards: null });
     state.errors.push(`ondevice: ${err && err.message}`);
     if (state.private) setStatusT(el.privateStatus, 'error', 'privateFailed', (err && err.message) || String(err));
     throw err;
@@ -126,7 +129,9 @@ export function setPrivate(on) {
     return;
   }
   delete el.privateStatus.dataset.reason;
-  ensureEngine().catch(() => { /* shown on the status line */ });
+  ensureEngine().then(() => {
+    if (state.private) setStatusT(el.privateStatus, 'ok', 'privateOn');
+  }).catch(() => { /* shown on the status line */ });
 }
 
 // A canvas's pixels through the on-device pipeline, answered like POST /api/predict.

@@ -2,7 +2,7 @@
 // preprocess_faces (grey, source_size, size, the card's scale), predict_with_tta (the card's views),
 // the card's serving temperature, ensemble voting by label name, and ModelCard.confident. Every number
 // comes from the model card (/api/models) or the server's settings (/api/ondevice), none from here.
-import { cropReplicate, image, resizeFace, toGrey, warp } from './imgproc.js';
+import { cropReplicate, resizeFace, toGrey, warp } from './imgproc.js';
 import { pyRound } from './mtcnn.js';
 
 const CAFFE_BGR_MEANS = [103.939, 116.779, 123.68];
@@ -147,4 +147,3 @@ export function confident(card, scores) {
   return top >= rule.min_top && top - second >= (rule.min_margin || 0);
 }
 
-export { image };

@@ -82,10 +82,8 @@ class Engine {
       if (this.sessions.has(n)) continue;
       const file = this.settings.models[n];
       if (!file) throw new Error(`model ${n} has no ONNX file to run in the browser`);
-      const t0 = performance.now();
       const bytes = await fetchBytes(file.url, this.info.downloaded);
       this.sessions.set(n, await this.ort.InferenceSession.create(bytes, this.options));
-      this.info.lastLoadMs = performance.now() - t0;
     }
     return card;
   }

@@ -230,4 +230,3 @@ export function pyRound(v) {
   return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-export { image };
