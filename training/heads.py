@@ -131,22 +131,26 @@ def fit_head(feats: np.ndarray, targets: np.ndarray, w0: np.ndarray, b0: np.ndar
              sample_weight: np.ndarray | None = None, steps: int = 300, lr: float = 1e-3,
              l2: float = 1e-3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A linear head on fixed features (rows: (N, D) features, (N, C) target distributions), started
-    from the shipped head and kept near it (L2 on the change), full-batch AdamW."""
+    from the shipped head and kept near it (L2 on the change), full-batch Adam with the gradient written
+    out (the same loss autograd would differentiate, five times faster on these shapes)."""
     import torch
 
     torch.manual_seed(seed)
     x = torch.from_numpy(np.ascontiguousarray(feats, np.float32))
+    xt = x.t().contiguous()  # the gradient's product reads rows of x^T: 5x faster than autograd's strided one
     y = torch.from_numpy(np.ascontiguousarray(targets, np.float32))
     sw = torch.ones(len(x)) if sample_weight is None else torch.from_numpy(np.asarray(sample_weight, np.float32))
-    sw = sw / sw.mean()
+    sw = (sw / sw.mean() / len(x)).unsqueeze(1)
     w_ref, b_ref = torch.from_numpy(w0.astype(np.float32)), torch.from_numpy(b0.astype(np.float32))
     w, b = w_ref.clone().requires_grad_(True), b_ref.clone().requires_grad_(True)
     opt = torch.optim.Adam([w, b], lr=lr)
-    for _ in range(steps):
-        loss = (sw * -(y * torch.log_softmax(x @ w + b, dim=1)).sum(1)).mean() + l2 * ((w - w_ref) ** 2).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with torch.no_grad():
+        for _ in range(steps):
+            # d/dz of sum_i sw_i * -(y_i . log_softmax(z_i)) is sw_i * (softmax(z_i) * sum(y_i) - y_i)
+            dz = sw * (torch.softmax(x @ w + b, dim=1) * y.sum(1, keepdim=True) - y)
+            w.grad = xt @ dz + 2 * l2 * (w - w_ref)
+            b.grad = dz.sum(0)
+            opt.step()
     return w.detach().numpy().astype(np.float64), b.detach().numpy().astype(np.float64)
 
 

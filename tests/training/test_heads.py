@@ -79,6 +79,30 @@ def test_class_weights_and_logit_adjustment_raise_minority_recall():
     assert minority_recall(plain[0], plain[1] - 1.0 * np.log(prior)) > base + 0.1
 
 
+def test_fit_head_follows_the_gradient_autograd_gives():
+    """fit_head writes the gradient out (for speed); one step of it must be the step Adam takes on the
+    same weighted soft-target loss differentiated by autograd, L2 pull included."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 12)).astype(np.float32)
+    y = rng.dirichlet(np.ones(4), 200).astype(np.float32)
+    sw = rng.uniform(0.2, 3.0, 200)
+    w0, b0 = rng.normal(size=(12, 4)) * 0.3, rng.normal(size=4) * 0.1
+    for steps in (1, 25):
+        w, b = heads.fit_head(x, y, w0, b0, sample_weight=sw, steps=steps, lr=0.01, l2=0.05)
+        tw, tb = torch.tensor(w0, dtype=torch.float32), torch.tensor(b0, dtype=torch.float32)
+        pw, pb = tw.clone().requires_grad_(True), tb.clone().requires_grad_(True)
+        opt = torch.optim.Adam([pw, pb], lr=0.01)
+        tx, ty, tsw = torch.tensor(x), torch.tensor(y), torch.tensor(sw / sw.mean(), dtype=torch.float32)
+        for _ in range(steps):
+            loss = (tsw * -(ty * torch.log_softmax(tx @ pw + pb, 1)).sum(1)).mean() + 0.05 * ((pw - tw) ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        assert np.abs(w - w0).max() > 1e-3  # it moved
+        np.testing.assert_allclose(w, pw.detach().numpy(), atol=2e-5)
+        np.testing.assert_allclose(b, pb.detach().numpy(), atol=2e-5)
+
+
 def test_temperature_ece_and_confidence_rule():
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 2.0, (4000, 1, 5))
