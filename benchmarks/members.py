@@ -73,6 +73,8 @@ def run(args) -> dict:
         if card.label_scheme == "ferplus":
             same = raw.get("recipe", {}).get("head", {}).get("from") == REFERENCE
             how = "as served" + ("; the reference's own backbone with another last layer" if same else "")
+            if path in extra:
+                how += " (a candidate from `--member-cards`, not in models/; its run is in finetune_runs.json)"
             probs = card_probs(raw, val.images, path.parent, cache)
         elif raw.get("recipe", {}).get("arch", "").startswith("mobilenet"):
             how = "FER-2013 backbone, FER+ head on its features"
