@@ -11,7 +11,8 @@ candidates are the members that cost no GPU:
 - cards named with `--member-cards` (e.g. a CPU run shipped into a scratch folder).
 
 For each: its val accuracy alone, how often its label differs from the reference's, and the best
-probability average with the reference over the weights 0, 0.05, ..., 1 (val accuracy, then log-loss).
+probability average with the reference over the weights 0, 0.05, ..., 1 (val accuracy, then
+log-likelihood: `training.ensemble.tune_weights`, the search `training ensemble` runs).
 A candidate earns a place only if that average beats the reference alone."""
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import numpy as np
 from .common import REPO
 
 REFERENCE = "ferplus_mobilenet"
-WEIGHTS = tuple(round(w, 2) for w in np.arange(0.0, 1.001, 0.05))
+STEPS = 20  # weights 0, 0.05, ..., 1
 
 
 def fer2013_backbone_probs(card, splits, cache_dir: Path, log=print) -> np.ndarray:
@@ -39,16 +40,17 @@ def fer2013_backbone_probs(card, splits, cache_dir: Path, log=print) -> np.ndarr
     return heads.head_probs(feats["PublicTest"], w, b)
 
 
-def best_pair(ref: np.ndarray, other: np.ndarray, labels: np.ndarray) -> dict:
-    """The weight on `other` (0 = the reference alone) with the best val accuracy, ties by log-loss."""
-    best = None
-    for w in WEIGHTS:
-        p = (1 - w) * ref + w * other
-        acc = float((p.argmax(1) == labels).mean())
-        nll = float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None)).mean())
-        if best is None or (acc, -nll) > (best["accuracy"], -best["log_loss"]):
-            best = {"weight": w, "accuracy": acc, "log_loss": nll}
-    return best
+def best_pair(ref: np.ndarray, other: np.ndarray, labels: np.ndarray, classes=None) -> dict:
+    """The weight on `other` (0 = the reference alone) with the best val accuracy, ties by log-likelihood
+    (`training.ensemble.tune_weights`, the search `training ensemble` runs, with leaving out allowed), and
+    the pair's predictions at that weight."""
+    from model_core.preprocess import combine_members
+    from training.ensemble import tune_weights
+
+    classes = list(classes) if classes is not None else list(range(ref.shape[1]))
+    w, acc = tune_weights([ref, other], [classes, classes], classes, labels, steps=STEPS, allow_zero=True)
+    pred = combine_members([ref, other], [classes, classes], w, classes).argmax(1)
+    return {"weight": round(float(w[1]), 2), "accuracy": acc, "pred": pred}
 
 
 def run(args) -> dict:
@@ -60,9 +62,10 @@ def run(args) -> dict:
     models_dir = REPO / "models"
     splits = load_ferplus()
     val = splits["PublicTest"]
-    classes = read_card(models_dir / f"{REFERENCE}.json")["classes"]
+    ref_card = read_card(models_dir / f"{REFERENCE}.json")
+    classes = ref_card["classes"]
     cache = {}
-    ref = card_probs(read_card(models_dir / f"{REFERENCE}.json"), val.images, models_dir, cache)
+    ref = card_probs(ref_card, val.images, models_dir, cache)
     extra = [Path(p) for p in (getattr(args, "member_cards", None) or [])]
     paths = sorted(models_dir.glob("*.json")) + extra
     rows = []
@@ -81,9 +84,8 @@ def run(args) -> dict:
             probs = fer2013_backbone_probs(card, splits, REPO / "cache" / "features")
         else:
             continue
-        pair = best_pair(ref, probs, val.labels)
-        pair["macro_f1"] = classification_metrics(
-            val.labels, ((1 - pair["weight"]) * ref + pair["weight"] * probs).argmax(1), classes)["macro_f1"]
+        pair = best_pair(ref, probs, val.labels, classes)
+        pair["macro_f1"] = classification_metrics(val.labels, pair.pop("pred"), classes)["macro_f1"]
         rows.append({"member": raw["name"], "how": how,
                      "input": card.input["size"], "tta": list(card.tta),
                      "val_accuracy": float((probs.argmax(1) == val.labels).mean()),

@@ -19,16 +19,18 @@ from .evaluate import card_probs, measure
 from .data import load_splits
 
 
-def weight_grid(n: int, steps: int = 10):
-    """All weight vectors on the simplex with resolution 1/steps (each member weight > 0)."""
-    for combo in itertools.product(range(1, steps + 1), repeat=n):
+def weight_grid(n: int, steps: int = 10, allow_zero: bool = False):
+    """All weight vectors on the simplex with resolution 1/steps (each member weight > 0, or >= 0 with
+    `allow_zero`: then leaving a member out is one of the choices)."""
+    for combo in itertools.product(range(0 if allow_zero else 1, steps + 1), repeat=n):
         if sum(combo) == steps:
             yield np.array(combo, np.float64) / steps
 
 
-def tune_weights(member_probs, member_classes, classes, labels, steps: int = 10):
+def tune_weights(member_probs, member_classes, classes, labels, steps: int = 10, allow_zero: bool = False):
+    """The weights with the best accuracy on `labels`, ties broken by log-likelihood: (weights, accuracy)."""
     best, best_key = None, None
-    for w in weight_grid(len(member_probs), steps):
+    for w in weight_grid(len(member_probs), steps, allow_zero):
         p = combine_members(member_probs, member_classes, w, classes)
         acc = float((p.argmax(axis=1) == labels).mean())
         nll = float(-np.log(np.maximum(p[np.arange(len(labels)), labels], 1e-12)).mean())
