@@ -53,6 +53,8 @@ DEFAULTS = {
     "DETECTOR_BACKEND": "onnx",  # MTCNN on ONNX Runtime (the only backend since TensorFlow left, issue 17)
     "DETECT_THREADS": 2,  # ONNX Runtime threads for the detector's networks
     "MAX_FACES": 20,  # faces classified per image
+    "TRACK_FULL_EVERY": 8,  # live frames (a `track` hint): a full detection at least every N frames
+    "TRACK_MAX_AGE_MS": 1000,  # a hint older than this is stale: full detection
     "WARMUP": "background",  # "sync": load everything in create_app; "background"; "lazy": on first use
     "JSON_SORT_KEYS": False,
 }

@@ -13,9 +13,10 @@ from .emotion import ModelUnavailable, get_models
 from .errors import ApiError
 from .faces import get_detector
 from .imaging import Decoded, ImageTooLarge, UnsupportedImage, decode_data_url, decode_image
-from .pipeline import FaceResult, analyze, rescale
+from .pipeline import FaceResult, analyze, analyze_live, rescale
 from .security import quote
 from .speech import SpeechError, UnknownAudio, get_speech
+from .tracking import BadHint, TrackHint, parse_hint
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -122,6 +123,17 @@ class PredictRequest:
     lang: str
     speak: bool
     min_face: int | None
+    track: TrackHint | None  # a live frame's hint (app/tracking.py); None: a photo, no track ids
+
+
+def _track(value, max_faces: int) -> TrackHint | None:
+    """The optional `track` field: absent for photos; an empty or shaped hint for live frames."""
+    if value is None:
+        return None
+    try:
+        return parse_hint(value, max_faces)
+    except BadHint as exc:
+        raise ApiError(400, "bad_track", f"'track' is not a tracking hint: {exc}") from None
 
 
 def _parse_predict(timings: dict[str, float]) -> PredictRequest:
@@ -132,6 +144,7 @@ def _parse_predict(timings: dict[str, float]) -> PredictRequest:
     lang = _lang(params.get("lang"))
     speak = _flag(params.get("speak"), "speak")
     min_face = _min_face(params.get("min_face"))
+    track = _track(params.get("track"), int(cfg["MAX_FACES"]))
     model_name = params.get("model") or None
     if model_name is not None and (not isinstance(model_name, str) or model_name not in registry.cards):
         raise ApiError(400, "unknown_model", f"no model {quote(model_name, 60)}; GET /api/models lists them")
@@ -145,13 +158,25 @@ def _parse_predict(timings: dict[str, float]) -> PredictRequest:
                            decode_side=int(cfg["DECODE_SIDE"]) or None)
     timings["decode"] = time.perf_counter() - t0
     return PredictRequest(image=decoded, model=model_name or registry.default, lang=lang, speak=speak,
-                          min_face=min_face)
+                          min_face=min_face, track=track)
 
 
 def _face_json(result: FaceResult, lang: str, confident: bool) -> dict:
-    return {"box": result.face.box, "confidence": result.face.confidence, "emotion": result.emotion,
-            "display": assistant.display_name(result.emotion, lang), "scores": result.scores,
-            "confident": confident, "keypoints": result.face.keypoints}
+    out = {"box": result.face.box, "confidence": result.face.confidence, "emotion": result.emotion,
+           "display": assistant.display_name(result.emotion, lang), "scores": result.scores,
+           "confident": confident, "keypoints": result.face.keypoints}
+    if result.face.track is not None:
+        out["track"] = result.face.track
+    return out
+
+
+def _in_analysed_pixels(hint: TrackHint, scale: tuple[float, float]) -> TrackHint:
+    """The hint's boxes (pixels of the upload) in pixels of the analysed image (a reduced decode)."""
+    sx, sy = scale
+    if (sx, sy) == (1.0, 1.0):
+        return hint
+    return TrackHint(faces=[(tid, [x / sx, y / sy, w / sx, h / sy]) for tid, (x, y, w, h) in hint.faces],
+                     since_full=hint.since_full, age_ms=hint.age_ms)
 
 
 @bp.post("/predict")
@@ -163,9 +188,17 @@ def predict():
     image = ask.image
     # min_face is in pixels of the uploaded image; a large JPEG is analysed at a reduced scale.
     min_face = int(ask.min_face / max(image.scale)) if ask.min_face else ask.min_face
+    located = None
     try:
-        results = analyze(image.rgb, detector=get_detector(), models=get_models(), model=ask.model,
-                          min_face=min_face, timings=timings)
+        if ask.track is None:
+            results = analyze(image.rgb, detector=get_detector(), models=get_models(), model=ask.model,
+                              min_face=min_face, timings=timings)
+        else:
+            cfg = current_app.config
+            results, located = analyze_live(image.rgb, _in_analysed_pixels(ask.track, image.scale),
+                                            detector=get_detector(), models=get_models(), model=ask.model,
+                                            min_face=min_face, full_every=int(cfg["TRACK_FULL_EVERY"]),
+                                            max_age_ms=float(cfg["TRACK_MAX_AGE_MS"]), timings=timings)
     except ModelUnavailable as exc:
         raise ApiError(503, "model_unavailable", str(exc)) from None
     results = rescale(results, image.scale, image.width, image.height)
@@ -178,14 +211,17 @@ def predict():
     choice = assistant.choose_reply(emotion, ask.lang, seed=seed, confident=not results or confident[0])
     reply, timings["speech"] = _reply_payload(choice, ask.speak)
     timings["total"] = time.perf_counter() - t_start
-    return jsonify({
-        "faces": [_face_json(r, ask.lang, c) for r, c in zip(results, confident)],
+    body = {
+        "faces": [_face_json(r, ask.lang, c) for r, c in zip(results, confident, strict=True)],
         "emotion": emotion,
         "reply": reply,
         "model": ask.model,
         "image": {"width": ask.image.width, "height": ask.image.height, "format": ask.image.format},
-        "timings_ms": {k: _ms(timings[k]) for k in ("decode", "detect", "classify", "speech", "total")},
-    })
+        "timings_ms": {k: _ms(timings.get(k, 0.0)) for k in ("decode", "detect", "classify", "speech", "total")},
+    }
+    if located is not None:
+        body["track"] = {"mode": located.mode, "reason": located.reason, "since_full": located.since_full}
+    return jsonify(body)
 
 
 @bp.get("/reply")

@@ -99,25 +99,39 @@ class FaceDetector:
             return []
         raw = self.load().detect_faces(small, min_face_size=min(wanted, MTCNN_MIN_FACE),
                                        scale_factor=self.scale_factor)
-        faces = []
-        for face in raw or []:
-            conf = float(face.get("confidence", 0.0))
-            if conf < self.min_confidence:
-                continue
-            bx, by, bw, bh = (float(v) / scale for v in face["box"])
-            x0, y0 = max(0, int(round(bx))), max(0, int(round(by)))
-            x1, y1 = min(w, int(round(bx + bw))), min(h, int(round(by + bh)))
-            if x1 - x0 < 2 or y1 - y0 < 2:
-                continue
-            keypoints = {
-                name: [int(round(min(max(float(p[0]) / scale, 0), w - 1))),
-                       int(round(min(max(float(p[1]) / scale, 0), h - 1)))]
-                for name, p in (face.get("keypoints") or {}).items()
-            }
-            faces.append({"box": [x0, y0, x1 - x0, y1 - y0], "confidence": round(conf, 4),
-                          "keypoints": keypoints})
+        faces = [f for f in (self._to_image(face, scale, w, h) for face in raw or []) if f is not None]
         faces.sort(key=lambda f: f["box"][2] * f["box"][3], reverse=True)
         return faces[: self.max_faces]
+
+    def refind(self, rgb: np.ndarray, boxes: list[list[float]]) -> list[dict | None]:
+        """Faces known from an earlier frame, found again around their boxes by MTCNN's last network
+        alone (app/tracking.py decides when): one entry per box, in order, in `detect`'s shape, or None
+        where no face at least `min_confidence` sure is there any more. Boxes are [x, y, w, h] in pixels
+        of `rgb`; the image is shrunk as `detect` shrinks it, so both see the same pixels."""
+        h, w = rgb.shape[:2]
+        if not boxes or min(h, w) < MIN_SIDE:
+            return [None] * len(boxes)
+        small, scale = downscale(rgb, self.max_side)
+        found = self.load().refind(small, [[v * scale for v in b] for b in boxes])
+        return [self._to_image(face, scale, w, h) for face in found]
+
+    def _to_image(self, face: dict, scale: float, w: int, h: int) -> dict | None:
+        """A raw MTCNN face in pixels of the analysed image, clipped; None under `min_confidence` or
+        when less than 2 pixels of it are inside the image."""
+        conf = float(face.get("confidence", 0.0))
+        if conf < self.min_confidence:
+            return None
+        bx, by, bw, bh = (float(v) / scale for v in face["box"])
+        x0, y0 = max(0, int(round(bx))), max(0, int(round(by)))
+        x1, y1 = min(w, int(round(bx + bw))), min(h, int(round(by + bh)))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        keypoints = {
+            name: [int(round(min(max(float(p[0]) / scale, 0), w - 1))),
+                   int(round(min(max(float(p[1]) / scale, 0), h - 1)))]
+            for name, p in (face.get("keypoints") or {}).items()
+        }
+        return {"box": [x0, y0, x1 - x0, y1 - y0], "confidence": round(conf, 4), "keypoints": keypoints}
 
 
 def init_app(app) -> FaceDetector:

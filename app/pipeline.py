@@ -20,6 +20,7 @@ import numpy as np
 
 from .emotion import ModelRegistry
 from .faces import FaceDetector
+from .tracking import Located, TrackHint, locate
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Face:
     box: list[int]  # [x, y, w, h], clipped to the image
     confidence: float  # the detector's, rounded to 4 places
     keypoints: dict[str, list[int]]  # left_eye, right_eye, nose, mouth_left, mouth_right -> [x, y]
+    track: int | None = None  # live frames: the face's track id (app/tracking.py), kept across frames
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,36 @@ def analyze(image: np.ndarray, *, detector: FaceDetector, models: ModelRegistry,
     t0 = time.perf_counter()
     found = detector.detect(image, min_face=min_face)
     t1 = time.perf_counter()
-    scored = models.classify(image, found, model) if found else []
-    t2 = time.perf_counter()
     if timings is not None:
-        timings["detect"], timings["classify"] = t1 - t0, t2 - t1
-    return [FaceResult(face=Face(box=f["box"], confidence=f["confidence"], keypoints=f["keypoints"]),
+        timings["detect"] = t1 - t0
+    return classify(image, found, models=models, model=model, timings=timings)
+
+
+def analyze_live(image: np.ndarray, hint: TrackHint | None, *, detector: FaceDetector, models: ModelRegistry,
+                 model: str | None = None, min_face: int | None = None, full_every: int = 8,
+                 max_age_ms: float = 1000.0, timings: dict[str, float] | None = None
+                 ) -> tuple[list[FaceResult], Located]:
+    """`analyze` for a frame of a live stream: the faces of the previous frame (`hint`, from the
+    client) are re-found around their boxes instead of searched for anew, when app/tracking.py's rules
+    allow; every face carries a track id. Returns the results and how the faces were found."""
+    t0 = time.perf_counter()
+    located = locate(detector, image, hint, min_face=min_face, full_every=full_every, max_age_ms=max_age_ms)
+    if timings is not None:
+        timings["detect"] = time.perf_counter() - t0
+    return classify(image, located.faces, models=models, model=model, timings=timings), located
+
+
+def classify(image: np.ndarray, found: list[dict], *, models: ModelRegistry, model: str | None = None,
+             timings: dict[str, float] | None = None) -> list[FaceResult]:
+    """The emotion of each found face (FaceDetector's dicts) of `image`, in one batch."""
+    t0 = time.perf_counter()
+    scored = models.classify(image, found, model) if found else []
+    if timings is not None:
+        timings["classify"] = time.perf_counter() - t0
+    return [FaceResult(face=Face(box=f["box"], confidence=f["confidence"], keypoints=f["keypoints"],
+                                 track=f.get("track")),
                        emotion=r["emotion"], scores=r["scores"])
-            for f, r in zip(found, scored)]
+            for f, r in zip(found, scored, strict=True)]
 
 
 def rescale(results: list[FaceResult], scale: tuple[float, float], width: int, height: int) -> list[FaceResult]:
