@@ -1,4 +1,4 @@
-"""python -m benchmarks accuracy|calm|balance|members|ablation|classifier|detector|tilt|api|load|soak|memory|ondevice|peers|all|report ...
+"""python -m benchmarks accuracy|calm|balance|members|ablation|classifier|detector|tilt|api|load|live|soak|memory|ondevice|peers|all|report ...
 
 Runs the named benchmarks, saves each result under docs/benchmarks/, then rewrites docs/BENCHMARKS.md
 from every saved result. With no name it only lists them: running every benchmark (an hour or more) and
@@ -23,6 +23,7 @@ ORDER = [
     ("tilt", "Tilted heads: the crop turned upright from the eyes"),
     ("api", "End-to-end /api/predict latency"),
     ("load", "Throughput under load (gunicorn)"),
+    ("live", "Live streaming: tracked frames against full detection (issue 23)"),
     ("soak", "Soak test: memory under a long load"),
     ("memory", "Worker memory and CPU under a hostile mix (issue 16)"),
     ("ondevice", "Private mode: the pipeline in the browser (issue 18)"),
@@ -59,7 +60,7 @@ def report() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", help="accuracy calm balance members ablation classifier detector tilt api load soak memory ondevice peers all report (peers needs bash benchmarks/setup_peers.sh first)")
+    p.add_argument("names", nargs="*", help="accuracy calm balance members ablation classifier detector tilt api load live soak memory ondevice peers all report (peers needs bash benchmarks/setup_peers.sh first)")
     p.add_argument("--frames", type=int, default=200, help="test frames (detector)")
     p.add_argument("--tilt-faces", type=int, default=600, help="faces per angle (tilt)")
     p.add_argument("--requests", type=int, default=60, help="requests per case (api)")
@@ -68,6 +69,8 @@ def main(argv=None) -> int:
     p.add_argument("--memory-duration", type=int, default=40, help="seconds of 4 clients sending the hostile mix (memory)")
     p.add_argument("--member-cards", nargs="*", default=[], help="more candidate cards (members)")
     p.add_argument("--concurrency", type=int, default=8, help="clients (load)")
+    p.add_argument("--live-clients", type=int, default=8, help="live pages streaming at once (live)")
+    p.add_argument("--live-duration", type=int, default=40, help="seconds per path, in two phases (live)")
     args = p.parse_args(argv)
     known = {n for n, _ in ORDER} | {"all", "report"}
     unknown = [n for n in args.names if n not in known]

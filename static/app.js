@@ -18,7 +18,7 @@
  */
 import { loadModels, renderModelInfo } from './js/models.js';
 import { analysePhoto, drawPhoto, handleFile, onPhotoCanvasClick, renderPhotoResult } from './js/photo.js';
-import { startCamera, stopCamera } from './js/live.js';
+import { freshSmoothing, startCamera, stopCamera } from './js/live.js';
 import { ensureEngine, setPrivate } from './js/private.js';
 import { playAudio, renderReplyEmotion, translateLastReply } from './js/reply.js';
 import { el, state } from './js/state.js';
@@ -67,13 +67,13 @@ function bind() {
   el.privateMode.addEventListener('change', () => {
     safeStorage('set', 'emotion.private', el.privateMode.checked ? '1' : '0');
     setPrivate(el.privateMode.checked);
-    for (const tr of state.tracks) tr.history = tr.history.slice(-1);   // another engine, fresh smoothing
+    freshSmoothing();   // another engine: the next frame's scores start afresh
   });
   el.modelSelect.addEventListener('change', () => {
     state.model = el.modelSelect.value || null;
     if (state.private) ensureEngine().catch(() => { /* shown on the status line */ });
     renderModelInfo();
-    for (const tr of state.tracks) tr.history = tr.history.slice(-1);   // different model, fresh smoothing
+    freshSmoothing();   // different model (maybe other labels): start afresh
     if (state.photo && !state.live) analysePhoto();
   });
   el.replay.addEventListener('click', () => {
@@ -156,7 +156,9 @@ window.emotionApp = {
   get audioPlayAttempts() { return state.audioPlayAttempts; },
   get replies() { return state.replies.slice(); },
   get dominant() { return state.dominant; },
-  get tracks() { return state.tracks.map((tr) => ({ id: tr.id, emotion: tr.emotion, box: tr.box.slice(), seen: tr.seen, frames: tr.history.length })); },
+  get tracks() { return state.tracks.map((tr) => ({ id: tr.id, emotion: tr.emotion, box: tr.box.slice(), seen: tr.seen, frames: tr.frames || 0 })); },
+  get trackModes() { return { ...(state.trackModes || {}) }; },
+  get liveFps() { return state.live && state.framesAnswered ? state.framesAnswered / ((performance.now() - state.liveStarted) / 1000) : 0; },
   get overlayBoxes() { return state.overlayBoxes || 0; },
   get overlayFramesWithBoxes() { return state.overlayFramesWithBoxes || 0; },
   get timeline() { return state.timeline.map((p) => ({ t: p.t, emotion: p.emotion, faces: p.faces })); },

@@ -10,15 +10,22 @@ import { addTimelinePoint, drawTimeline, startTimeline } from './timeline.js';
 import { argmax, drawFaceBox, faceRowContent, pct, renderBars, setStatusT } from './ui.js';
 
 const LIVE_MAX_WIDTH = 480;       // frames are downscaled to this width before upload
-const LIVE_INTERVAL_MS = 250;     // at most ~4 frames per second, and only one request in flight
+// The next frame goes as soon as the previous answer is in (one request in flight), capped by the
+// camera's rate and by a per-user budget: the server's own time for a frame (timings_ms.total) may
+// take at most LIVE_SERVER_BUDGET of one core per user, so a slow server gets fewer frames, not a queue.
+const LIVE_MAX_FPS = 15;
+const LIVE_SERVER_BUDGET = 0.15;  // of one server core, per live user
+const PRIVATE_BUDGET = 0.5;       // private mode: of one core of this device (the analysis runs in a worker)
 // A face in front of a webcam fills far more than an eighth of the frame's height; asking the server
 // to look only for faces that big (min_face) makes its detector several times cheaper.
 const LIVE_MIN_FACE_FRACTION = 1 / 8;
-const SMOOTH_FRAMES = 6;          // labels are averaged over the last N answered frames per face
-const TRACK_TTL_MS = 1500;        // a face not seen for this long is forgotten
+// Smoothing and the voice are defined in time, not frames, so they behave the same at 4 or 15 frames/s.
+const SMOOTH_TAU_MS = 250;        // scores are averaged with this time constant: a held expression shows in ~0.3 s
+const TRACK_TTL_MS = 1000;        // a face not seen for this long is forgotten
 const DEBOUNCE_MS = 1500;         // a new dominant expression must hold this long before the assistant speaks
 const LABEL_HYSTERESIS = 0.05;    // a new label must beat the current one by this much (smoothed score)
-const SPEAK_RETRIES = 4;          // frames to wait for the server to agree with the smoothed label
+const SPEAK_WAIT_MS = 1000;       // how long to wait for the server to agree with the smoothed label
+const PREDICT_MAX_MS = 250;       // boxes follow a face between answers, extrapolated at most this far
 
 // [string key, ...args] for a getUserMedia failure.
 function cameraErrorMessage(err) {
@@ -83,10 +90,19 @@ export function stopCamera() {
   const ctx = el.overlay.getContext('2d');
   ctx.clearRect(0, 0, el.overlay.width, el.overlay.height);
   state.tracks = [];
+  state.trackHint = null;
+  cancelAnimationFrame(state.overlayLoop || 0);
   el.startBtn.disabled = false;
   el.stopBtn.disabled = true;
   setStatusT(el.cameraStatus, null, 'cameraStopped');
   drawTimeline();
+}
+
+// After a change of engine or model the next answer's scores replace the smoothed ones (the labels
+// may differ), and the server searches the frame afresh.
+export function freshSmoothing() {
+  for (const tr of state.tracks) { tr.t = undefined; tr.smoothed = {}; }
+  state.trackHint = null;
 }
 
 function resetSession() {
@@ -96,16 +112,30 @@ function resetSession() {
   state.candidate = { label: null, since: 0 };
   state.spokenLabel = null;
   state.speakWanted = null;
-  state.speakTries = 0;
+  state.speakSince = 0;
+  state.trackHint = null;
+  state.trackModes = { full: 0, tracked: 0 };
+  state.liveStarted = performance.now();
   el.liveFaceList.textContent = '';
   el.liveScores.textContent = '';
   startTimeline();
+  cancelAnimationFrame(state.overlayLoop || 0);
+  state.overlayLoop = requestAnimationFrame(overlayFrame);
 }
 
 function scheduleFrame(delay) {
   clearTimeout(state.liveTimer);
   if (!state.live) return;
   state.liveTimer = setTimeout(sendFrame, Math.max(0, delay));
+}
+
+// What the server needs to re-find the last answer's faces instead of searching the frame again
+// (app/tracking.py): their track ids and boxes, its count of frames since a full detection, and how
+// old they are. The server checks all of it and falls back to a full detection when it must.
+function trackField(now) {
+  const hint = state.trackHint;
+  if (!hint) return '{}';
+  return JSON.stringify({ faces: hint.faces, since_full: hint.sinceFull, age_ms: Math.round(now - hint.capturedAt) });
 }
 
 // One request in flight at most: the next frame is only scheduled once the previous one is answered.
@@ -118,7 +148,7 @@ async function sendFrame() {
   const w = Math.round(video.videoWidth * scale), h = Math.round(video.videoHeight * scale);
   const grab = state.grabCanvas || (state.grabCanvas = document.createElement('canvas'));
   if (grab.width !== w || grab.height !== h) { grab.width = w; grab.height = h; }
-  grab.getContext('2d').drawImage(video, 0, 0, w, h);
+  grab.getContext('2d', { willReadFrequently: !!state.private }).drawImage(video, 0, 0, w, h);
   const speak = !!state.speakWanted && !state.muted;
   const wantsReply = !!state.speakWanted;
   state.inFlight += 1;
@@ -135,12 +165,15 @@ async function sendFrame() {
       // is fetched just when the assistant is about to speak
       result = await predictLocal(grab, { ...options, wantReply: wantsReply });
     } else {
-      result = await predict(await canvasToBlob(grab, 0.8), options);
+      const sameSize = state.trackHint && state.trackHint.w === w && state.trackHint.h === h;
+      if (!sameSize) state.trackHint = null;
+      result = await predict(await canvasToBlob(grab, 0.8), { ...options, track: trackField(started) });
     }
     state.framesAnswered += 1;
   } catch (err) {
     state.liveErrors += 1;
     state.errors.push(String(err));
+    state.trackHint = null;
     if (state.live) {
       if (err instanceof ApiError) setStatusT(el.cameraStatus, 'error', 'liveServerError', err.message);
       else if (state.private) setStatusT(el.cameraStatus, 'error', 'privateFailed', err.message || String(err));
@@ -152,12 +185,27 @@ async function sendFrame() {
   if (!state.live) return;
   if (result) {
     state.frameSize = { w, h };
-    onLiveResult(result, { w, h }, wantsReply);
+    rememberHint(result, { w, h }, started);
+    onLiveResult(result, { w, h }, wantsReply, started);
     const elapsed = performance.now() - started;
-    scheduleFrame(LIVE_INTERVAL_MS - elapsed);
+    // the budget: this frame's processing time over the wait before the next one
+    const work = state.private ? elapsed : Number((result.timings_ms || {}).total) || 0;
+    const budget = state.private ? PRIVATE_BUDGET : LIVE_SERVER_BUDGET;
+    const interval = Math.max(1000 / LIVE_MAX_FPS, work / budget);
+    scheduleFrame(interval - elapsed);
   } else {
     scheduleFrame(Math.min(4000, 500 * state.liveErrors));    // back off while the server is unhappy
   }
+}
+
+function rememberHint(result, size, capturedAt) {
+  const tr = result.track;
+  if (tr) state.trackModes[tr.mode] = (state.trackModes[tr.mode] || 0) + 1;
+  const faces = (result.faces || []).filter((f) => Number.isInteger(f.track));
+  state.trackHint = tr ? {
+    faces: faces.map((f) => ({ id: f.track, box: f.box })), sinceFull: tr.since_full,
+    capturedAt, w: size.w, h: size.h,
+  } : null;
 }
 
 function iou(a, b) {
@@ -173,44 +221,76 @@ function centreDistance(a, b) {
   return Math.hypot(dx, dy) / Math.max(a[2], a[3], b[2], b[3], 1e-6);
 }
 
-function smoothScores(history) {
-  const sum = {};
-  for (const s of history) for (const [k, v] of Object.entries(s)) sum[k] = (sum[k] || 0) + (Number(v) || 0);
-  for (const k of Object.keys(sum)) sum[k] /= history.length;
-  return sum;
+// Exponential smoothing in time: a frame that arrives dt ms after the last one weighs 1 - exp(-dt/tau).
+function smoothInto(tr, scores, now) {
+  const dt = tr.t === undefined ? Infinity : Math.max(0, now - tr.t);
+  const a = 1 - Math.exp(-dt / SMOOTH_TAU_MS);
+  const next = {};
+  for (const k of new Set([...Object.keys(tr.smoothed || {}), ...Object.keys(scores)])) {
+    next[k] = (1 - a) * ((tr.smoothed || {})[k] || 0) + a * (Number(scores[k]) || 0);
+  }
+  tr.smoothed = next;
 }
 
-// Match this frame's faces to the running tracks (greedy on overlap), in frame-normalised coordinates.
-function updateTracks(faces, size, now) {
+// A box's motion (normalised units per ms), from its last two answers, for drawing between answers.
+function moveBox(tr, box, t) {
+  if (tr.box && tr.boxAt !== undefined && t > tr.boxAt) {
+    const dt = t - tr.boxAt;
+    const v = box.map((b, i) => (b - tr.box[i]) / dt);
+    tr.vel = tr.vel ? tr.vel.map((p, i) => 0.5 * p + 0.5 * v[i]) : v;
+  } else {
+    tr.vel = [0, 0, 0, 0];
+  }
+  tr.box = box;
+  tr.boxAt = t;
+}
+
+// Match this frame's faces to the running tracks, in frame-normalised coordinates: by the server's
+// track ids when it gives them (server mode), else greedily on overlap (private mode).
+function updateTracks(faces, size, now, capturedAt) {
   const dets = faces.map((f) => ({
     box: [f.box[0] / size.w, f.box[1] / size.h, f.box[2] / size.w, f.box[3] / size.h],
     scores: f.scores || (f.emotion ? { [f.emotion]: 1 } : {}),
+    track: Number.isInteger(f.track) ? f.track : null,
   }));
-  const pairs = [];
-  dets.forEach((d, di) => state.tracks.forEach((tr, ti) => {
-    const o = iou(d.box, tr.box);
-    if (o > 0.2 || centreDistance(d.box, tr.box) < 0.6) pairs.push({ di, ti, score: o - centreDistance(d.box, tr.box) * 0.1 });
-  }));
-  pairs.sort((a, b) => b.score - a.score);
-  const usedD = new Set(), usedT = new Set();
-  for (const p of pairs) {
-    if (usedD.has(p.di) || usedT.has(p.ti)) continue;
-    usedD.add(p.di); usedT.add(p.ti);
-    const tr = state.tracks[p.ti];
-    tr.box = dets[p.di].box;
-    tr.history.push(dets[p.di].scores);
-    if (tr.history.length > SMOOTH_FRAMES) tr.history.shift();
+  const matched = new Map();   // det index -> track
+  if (dets.length && dets.every((d) => d.track !== null)) {
+    dets.forEach((d, di) => {
+      let tr = state.tracks.find((x) => x.id === d.track);
+      if (!tr) { tr = { id: d.track }; state.tracks.push(tr); }
+      matched.set(di, tr);
+    });
+  } else {
+    const pairs = [];
+    dets.forEach((d, di) => state.tracks.forEach((tr, ti) => {
+      const o = iou(d.box, tr.box);
+      if (o > 0.2 || centreDistance(d.box, tr.box) < 0.6) pairs.push({ di, ti, score: o - centreDistance(d.box, tr.box) * 0.1 });
+    }));
+    pairs.sort((a, b) => b.score - a.score);
+    const usedT = new Set();
+    for (const p of pairs) {
+      if (matched.has(p.di) || usedT.has(p.ti)) continue;
+      matched.set(p.di, state.tracks[p.ti]);
+      usedT.add(p.ti);
+    }
+    dets.forEach((d, di) => {
+      if (matched.has(di)) return;
+      const tr = { id: state.nextTrackId++ };
+      state.tracks.push(tr);
+      matched.set(di, tr);
+    });
+  }
+  for (const tr of state.tracks) tr.seen = false;
+  for (const [di, tr] of matched) {
+    moveBox(tr, dets[di].box, capturedAt);
+    smoothInto(tr, dets[di].scores, now);
+    tr.t = now;
+    tr.frames = (tr.frames || 0) + 1;
     tr.lastSeen = now;
     tr.seen = true;
   }
-  for (const tr of state.tracks) if (!usedT.has(state.tracks.indexOf(tr))) tr.seen = false;
-  dets.forEach((d, di) => {
-    if (usedD.has(di)) return;
-    state.tracks.push({ id: state.nextTrackId++, box: d.box, history: [d.scores], lastSeen: now, seen: true });
-  });
   state.tracks = state.tracks.filter((tr) => now - tr.lastSeen < TRACK_TTL_MS);
   for (const tr of state.tracks) {
-    tr.smoothed = smoothScores(tr.history);
     const best = argmax(tr.smoothed);
     // Hysteresis: keep the current label through near-ties so it doesn't flip back and forth.
     const keep = tr.emotion && tr.emotion !== best &&
@@ -219,13 +299,13 @@ function updateTracks(faces, size, now) {
   }
 }
 
-function onLiveResult(result, size, wantsReply) {
+function onLiveResult(result, size, wantsReply, capturedAt) {
   const now = performance.now();
   state.lastResult = result;
   state.liveResult = result;
   state.liveErrors = 0;
   const faces = result.faces || [];
-  updateTracks(faces, size, now);
+  updateTracks(faces, size, now, capturedAt);
   const visible = state.tracks.filter((tr) => tr.seen);
   setStatusT(el.cameraStatus, 'ok', visible.length ? 'cameraOn' : 'cameraWaiting');
 
@@ -233,8 +313,8 @@ function onLiveResult(result, size, wantsReply) {
   let dom = null;
   for (const tr of visible) if (!dom || tr.box[2] * tr.box[3] > dom.box[2] * dom.box[3]) dom = tr;
   state.dominant = dom ? dom.emotion : null;
+  state.dominantTrack = dom ? dom.id : null;
 
-  drawOverlay(visible, dom);
   renderLiveFaces(visible, dom);
   addTimelinePoint(now, visible.length, dom);
   handleAssistant(result, now, wantsReply);
@@ -246,32 +326,42 @@ function handleAssistant(result, now, wantsReply) {
   const top = (result.faces || [])[0];
   const label = top && top.confident === false ? null : state.dominant;
   if (wantsReply && state.speakWanted) {
-    state.speakTries += 1;
     // Speak only when the server's own label for this frame agrees with the smoothed one and the
-    // model is sure of it, so the voice never contradicts the screen nor guesses aloud; after a few
-    // frames without that, give up and wait for the next stable label.
+    // model is sure of it, so the voice never contradicts the screen nor guesses aloud; after
+    // SPEAK_WAIT_MS without that, give up and wait for the next stable label.
     const agrees = result.emotion === state.speakWanted && result.reply && !result.reply.hedged;
     if (agrees && result.reply.text) {
       showReply(result.reply, result.emotion, 'live');
       state.spokenLabel = state.speakWanted;
     }
-    if (agrees || state.speakTries >= SPEAK_RETRIES) {
+    if (agrees || now - state.speakSince >= SPEAK_WAIT_MS) {
       if (!agrees) state.candidate = { label: null, since: now };
       state.speakWanted = null;
-      state.speakTries = 0;
     }
   }
   if (label !== state.candidate.label) {
     state.candidate = { label, since: now };
   } else if (label && label !== state.spokenLabel && !state.speakWanted && now - state.candidate.since >= DEBOUNCE_MS) {
     state.speakWanted = label;
-    state.speakTries = 0;
+    state.speakSince = now;
   }
 }
 
-function drawOverlay(visible, dom) {
+// The overlay is redrawn on every animation frame, each box moved along its face's recent motion
+// (at most PREDICT_MAX_MS past its frame), so boxes glide between answers instead of jumping.
+function overlayFrame() {
+  if (!state.live) return;
+  const now = performance.now();
+  const visible = state.tracks.filter((tr) => tr.seen && now - tr.lastSeen < TRACK_TTL_MS);
+  let dom = visible.find((tr) => tr.id === state.dominantTrack) || null;
+  drawOverlay(visible, dom, now);
+  state.overlayLoop = requestAnimationFrame(overlayFrame);
+}
+
+function drawOverlay(visible, dom, now) {
   const c = el.overlay;
   const vw = el.video.videoWidth, vh = el.video.videoHeight;
+  if (!vw || !vh) return;
   if (c.width !== vw || c.height !== vh) { c.width = vw; c.height = vh; }
   const ctx = c.getContext('2d');
   ctx.clearRect(0, 0, c.width, c.height);
@@ -279,15 +369,19 @@ function drawOverlay(visible, dom) {
   const scale = c.width / Math.max(1, shown);
   let drawn = 0;
   for (const tr of visible) {
+    const ahead = Math.min(PREDICT_MAX_MS, Math.max(0, now - tr.boxAt));
+    const box = tr.box.map((b, i) => b + (tr.vel ? tr.vel[i] : 0) * ahead);
     // Back to video pixels, mirrored like the video element is.
-    const w = tr.box[2] * vw, h = tr.box[3] * vh;
-    const x = vw - (tr.box[0] * vw + w), y = tr.box[1] * vh;
+    const w = box[2] * vw, h = box[3] * vh;
+    const x = vw - (box[0] * vw + w), y = box[1] * vh;
     const p = tr.smoothed[tr.emotion];
     drawFaceBox(ctx, [x, y, w, h], tr.emotion, `${labelName(tr.emotion)} ${pct(p)}`, { selected: tr === dom && visible.length > 1, scale });
     drawn += 1;
   }
-  state.overlayBoxes = drawn;
-  state.overlayFramesWithBoxes = (state.overlayFramesWithBoxes || 0) + (drawn ? 1 : 0);
+  if (drawn !== state.overlayBoxes || drawn) {
+    state.overlayBoxes = drawn;
+    state.overlayFramesWithBoxes = (state.overlayFramesWithBoxes || 0) + (drawn ? 1 : 0);
+  }
 }
 
 function renderLiveFaces(visible, dom) {

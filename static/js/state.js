@@ -32,7 +32,9 @@ export const state = {
   candidate: { label: null, since: 0 },
   spokenLabel: null,
   speakWanted: null,        // label we asked the server to speak for
-  speakTries: 0,
+  speakSince: 0,            // when we asked (performance.now())
+  trackHint: null,          // the last answer's faces, for the server to re-find (js/live.js trackField)
+  trackModes: {},           // live answers by how their faces were found: {full, tracked}
   speakInFlight: false,
 
   sessionStart: 0,
