@@ -103,7 +103,7 @@ class FaceDetector:
         faces.sort(key=lambda f: f["box"][2] * f["box"][3], reverse=True)
         return faces[: self.max_faces]
 
-    def refind(self, rgb: np.ndarray, boxes: list[list[float]]) -> list[dict | None]:
+    def refind(self, rgb: np.ndarray, boxes: list[list[float]], passes: int = 2) -> list[dict | None]:
         """Faces known from an earlier frame, found again around their boxes by MTCNN's last network
         alone (app/tracking.py decides when): one entry per box, in order, in `detect`'s shape, or None
         where no face at least `min_confidence` sure is there any more. Boxes are [x, y, w, h] in pixels
@@ -112,7 +112,7 @@ class FaceDetector:
         if not boxes or min(h, w) < MIN_SIDE:
             return [None] * len(boxes)
         small, scale = downscale(rgb, self.max_side)
-        found = self.load().refind(small, [[v * scale for v in b] for b in boxes])
+        found = self.load().refind(small, [[v * scale for v in b] for b in boxes], passes=passes)
         return [self._to_image(face, scale, w, h) for face in found]
 
     def _to_image(self, face: dict, scale: float, w: int, h: int) -> dict | None:

@@ -24,7 +24,7 @@ from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
 
-from . import assistant, mtcnn_ort
+from . import assistant, mtcnn_ort, tracking
 from .emotion import get_models
 from .errors import ApiError
 from .faces import MIN_SIDE, MTCNN_MIN_FACE, get_detector
@@ -88,6 +88,7 @@ def settings():
             "onet_max_candidates": mtcnn_ort.ONET_MAX_CANDIDATES,
             "keypoints": list(mtcnn_ort.KEYPOINTS),
         },
+        "tracking": tracking.settings(current_app.config["TRACK_FULL_EVERY"], current_app.config["TRACK_MAX_AGE_MS"]),
         "crop": {"margin": FACE_MARGIN, "align_min_degrees": ALIGN_MIN_DEGREES,
                  "align_max_degrees": ALIGN_MAX_DEGREES},
         "models": models,

@@ -35,6 +35,14 @@ MAX_HINT_CHARS = 4096  # 20 faces of {"id": 2147483647, "box": [....]} fit with 
 TRACK_MATCH_IOU = 0.3  # a full detection's face takes the id of the hinted box it overlaps this much
 DUPLICATE_IOU = 0.5  # two tracks that converged on one face: the younger id goes
 SIZE_CHANGE = 1.6  # a re-found box more than this times larger or smaller than its hint is "lost"
+REFIND_PASSES = 2  # ONet passes per re-found face (MtcnnOrt.refind)
+
+
+def settings(full_every: int, max_age_ms: float) -> dict:
+    """The numbers private mode's copy of this module (static/js/ondevice/tracking.js) runs with,
+    served by /api/ondevice so the browser keeps none of its own."""
+    return {"full_every": int(full_every), "max_age_ms": float(max_age_ms), "match_iou": TRACK_MATCH_IOU,
+            "duplicate_iou": DUPLICATE_IOU, "size_change": SIZE_CHANGE, "passes": REFIND_PASSES}
 
 
 class BadHint(ValueError):
@@ -173,7 +181,7 @@ def locate(detector: FaceDetector, rgb, hint: TrackHint | None, *, min_face: int
         reason = "bad_box"
     else:
         boxes = [box for _, box in hint.faces]
-        found = detector.refind(rgb, boxes)
+        found = detector.refind(rgb, boxes, passes=REFIND_PASSES)
         if all(_plausible(f, box) for f, box in zip(found, boxes)):
             faces = [{**f, "track": tid} for f, (tid, _) in zip(found, hint.faces)]  # type: ignore[dict-item]
             return Located(faces=_dedupe(faces), mode="tracked", reason="ok", since_full=hint.since_full + 1,

@@ -132,10 +132,10 @@ function scheduleFrame(delay) {
 // What the server needs to re-find the last answer's faces instead of searching the frame again
 // (app/tracking.py): their track ids and boxes, its count of frames since a full detection, and how
 // old they are. The server checks all of it and falls back to a full detection when it must.
-function trackField(now) {
+function trackHint(now) {
   const hint = state.trackHint;
-  if (!hint) return '{}';
-  return JSON.stringify({ faces: hint.faces, since_full: hint.sinceFull, age_ms: Math.round(now - hint.capturedAt) });
+  if (!hint) return {};
+  return { faces: hint.faces, since_full: hint.sinceFull, age_ms: Math.round(now - hint.capturedAt) };
 }
 
 // One request in flight at most: the next frame is only scheduled once the previous one is answered.
@@ -160,14 +160,14 @@ async function sendFrame() {
       model: state.model, lang: state.lang, speak,
       minFace: Math.round(Math.min(w, h) * LIVE_MIN_FACE_FRACTION),
     };
+    const sameSize = state.trackHint && state.trackHint.w === w && state.trackHint.h === h;
+    if (!sameSize) state.trackHint = null;
     if (state.private) {
-      // private mode: the frame is analysed in this browser; a reply (its id and the language only)
-      // is fetched just when the assistant is about to speak
-      result = await predictLocal(grab, { ...options, wantReply: wantsReply });
+      // private mode: the frame is analysed in this browser, tracked the same way; a reply (its id
+      // and the language only) is fetched just when the assistant is about to speak
+      result = await predictLocal(grab, { ...options, wantReply: wantsReply, track: trackHint(started) });
     } else {
-      const sameSize = state.trackHint && state.trackHint.w === w && state.trackHint.h === h;
-      if (!sameSize) state.trackHint = null;
-      result = await predict(await canvasToBlob(grab, 0.8), { ...options, track: trackField(started) });
+      result = await predict(await canvasToBlob(grab, 0.8), { ...options, track: JSON.stringify(trackHint(started)) });
     }
     state.framesAnswered += 1;
   } catch (err) {

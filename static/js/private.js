@@ -136,12 +136,12 @@ export function setPrivate(on) {
 
 // A canvas's pixels through the on-device pipeline, answered like POST /api/predict.
 // wantReply: fetch the reply text (and the voice when speak) for its id.
-export async function predictLocal(canvas, { model = null, lang, speak = false, minFace = 0, wantReply = true } = {}) {
+export async function predictLocal(canvas, { model = null, lang, speak = false, minFace = 0, wantReply = true, track = null } = {}) {
   if (!support().ok) throw new Error('private mode is not available in this browser');
   const engine = await ensureEngine();
   const { width, height } = canvas;
   const pixels = canvas.getContext('2d', { willReadFrequently: true }).getImageData(0, 0, width, height);
-  const r = await engine.analyze(pixels, { model: model || state.defaultModel, minFace });
+  const r = await engine.analyze(pixels, { model: model || state.defaultModel, minFace, track });
   const faces = r.faces;
   const emotion = faces.length ? faces[0].emotion : null;
   let reply = null;
@@ -152,5 +152,5 @@ export async function predictLocal(canvas, { model = null, lang, speak = false, 
     reply = (await fetchReply(id, lang, speak)).reply;
   }
   state.lastTimings = r.timings_ms;
-  return { faces, emotion, reply, model: r.model, image: { width, height }, timings_ms: r.timings_ms, ondevice: true };
+  return { faces, emotion, reply, model: r.model, image: { width, height }, timings_ms: r.timings_ms, track: r.track, ondevice: true };
 }

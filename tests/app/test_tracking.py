@@ -141,7 +141,7 @@ def test_a_wrong_hint_costs_one_onet_batch_at_most(detector):
     calls = []
     real = detector.refind
     try:
-        detector.refind = lambda image, b: calls.append(len(b)) or real(image, b)
+        detector.refind = lambda image, b, passes: calls.append(len(b)) or real(image, b, passes)
         located = locate(detector, rgb, TrackHint(faces=boxes, since_full=1))
     finally:
         detector.refind = real

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -92,6 +93,63 @@ def test_the_browser_engine_finds_the_same_faces_and_labels(app_page, server_url
         f"labels agree on {len(same)} of {len(matched)} faces: {[r[0] for r in matched if not r[2]]}"
     # the scores themselves stay close (crop resampling differs by rounding only)
     assert np.median([r[3] for r in matched]) < 0.02
+    log.assert_clean()
+
+
+# Play frames through the on-device engine as live.js does: each answer's faces and tracking state
+# go back as the next frame's hint.
+FOLLOW_JS = """async ([frames, model]) => {
+  if (!window._engine) {
+    const m = await import('/static/js/ondevice/engine.js');
+    const cards = (await (await fetch('/api/models')).json()).models;
+    window._engine = await m.createEngine({ cards });
+  }
+  let hint = {};
+  const out = [];
+  for (const b64 of frames) {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const bmp = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
+    const ctx = new OffscreenCanvas(bmp.width, bmp.height).getContext('2d');
+    ctx.drawImage(bmp, 0, 0);
+    const r = await window._engine.analyze(ctx.getImageData(0, 0, bmp.width, bmp.height), { model, minFace: 45, track: hint });
+    out.push(r);
+    hint = { faces: r.faces.map((f) => ({ id: f.track, box: f.box })), since_full: r.track.since_full, age_ms: 80 };
+  }
+  return out;
+}"""
+
+
+def test_the_browser_tracks_faces_as_the_server_does(app_page, server_url):
+    """Issue 23: private mode re-finds faces with the same rules and numbers as app/tracking.py. The
+    same moving clips through POST /api/predict with the `track` hint and through the browser's
+    engine with the same hint: the same way of finding the faces (tracked or full), the same boxes
+    (IoU >= 0.9), ids and labels."""
+    from benchmarks.clips import make_clip
+
+    page, log = app_page
+    goto_app(page, server_url)
+    default = requests.get(server_url + "/api/models", timeout=10).json()["default"]
+    rows = []
+    for name in ("walk", "two_people", "cut"):
+        frames = make_clip(name, n_frames=20).frames
+        browser = page.evaluate(FOLLOW_JS, [[base64.b64encode(png(f)).decode() for f in frames], default])
+        hint = {}
+        for frame, b in zip(frames, browser, strict=True):
+            resp = requests.post(server_url + "/api/predict", files={"image": ("x.png", png(frame), "image/png")},
+                                 data={"min_face": "45", "track": json.dumps(hint)}, timeout=60)
+            server = resp.json()
+            hint = {"faces": [{"id": f["track"], "box": f["box"]} for f in server["faces"]],
+                    "since_full": server["track"]["since_full"], "age_ms": 80}
+            same_faces = len(server["faces"]) == len(b["faces"]) and all(
+                box_iou(f["box"], g["box"]) >= 0.9 and f["track"] == g["track"]
+                for f, g in zip(server["faces"], b["faces"], strict=True))
+            labels = [f["emotion"] == g["emotion"] for f, g in zip(server["faces"], b["faces"], strict=False)]
+            rows.append((name, server["track"]["mode"], b["track"]["mode"], same_faces, labels))
+    assert sum(r[1] == "tracked" for r in rows) >= 30, rows
+    assert sum(r[1] == r[2] for r in rows) / len(rows) >= 0.95, [r for r in rows if r[1] != r[2]]
+    assert sum(r[3] for r in rows) / len(rows) >= 0.95, [r for r in rows if not r[3]]
+    labels = [x for r in rows for x in r[4]]
+    assert sum(labels) / len(labels) >= 0.95
     log.assert_clean()
 
 

@@ -8,6 +8,7 @@
 import { combineMembers, confident, cropFace, scoresFor, singleProbs } from './classify.js';
 import { fromImageData } from './imgproc.js';
 import { Mtcnn } from './mtcnn.js';
+import { locate } from './tracking.js';
 
 // WebAssembly with SIMD (what the vendored runtime needs): a module whose one function uses v128.
 const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0,
@@ -96,13 +97,21 @@ class Engine {
     return combineMembers(rows, members.map((m) => m.classes), card.members.map((m) => m.weight), card.classes);
   }
 
-  // imageData: an ImageData (RGBA). minFace: the smallest face looked for, in its pixels.
-  async analyze(imageData, { model, minFace = 0 } = {}) {
+  // imageData: an ImageData (RGBA). minFace: the smallest face looked for, in its pixels. track: a
+  // live frame's hint (app/tracking.py's shape: {faces: [{id, box}], since_full, age_ms}; {} to start):
+  // the faces are then re-found around the hinted boxes when the rules allow, and carry track ids.
+  async analyze(imageData, { model, minFace = 0, track = null } = {}) {
     const t0 = performance.now();
     const card = await this.load(model);
     const t1 = performance.now();
     const { rgb } = fromImageData(imageData);
-    const found = await this.detector.detect(rgb, minFace);
+    let found, located = null;
+    if (track) {
+      located = await locate(this.detector, rgb, track, minFace, this.settings.tracking);
+      found = located.faces;
+    } else {
+      found = await this.detector.detect(rgb, minFace);
+    }
     const t2 = performance.now();
     let faces = [];
     if (found.length) {
@@ -110,12 +119,16 @@ class Engine {
       const rows = await this.probs(card, crops);
       faces = found.map((f, i) => {
         const { emotion, scores } = scoresFor(rows[i], card.classes);
-        return { box: f.box, confidence: f.confidence, keypoints: f.keypoints, emotion, scores,
+        const face = { box: f.box, confidence: f.confidence, keypoints: f.keypoints, emotion, scores,
           confident: confident(card, scores) };
+        if (f.track !== undefined) face.track = f.track;
+        return face;
       });
     }
     const t3 = performance.now();
-    return { faces, model: card.name, timings_ms: { load: t1 - t0, detect: t2 - t1, classify: t3 - t2, total: t3 - t0 } };
+    const answer = { faces, model: card.name, timings_ms: { load: t1 - t0, detect: t2 - t1, classify: t3 - t2, total: t3 - t0 } };
+    if (located) answer.track = { mode: located.mode, reason: located.reason, since_full: located.sinceFull };
+    return answer;
   }
 }
 

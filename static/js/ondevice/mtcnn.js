@@ -157,25 +157,64 @@ export class Mtcnn {
     if (!boxes.length) return [];
 
     // Stage 3, ONet: score, box and five landmarks
+    boxes = (await this.onet(img, boxes)).filter((b) => b[4] > t3);
+    boxes = nms(boxes, 0.7, 'min');
+    return boxes.map((row) => this.rawFace(row, width, height));
+  }
+
+  // MtcnnOrt._onet: ONet on square boxes -> rows [x1, y1, x2, y2, score, 5 xs, 5 ys], regressed, no threshold.
+  async onet(img, boxes) {
+    if (!boxes.length) return [];
     const [oreg, marks, oprob] = await this.run('onet', crops(img, boxes, 48), [boxes.length, 3, 48, 48]);
-    boxes = boxes.map((b, i) => {
+    const rows = boxes.map((b, i) => {
       const w = b[2] - b[0] + 1, h = b[3] - b[1] + 1;
       const xs = [], ys = [];
       for (let k = 0; k < 5; k += 1) {
         xs.push(marks.data[i * 10 + k] * w + b[0] - 1);
         ys.push(marks.data[i * 10 + 5 + k] * h + b[1] - 1);
       }
-      return b.concat(xs, ys);
+      return b.slice(0, 5).concat(xs, ys);
     });
-    boxes = refine(boxes, oreg.data, oprob.data, t3);
-    boxes = nms(boxes, 0.7, 'min');
-    return boxes.map((row) => {
-      const x1 = Math.max(row[0], 0), y1 = Math.max(row[1], 0);
-      const x2 = Math.min(row[2], width), y2 = Math.min(row[3], height);
-      const keypoints = {};
-      this.s.keypoints.forEach((name, i) => { keypoints[name] = [pyRound(row[5 + i]), pyRound(row[10 + i])]; });
-      return { box: [pyRound(x1), pyRound(y1), pyRound(x2 - x1), pyRound(y2 - y1)], confidence: row[4], keypoints };
-    });
+    return refine(rows, oreg.data, oprob.data, -1);
+  }
+
+  // MtcnnOrt._faces: a row as a raw face, clipped to the image.
+  rawFace(row, width, height) {
+    const x1 = Math.max(row[0], 0), y1 = Math.max(row[1], 0);
+    const x2 = Math.min(row[2], width), y2 = Math.min(row[3], height);
+    const keypoints = {};
+    this.s.keypoints.forEach((name, i) => { keypoints[name] = [pyRound(row[5 + i]), pyRound(row[10 + i])]; });
+    return { box: [pyRound(x1), pyRound(y1), pyRound(x2 - x1), pyRound(y2 - y1)], confidence: row[4], keypoints };
+  }
+
+  // FaceDetector._to_image: a raw face in pixels of the analysed image, or null under min_confidence
+  // or with less than 2 pixels inside it.
+  toImage(face, scale, w, h) {
+    const conf = face.confidence;
+    if (conf < this.s.min_confidence) return null;
+    const [bx, by, bw, bh] = face.box.map((v) => v / scale);
+    const x0 = Math.max(0, pyRound(bx)), y0 = Math.max(0, pyRound(by));
+    const x1 = Math.min(w, pyRound(bx + bw)), y1 = Math.min(h, pyRound(by + bh));
+    if (x1 - x0 < 2 || y1 - y0 < 2) return null;
+    const keypoints = {};
+    for (const [name, p] of Object.entries(face.keypoints)) {
+      keypoints[name] = [pyRound(Math.min(Math.max(p[0] / scale, 0), w - 1)),
+        pyRound(Math.min(Math.max(p[1] / scale, 0), h - 1))];
+    }
+    return { box: [x0, y0, x1 - x0, y1 - y0], confidence: Math.round(conf * 1e4) / 1e4, keypoints };
+  }
+
+  // FaceDetector.refind (MtcnnOrt.refind): faces known from an earlier frame found again around their
+  // boxes ([x, y, w, h], pixels of `img`) by ONet alone, `passes` times; one entry per box, or null.
+  async refind(img, boxes, passes = 2) {
+    const s = this.s;
+    const { width: w, height: h } = img;
+    if (!boxes.length || Math.min(h, w) < s.min_side) return boxes.map(() => null);
+    let small = img, scale = 1;
+    if (Math.max(w, h) > s.max_side) ({ img: small, scale } = downscale(img, s.max_side));
+    let rows = boxes.map((b) => [b[0] * scale, b[1] * scale, (b[0] + b[2]) * scale, (b[1] + b[3]) * scale, 0]);
+    for (let k = 0; k < Math.max(1, passes); k += 1) rows = await this.onet(small, square(rows.map((r) => r.slice(0, 5))));
+    return rows.map((row) => this.toImage(this.rawFace(row, small.width, small.height), scale, w, h));
   }
 
   // FaceDetector.detect: faces in pixels of `img`, clipped, largest first, at most max_faces.
@@ -195,21 +234,7 @@ export class Mtcnn {
     }
     if (Math.min(small.width, small.height) < s.min_side) return [];
     const raw = await this.detectRaw(small, Math.min(wanted, s.mtcnn_min_face), s.scale_factor);
-    const faces = [];
-    for (const face of raw) {
-      const conf = face.confidence;
-      if (conf < s.min_confidence) continue;
-      const [bx, by, bw, bh] = face.box.map((v) => v / scale);
-      const x0 = Math.max(0, pyRound(bx)), y0 = Math.max(0, pyRound(by));
-      const x1 = Math.min(w, pyRound(bx + bw)), y1 = Math.min(h, pyRound(by + bh));
-      if (x1 - x0 < 2 || y1 - y0 < 2) continue;
-      const keypoints = {};
-      for (const [name, p] of Object.entries(face.keypoints)) {
-        keypoints[name] = [pyRound(Math.min(Math.max(p[0] / scale, 0), w - 1)),
-          pyRound(Math.min(Math.max(p[1] / scale, 0), h - 1))];
-      }
-      faces.push({ box: [x0, y0, x1 - x0, y1 - y0], confidence: Math.round(conf * 1e4) / 1e4, keypoints });
-    }
+    const faces = raw.map((face) => this.toImage(face, scale, w, h)).filter((f) => f !== null);
     faces.sort((a, b) => b.box[2] * b.box[3] - a.box[2] * a.box[3]);
     return faces.slice(0, s.max_faces);
   }
