@@ -206,6 +206,13 @@ def best(boxes: np.ndarray, k: int) -> np.ndarray:
     return boxes[np.argpartition(-boxes[:, 4], k)[:k]]
 
 
+def _settled(before: np.ndarray, after: np.ndarray, tolerance: float = 0.02) -> bool:
+    """Whether every box moved and resized by less than `tolerance` of its size in the last pass."""
+    size = np.maximum(before[:, 2:4] - before[:, 0:2], 1.0)
+    moved = np.abs(after[:, :4] - before[:, :4]) / np.concatenate([size, size], axis=1)
+    return bool(np.all(moved < tolerance))
+
+
 def pyramid(height: int, width: int, min_face_size: float, scale_factor: float) -> list[float]:
     """Scales at which PNet's 12-pixel window covers faces from `min_face_size` pixels up."""
     scales, scale = [], 12.0 / max(float(min_face_size), 12.0)
@@ -287,7 +294,7 @@ class MtcnnOrt:
         """Faces known from an earlier frame found again with ONet alone (issue 23): each box (x, y, w, h)
         is made square and ONet rescores it, regresses it onto the face and places the landmarks; with
         `passes=2` the refined box is fed back once more, which follows a face that moved by up to about
-        a third of its size. One dict per box, in the input order, in `detect_faces`' shape, with
+        a third of its size; a pass that moved no box by 2% of its size or more ends the loop early. One dict per box, in the input order, in `detect_faces`' shape, with
         ONet's score as `confidence` and no threshold applied (the caller decides what is lost).
 
         The cost is `passes` batched ONet runs on 48x48 crops (about a millisecond for a few faces),
@@ -309,7 +316,10 @@ class MtcnnOrt:
             x0, y0, x1, y1 = 0, 0, width, height
         window = rgb[y0:y1, x0:x1, :3].astype(np.float32)
         for _ in range(max(1, int(passes))):
+            before = rows
             rows = self._onet(window, square(rows[:, :5]), origin=(x0, y0), full_size=(width, height))
+            if _settled(before, rows):  # the faces did not move: another pass would find the same boxes
+                break
         return self._faces(rows, width, height)
 
     def _onet(self, image: np.ndarray, boxes: np.ndarray, origin: tuple[int, int] = (0, 0),

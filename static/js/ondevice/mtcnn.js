@@ -81,6 +81,16 @@ function crops(img, boxes, side) {
   return out;
 }
 
+// mtcnn_ort._settled: every box moved and resized by less than `tolerance` of its size.
+function settled(before, after, tolerance = 0.02) {
+  return before.every((b, i) => {
+    const w = Math.max(b[2] - b[0], 1), h = Math.max(b[3] - b[1], 1);
+    const a = after[i];
+    return Math.abs(a[0] - b[0]) / w < tolerance && Math.abs(a[1] - b[1]) / h < tolerance
+      && Math.abs(a[2] - b[2]) / w < tolerance && Math.abs(a[3] - b[3]) / h < tolerance;
+  });
+}
+
 // mtcnn_ort.pyramid
 export function pyramid(height, width, minFace, factor) {
   const scales = [];
@@ -213,7 +223,11 @@ export class Mtcnn {
     let small = img, scale = 1;
     if (Math.max(w, h) > s.max_side) ({ img: small, scale } = downscale(img, s.max_side));
     let rows = boxes.map((b) => [b[0] * scale, b[1] * scale, (b[0] + b[2]) * scale, (b[1] + b[3]) * scale, 0]);
-    for (let k = 0; k < Math.max(1, passes); k += 1) rows = await this.onet(small, square(rows.map((r) => r.slice(0, 5))));
+    for (let k = 0; k < Math.max(1, passes); k += 1) {
+      const before = rows;
+      rows = await this.onet(small, square(rows.map((r) => r.slice(0, 5))));
+      if (settled(before, rows)) break;   // the faces did not move: another pass would find the same
+    }
     return rows.map((row) => this.toImage(this.rawFace(row, small.width, small.height), scale, w, h));
   }
 
