@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from flask import current_app
@@ -29,7 +29,7 @@ def scores_for(probs: np.ndarray, classes: Sequence[str]) -> list[dict]:
         total = row.sum()
         row = row / total if total > 0 else np.full_like(row, 1.0 / len(row))
         out.append({"emotion": classes[int(np.argmax(row))],
-                    "scores": {label: round(float(p), 5) for label, p in zip(classes, row)}})
+                    "scores": {label: round(float(p), 5) for label, p in zip(classes, row, strict=True)}})
     return out
 
 

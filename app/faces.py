@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from flask import current_app
 
 from .imaging import downscale
+
+if TYPE_CHECKING:
+    from .mtcnn_ort import MtcnnOrt
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ class FaceDetector:
             raise ValueError(f"DETECTOR_BACKEND must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
         self.threads = int(threads)
-        self._mtcnn = None
+        self._mtcnn: MtcnnOrt | None = None
         self._lock = threading.Lock()
 
     @property
@@ -99,7 +103,7 @@ class FaceDetector:
             return []
         raw = self.load().detect_faces(small, min_face_size=min(wanted, MTCNN_MIN_FACE),
                                        scale_factor=self.scale_factor)
-        faces = []
+        faces: list[dict[str, Any]] = []
         for face in raw or []:
             conf = float(face.get("confidence", 0.0))
             if conf < self.min_confidence:

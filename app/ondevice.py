@@ -24,11 +24,12 @@ from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
 
+from model_core.preprocess import ALIGN_MAX_DEGREES, ALIGN_MIN_DEGREES, FACE_MARGIN
+
 from . import assistant, mtcnn_ort
 from .emotion import get_models
 from .errors import ApiError
 from .faces import MIN_SIDE, MTCNN_MIN_FACE, get_detector
-from model_core.preprocess import ALIGN_MAX_DEGREES, ALIGN_MIN_DEGREES, FACE_MARGIN
 
 bp = Blueprint("ondevice", __name__, url_prefix="/api")
 
@@ -55,7 +56,8 @@ def detector_graph(name: str) -> bytes:
 def _cacheable(response: Response, body: bytes) -> Response:
     response.headers["Cache-Control"] = "public, max-age=3600"
     response.set_etag(hashlib.sha256(body).hexdigest()[:32])
-    return response.make_conditional(request)
+    response.make_conditional(request)  # in place: 304, or the same response
+    return response
 
 
 @bp.get("/ondevice")

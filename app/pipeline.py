@@ -63,7 +63,7 @@ def analyze(image: np.ndarray, *, detector: FaceDetector, models: ModelRegistry,
         timings["detect"], timings["classify"] = t1 - t0, t2 - t1
     return [FaceResult(face=Face(box=f["box"], confidence=f["confidence"], keypoints=f["keypoints"]),
                        emotion=r["emotion"], scores=r["scores"])
-            for f, r in zip(found, scored)]
+            for f, r in zip(found, scored, strict=True)]
 
 
 def rescale(results: list[FaceResult], scale: tuple[float, float], width: int, height: int) -> list[FaceResult]:

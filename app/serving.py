@@ -194,7 +194,7 @@ class MemoryGuard:
     def __init__(self, trim_growth_mb: float = 64, max_rss_mb: float = 0):
         self.trim_growth_mb, self.max_rss_mb = float(trim_growth_mb), float(max_rss_mb)
         self._trim = _load_malloc_trim() if self.trim_growth_mb > 0 else None
-        self._floor = None  # RSS after the last trim
+        self._floor: float | None = None  # RSS after the last trim
         self._lock = threading.Lock()
         self._in_flight = 0
         self.trims, self.retired = 0, False

@@ -7,9 +7,8 @@ import io
 import numpy as np
 import pytest
 
-from app.faces import box_iou as iou
-from app.faces import get_detector
 from app.emotion import get_models
+from app.faces import box_iou as iou, get_detector
 from app.speech import get_speech
 from tests.app import imagegen as g
 from tests.app.test_speech import wav_stats
@@ -249,7 +248,7 @@ def test_models_lists_the_cards(client, app, models_dir):
     assert sorted(names) == sorted(p.stem for p in models_dir.glob("*.json"))
     for m in body["models"]:
         assert {"title", "kind", "classes", "label_scheme", "input", "tta", "members", "metrics"} <= set(m)
-        for split, metrics in m["metrics"].items():
+        for metrics in m["metrics"].values():
             assert {"accuracy", "macro_f1"} <= set(metrics)
 
 
@@ -403,7 +402,7 @@ def test_reply_endpoint_gives_the_same_reply_in_another_language(client, app, as
     assert audio.status_code == 200 and audio.mimetype in ("audio/wav", "audio/mpeg")
     assert client.get(f"/api/reply?id={rid}&lang=en").get_json()["reply"]["text"] == body["reply"]["text"]
     assert client.get(f"/api/reply?id={rid}&lang=en").get_json()["reply"]["audio_url"] is None
-    for bad, status in ((f"id=nothing.0&lang=vi", 404), (f"id={rid}&lang=fr", 400), ("id=" + "a" * 5000, 404),
+    for bad, status in (("id=nothing.0&lang=vi", 404), (f"id={rid}&lang=fr", 400), ("id=" + "a" * 5000, 404),
                         (f"id={rid}&lang=vi&speak=maybe", 400)):
         resp = client.get(f"/api/reply?{bad}")
         assert resp.status_code == status and resp.get_json()["error"]["code"], bad

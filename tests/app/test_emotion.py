@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from app.emotion import ModelRegistry, scores_for
-from tests.app import imagegen as g
 from model_core.preprocess import crop_face, predict_with_tta, preprocess_faces
+from tests.app import imagegen as g
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +113,9 @@ def test_log_names_the_file_actually_served(models_dir, caplog):
 def test_default_does_not_call_calm_real_faces_upset(models, models_dir):
     """Issue 15: the model people meet reads calm faces as calm. The FER-2013 default it replaced
     called 44 of these 100 faces angry, sad, afraid or disgusted."""
-    from tests.conftest import ROOT
-
     from benchmarks.calm import lfw_faces  # real photos of other people, outside FER (scikit-image's LFW crops)
     from model_core.labels import NEGATIVE_LABELS
+    from tests.conftest import ROOT
 
     if models_dir != ROOT / "models":
         pytest.skip("a property of the shipped default model")
