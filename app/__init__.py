@@ -76,7 +76,9 @@ class InMemoryRequest(Request):
     def _load_form_data(self) -> None:
         try:
             super()._load_form_data()
-        except RequestEntityTooLarge:
+        except RequestEntityTooLarge as exc:
+            if getattr(exc, "chunk_over_cap", False):  # app.serving: a chunk declared over the cap
+                raise
             counted = getattr(self, "_form_stream", None)
             limit = self.max_content_length
             # A chunked body has no Content-Length: Werkzeug's stream stops it at the limit, having

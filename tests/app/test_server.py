@@ -576,3 +576,51 @@ def test_nginx_gzips_private_modes_runtime_and_keeps_the_isolation_headers(nginx
     assert gzip.decompress(body) == original and len(body) < len(original) / 3
     assert resp.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
     assert resp.getheader("Cross-Origin-Opener-Policy") == "same-origin"
+
+
+# ---- issue 24: the hostile edges still open -------------------------------------------------------
+
+BAD_REQUEST, TOO_LARGE = (400, "bad_request"), (413, "request_entity_too_large")
+STALLED_CHUNKS = {
+    # name: (body, {front: (status, error code)})
+    # a chunk size no body can have (2^64 - 1), then a few bytes and a client that waits
+    "chunk-size-2^64": (b"ffffffffffffffff\r\nabc", {"gunicorn": BAD_REQUEST, "nginx": BAD_REQUEST}),
+    # RFC 9112 frames chunks with CRLF; gunicorn looked for a CRLF that never came. nginx reads bare
+    # LFs leniently: a 3-byte body, not an image
+    "chunk-bare-lf": (b"3\nabc\n0\n\n", {"gunicorn": BAD_REQUEST, "nginx": (415, "unsupported_type")}),
+    "chunk-bare-lf-after-a-chunk": (b"3\r\nabc\r\n2\nzz\n0\n\n", {"gunicorn": BAD_REQUEST,
+                                                                 "nginx": (415, "unsupported_type")}),
+    # a chunk larger than the whole body may be: refused before its bytes arrive, as nginx does
+    "chunk-over-the-cap": (b"1100000\r\nabc", {"gunicorn": TOO_LARGE, "nginx": TOO_LARGE}),
+}
+
+
+@pytest.mark.parametrize("front", ["gunicorn", "nginx"])
+@pytest.mark.parametrize("case", sorted(STALLED_CHUNKS))
+def test_a_stalled_chunked_body_is_answered_at_once(request, front, case):
+    """Issue 24: on bare gunicorn these got no answer and held a thread until the client left (nginx
+    answered at once). Now both fronts answer within a second, in the app's JSON."""
+    port = request.getfixturevalue(f"{front}_port")
+    data, expected_by_front = STALLED_CHUNKS[case]
+    expected, code = expected_by_front[front]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(CHUNKED_HEAD + data)  # and the client keeps the connection open, sending nothing
+        t0 = time.monotonic()
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf or not buf.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        except TimeoutError:
+            pytest.fail(f"{case}: no answer within 5 s")
+        elapsed = time.monotonic() - t0
+    head, _, body = buf.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    assert status == expected, (case, head[:200], body[:200])
+    headers = {k.strip().lower(): v.strip() for k, _, v in
+               (line.partition(":") for line in head.decode("latin-1").split("\r\n")[1:])}
+    error = assert_json_error_with_security_headers(status, headers, body, case)
+    assert error["code"] == code
+    assert elapsed < 1.0, f"{case}: {elapsed:.1f} s"
