@@ -87,7 +87,9 @@ def choose_reply(emotion: str | None, lang: str = DEFAULT_LANG, seed: str | int 
 def reply_by_id(reply_id: str, lang: str) -> Reply | None:
     try:
         key, n = reply_id.rsplit(".", 1)
-        if n != str(int(n)):  # "0" only: not "00", "+0" or " 0"
+        # A catalogue index as the app writes it: "0", "12"; not "00", "+0", " 0", "-1" (which read
+        # the last entry, issue 24) or other digits than ASCII ones.
+        if not (n.isascii() and n.isdigit()) or n != str(int(n)):
             return None
         hedged = key.startswith(UNSURE)
         if hedged:

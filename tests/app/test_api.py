@@ -429,3 +429,28 @@ def test_reduced_decode_reports_boxes_in_uploaded_pixels(client, app, monkeypatc
     monkeypatch.setitem(app.config, "DECODE_SIDE", 2048)
     assert len(check_ok(post_image(client, big, min_face=str(60 * 9)), app)["faces"]) == 1  # uploaded pixels
     assert check_ok(post_image(client, big, min_face=str(300 * 9)), app)["faces"] == []
+
+
+@pytest.mark.parametrize("rid", ["happy.-1", "happy.-0", "happy.+1", "happy.01", "happy. 1", "happy.1 ", "happy.١",
+                                 "unsure-happy.-1", "noface.-1", "happy.999", "happy.", ".0", "happy"])
+def test_reply_ids_other_than_the_apps_own_are_404(client, rid):
+    """Issue 24: `happy.-1` answered 200 with the catalogue's last entry (a negative index) and, with
+    speak=true, an audio URL that was a 404 (audio keys take the app's own form only)."""
+    resp = client.get("/api/reply", query_string={"id": rid, "lang": "en", "speak": "true"})
+    assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "unknown_reply", rid
+
+
+def test_every_reply_the_catalogue_has_resolves_with_its_audio(client, monkeypatch):
+    """Each id the app can issue (every entry of every label, hedged and no-face included) answers, in
+    every language, and its audio URL plays (synthesis stubbed: this is about the URLs)."""
+    from app import assistant, speech
+
+    monkeypatch.setattr(speech.EspeakEngine, "synthesize", lambda self, text, lang: b"RIFF" + b"\0" * 40)
+    ids = [f"{k}.{n}" for k, texts in assistant.REPLIES["en"].items() for n in range(len(texts))]
+    ids += [f"{assistant.UNSURE}{k}.{n}" for k, texts in assistant.HEDGED["en"].items() for n in range(len(texts))]
+    for lang in assistant.LANGUAGES:
+        for rid in ids:
+            resp = client.get("/api/reply", query_string={"id": rid, "lang": lang, "speak": "true"})
+            assert resp.status_code == 200, (rid, lang)
+            url = resp.get_json()["reply"]["audio_url"]
+            assert url and client.get(url).status_code == 200, (rid, lang, url)
