@@ -128,6 +128,15 @@ class _Flask(Flask):
     url_map_class = _NoMergeMap
     json_provider_class = _UnsortedJSON
 
+    def send_static_file(self, filename: str):
+        response = super().send_static_file(filename)
+        from .ondevice import runtime_cache_control
+
+        cache_control = runtime_cache_control(filename)
+        if cache_control is not None and response.status_code in (200, 206, 304):
+            response.headers["Cache-Control"] = cache_control
+        return response
+
 
 def create_app(test_config: dict | None = None) -> Flask:
     app = _Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
