@@ -55,7 +55,7 @@ def analyze(image: np.ndarray, *, detector: FaceDetector, models: ModelRegistry,
     card and `app.emotion.ModelUnavailable` for one whose file would not load. No face: [] (and no
     model is run)."""
     t0 = time.perf_counter()
-    found = detector.detect(image, min_face=min_face)
+    found = detector.detect(image, min_face=min_face)[: models.max_faces(model)]  # the largest; issue 24
     t1 = time.perf_counter()
     scored = models.classify(image, found, model) if found else []
     t2 = time.perf_counter()
