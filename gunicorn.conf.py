@@ -30,6 +30,9 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # "Connection: close" when the app answered without reading the whole body; workers leave with
 # os._exit so ONNX Runtime's C++ teardown cannot abort them (app/serving.py says why).
 serving.install_json_errors()
+# Issue 24: a chunk size of 2^64 - 1, one over the body cap, or bare-LF chunk framing fails at once
+# (400 / 413) instead of holding a thread until the client leaves.
+serving.install_chunk_limits()
 # Issue 16: after a request that grew the worker by more than GUNICORN_TRIM_GROWTH_MB, give glibc's
 # free pages back (malloc_trim); retire a worker still over GUNICORN_MAX_WORKER_RSS_MB (0: never).
 # Measured by `python -m benchmarks memory` (docs/BENCHMARKS.md).

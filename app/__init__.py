@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from flask import Flask, Request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import Map
 
@@ -77,7 +78,9 @@ class InMemoryRequest(Request):
     def _load_form_data(self) -> None:
         try:
             super()._load_form_data()
-        except RequestEntityTooLarge:
+        except RequestEntityTooLarge as exc:
+            if getattr(exc, "chunk_over_cap", False):  # app.serving: a chunk declared over the cap
+                raise
             counted = getattr(self, "_form_stream", None)
             limit = self.max_content_length
             # A chunked body has no Content-Length: Werkzeug's stream stops it at the limit, having
@@ -119,8 +122,22 @@ class _NoMergeMap(Map):
         super().__init__(*args, **kwargs)
 
 
+class _UnsortedJSON(DefaultJSONProvider):
+    sort_keys = False  # the API's keys in the order the code writes them (docs/API.md)
+
+
 class _Flask(Flask):
     url_map_class = _NoMergeMap
+    json_provider_class = _UnsortedJSON
+
+    def send_static_file(self, filename: str):
+        response = super().send_static_file(filename)
+        from .ondevice import runtime_cache_control
+
+        cache_control = runtime_cache_control(filename)
+        if cache_control is not None and response.status_code in (200, 206, 304):
+            response.headers["Cache-Control"] = cache_control
+        return response
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -130,11 +147,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_prefixed_env("EMOTION")
     if test_config is not None:
         app.config.from_mapping(test_config)
-    app.json.sort_keys = False
     app.request_class = InMemoryRequest
     from .serving import CloseUnreadBody
 
-    app.wsgi_app = CloseUnreadBody(app.wsgi_app)  # a no-op unless gunicorn.conf.py's hooks run
+    # Flask's documented way to add WSGI middleware; mypy sees a method being replaced.
+    app.wsgi_app = CloseUnreadBody(app.wsgi_app)  # type: ignore[method-assign]  # a no-op unless gunicorn.conf.py's hooks run
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from . import api, cli, emotion, errors, faces, ondevice, pages, speech
@@ -153,8 +170,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def _warm_up(app: Flask) -> None:
     t0 = time.perf_counter()
-    from .faces import get_detector
     from .emotion import get_models
+    from .faces import get_detector
     from .speech import get_speech
 
     try:

@@ -148,7 +148,8 @@ def _parse_predict(timings: dict[str, float]) -> PredictRequest:
     model_name = params.get("model") or None
     if model_name is not None and (not isinstance(model_name, str) or model_name not in registry.cards):
         raise ApiError(400, "unknown_model", f"no model {quote(model_name, 60)}; GET /api/models lists them")
-    if not registry.cards:
+    model = model_name or registry.default
+    if not registry.cards or model is None:
         raise ApiError(503, "no_model", "no model is installed on this server")
     t0 = time.perf_counter()
     decoded = decode_image(data, int(cfg["MAX_IMAGE_BYTES"]), int(cfg["MAX_PIXELS"]),
@@ -157,7 +158,7 @@ def _parse_predict(timings: dict[str, float]) -> PredictRequest:
                            max_aspect=float(cfg["MAX_ASPECT_RATIO"]),
                            decode_side=int(cfg["DECODE_SIDE"]) or None)
     timings["decode"] = time.perf_counter() - t0
-    return PredictRequest(image=decoded, model=model_name or registry.default, lang=lang, speak=speak,
+    return PredictRequest(image=decoded, model=model, lang=lang, speak=speak,
                           min_face=min_face, track=track)
 
 

@@ -10,8 +10,8 @@ replies, and `emotion` stays null.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from model_core.labels import LABELS  # noqa: F401  (re-exported for the page)
 
@@ -26,19 +26,19 @@ UNSURE = "unsure-"
 
 # Every label the catalogue knows is in the canonical order (model_core.labels, ARCHITECTURE.md
 # contract 4); the page orders its score bars and legends by it. Each language names every one of them.
-DISPLAY_NAMES: dict[str, dict[str, str]] = {c: dict(l.display_names) for c, l in _LANGS.items()}
+DISPLAY_NAMES: dict[str, dict[str, str]] = {c: dict(mod.display_names) for c, mod in _LANGS.items()}
 # The test splits a model card may report metrics on, as the page names them; in model_core.labels.SPLITS
 # order, the page's order of preference for the accuracy it headlines (tests/app/test_assistant.py).
-SPLIT_NAMES: dict[str, dict[str, str]] = {c: dict(l.split_names) for c, l in _LANGS.items()}
+SPLIT_NAMES: dict[str, dict[str, str]] = {c: dict(mod.split_names) for c, mod in _LANGS.items()}
 # Entry n of a label in one language translates entry n in every other.
-REPLIES: dict[str, dict[str, tuple[str, ...]]] = {c: dict(l.replies) for c, l in _LANGS.items()}
+REPLIES: dict[str, dict[str, tuple[str, ...]]] = {c: dict(mod.replies) for c, mod in _LANGS.items()}
 # When the model is not sure (its top probability or its margin to the runner-up is below the card's
 # confidence rule, chosen on validation by training/heads.py) the assistant says so and asks. Reply ids
 # are "unsure-<label>.<n>".
-HEDGED: dict[str, dict[str, tuple[str, ...]]] = {c: dict(l.hedged) for c, l in _LANGS.items()}
+HEDGED: dict[str, dict[str, tuple[str, ...]]] = {c: dict(mod.hedged) for c, mod in _LANGS.items()}
 # The page's language menu (code -> the language's own name) and its texts (static/js/strings.js).
-LANGUAGE_NAMES: dict[str, str] = {c: l.name for c, l in _LANGS.items()}
-UI_STRINGS: dict[str, dict] = {c: dict(l.ui) for c, l in _LANGS.items()}
+LANGUAGE_NAMES: dict[str, str] = {c: mod.name for c, mod in _LANGS.items()}
+UI_STRINGS: dict[str, dict] = {c: dict(mod.ui) for c, mod in _LANGS.items()}
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,9 @@ def choose_reply(emotion: str | None, lang: str = DEFAULT_LANG, seed: str | int 
 def reply_by_id(reply_id: str, lang: str) -> Reply | None:
     try:
         key, n = reply_id.rsplit(".", 1)
-        if n != str(int(n)):  # "0" only: not "00", "+0" or " 0"
+        # A catalogue index as the app writes it: "0", "12"; not "00", "+0", " 0", "-1" (which read
+        # the last entry, issue 24) or other digits than ASCII ones.
+        if not (n.isascii() and n.isdigit()) or n != str(int(n)):
             return None
         hedged = key.startswith(UNSURE)
         if hedged:

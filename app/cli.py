@@ -5,6 +5,7 @@ import click
 from flask import current_app
 
 from model_core.card import CardError, load_cards
+
 from .emotion import get_models
 
 
@@ -16,7 +17,7 @@ def init_app(app) -> None:
         try:
             cards = load_cards(current_app.config["MODELS_DIR"], strict=strict)
         except CardError as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(str(exc)) from exc
         default = get_models().default
         for card in cards.values():
             acc = {s: round(m["accuracy"], 4) for s, m in card.metrics.items()}

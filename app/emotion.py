@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from flask import current_app
@@ -20,6 +20,15 @@ from model_core.preprocess import crop_face
 
 log = logging.getLogger(__name__)
 
+# Issue 24: what classifying one image may cost. A network's activations grow with its batch (a
+# MobileNet at 160 px holds ~3 MB per view per layer; ONNX Runtime's arena is off, so they are freed
+# after each run): faces go through in batches of CLASSIFY_BATCH. And the work is the faces times the
+# views each costs (its members' TTA views): FACE_VIEWS_BUDGET is what MAX_FACES (20) faces cost on a
+# single model with flip TTA (40 forward passes), so an ensemble of two such members classifies the
+# 10 largest faces, not 20 (a 1 600-head grid cost 1.3-2.6 CPU-s and +230-340 MB with it).
+CLASSIFY_BATCH = 8
+FACE_VIEWS_BUDGET = 40
+
 
 def scores_for(probs: np.ndarray, classes: Sequence[str]) -> list[dict]:
     """Rows of probabilities -> [{"emotion": top label, "scores": {label: p}}]."""
@@ -29,7 +38,7 @@ def scores_for(probs: np.ndarray, classes: Sequence[str]) -> list[dict]:
         total = row.sum()
         row = row / total if total > 0 else np.full_like(row, 1.0 / len(row))
         out.append({"emotion": classes[int(np.argmax(row))],
-                    "scores": {label: round(float(p), 5) for label, p in zip(classes, row)}})
+                    "scores": {label: round(float(p), 5) for label, p in zip(classes, row, strict=True)}})
     return out
 
 
@@ -104,11 +113,24 @@ class ModelRegistry:
             except ModelUnavailable:  # one broken model must not stop the others from serving
                 pass
 
+    def views_per_face(self, name: str | None = None) -> int:
+        """Forward passes one face costs on a model: its TTA views, summed over an ensemble's members."""
+        card = self.cards[name or self.default or ""]
+        if card.kind == "ensemble":
+            return sum(self.views_per_face(m["name"]) for m in card.members)
+        return 1 + len(card.tta)
+
+    def max_faces(self, name: str | None = None) -> int:
+        """How many faces (the largest) an image may have classified by this model: FACE_VIEWS_BUDGET
+        forward passes' worth, at least one."""
+        return max(1, FACE_VIEWS_BUDGET // max(1, self.views_per_face(name)))
+
     def classify(self, rgb: np.ndarray, faces: Sequence[dict], name: str | None = None) -> list[dict]:
-        """Emotion and scores for each detected face of one image, in one batch."""
+        """Emotion and scores for each detected face of one image, CLASSIFY_BATCH faces at a time (the
+        caller keeps to `max_faces`)."""
         model = self.get(name)
         crops = [crop_face(rgb, f["box"], keypoints=f.get("keypoints")) for f in faces]
-        return scores_for(model.predict_probs(crops), model.classes)
+        return scores_for(model.predict_probs(crops, batch_size=CLASSIFY_BATCH), model.classes)
 
 
 def get_models() -> ModelRegistry:

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 from flask import current_app
 
 from .imaging import downscale
+
+if TYPE_CHECKING:
+    from .mtcnn_ort import MtcnnOrt
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ class FaceDetector:
             raise ValueError(f"DETECTOR_BACKEND must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
         self.threads = int(threads)
-        self._mtcnn = None
+        self._mtcnn: MtcnnOrt | None = None
         self._lock = threading.Lock()
 
     @property

@@ -240,9 +240,10 @@ def _grey_scaling(img: Image.Image) -> float | None:
         return 1 / 257.0
     if mode == "F":
         hi = img.getextrema()[1]
-        return 255.0 if hi is not None and hi == hi and hi <= 1.0 else 1.0
+        return 255.0 if isinstance(hi, (int, float)) and hi == hi and hi <= 1.0 else 1.0
     if mode == "I":
-        return 1 / 257.0 if img.getextrema()[1] > 255 else 1.0  # 16-bit data in a 32-bit container
+        hi = img.getextrema()[1]
+        return 1 / 257.0 if isinstance(hi, (int, float)) and hi > 255 else 1.0  # 16-bit data in a 32-bit container
     return None
 
 

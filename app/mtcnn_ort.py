@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,7 +38,7 @@ _RNET = [("conv", 3), ("prelu",), ("pool", 3, 2, "same"), ("conv", 3), ("prelu",
 _ONET = [("conv", 3), ("prelu",), ("pool", 3, 2, "same"), ("conv", 3), ("prelu",), ("pool", 3, 2, "valid"),
          ("conv", 3), ("prelu",), ("pool", 2, 2, "same"), ("conv", 2), ("prelu",), ("flatten",), ("dense",),
          ("prelu",), ("heads", (4, None), (10, None), (2, "softmax"))]
-NETWORKS = {"pnet": (_PNET, None), "rnet": (_RNET, 24), "onet": (_ONET, 48)}
+NETWORKS: dict[str, tuple[list[tuple[Any, ...]], int | None]] = {"pnet": (_PNET, None), "rnet": (_RNET, 24), "onet": (_ONET, 48)}
 
 
 def weights_dir() -> Path:
@@ -110,7 +111,7 @@ def build_graph(name: str, weights: list[np.ndarray] | None = None, raw_pixels: 
             kernel, bias = take(2), take(1)
             x = node("Gemm", [x, const(kernel), const(bias)])
         elif kind == "heads":
-            for units, activation in layer[1:]:
+            for _units, activation in layer[1:]:
                 kernel, bias = take(2 if flat else 4), take(1)
                 if flat:
                     out = node("Gemm", [x, const(kernel), const(bias)])
@@ -121,7 +122,7 @@ def build_graph(name: str, weights: list[np.ndarray] | None = None, raw_pixels: 
                 outputs.append(out)
     if weights:
         raise ValueError(f"{name}: {len(weights)} weight arrays left over; the layer layout does not match")
-    shape = ["n", 3, side, side] if side else [1, 3, "h", "w"]
+    shape: list[str | int] = ["n", 3, side, side] if side else [1, 3, "h", "w"]
     graph = helper.make_graph(
         nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], inits)
@@ -140,7 +141,8 @@ def nms(boxes: np.ndarray, threshold: float, over: str = "union") -> np.ndarray:
         return np.zeros(0, np.int64)
     if over == "union":  # OpenCV's C++ loop: PNet can propose thousands of windows on a large photo
         xywh = np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1)
-        kept = cv2.dnn.NMSBoxes(xywh.astype(np.float64), boxes[:, 4].astype(np.float32), 0.0, float(threshold))
+        # OpenCV's stubs say Sequence; the binding takes arrays as they are (a list would cost a copy)
+        kept = cv2.dnn.NMSBoxes(xywh.astype(np.float64), boxes[:, 4].astype(np.float32), 0.0, float(threshold))  # type: ignore[arg-type]
         return np.asarray(kept, np.int64).reshape(-1)
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
@@ -247,7 +249,7 @@ class MtcnnOrt:
         if name == "pnet" or len(x) <= batch:
             return session.run(None, {"x": x})
         parts = [session.run(None, {"x": x[i:i + batch]}) for i in range(0, len(x), batch)]
-        return [np.concatenate(p) for p in zip(*parts)]
+        return [np.concatenate(p) for p in zip(*parts, strict=True)]
 
     def detect_faces(self, rgb: np.ndarray, min_face_size: float = 20, scale_factor: float = 0.709,
                      thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)) -> list[dict]:

@@ -12,8 +12,9 @@ them on onnxruntime-web, and never sends a frame, a crop or a pixel. It fetches,
 - `GET /api/detector/<pnet|rnet|onet>.onnx`: the detector's three networks, built from the mtcnn
   wheel's weights exactly as the server's detector builds them (app/mtcnn_ort.py).
 - `GET /api/models/<name>.onnx`: a served model's ONNX file.
-- `/static/vendor/onnxruntime-web/`: the pinned runtime, vendored (deploy/vendor-onnxruntime-web.sh,
-  MANIFEST.json); nothing is fetched from anywhere else.
+- `/static/vendor/onnxruntime-web/<version>/`: the pinned runtime, vendored (deploy/vendor-onnxruntime-web.sh,
+  MANIFEST.json); nothing is fetched from anywhere else. The version is in the URL, so these files are
+  served with a year's max-age and `immutable` (`runtime_cache_control`, and nginx likewise).
 """
 from __future__ import annotations
 
@@ -24,15 +25,18 @@ from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
 
+from model_core.preprocess import ALIGN_MAX_DEGREES, ALIGN_MIN_DEGREES, FACE_MARGIN
+
 from . import assistant, mtcnn_ort, tracking
 from .emotion import get_models
 from .errors import ApiError
 from .faces import MIN_SIDE, MTCNN_MIN_FACE, get_detector
-from model_core.preprocess import ALIGN_MAX_DEGREES, ALIGN_MIN_DEGREES, FACE_MARGIN
+from .security import quote
 
 bp = Blueprint("ondevice", __name__, url_prefix="/api")
 
-RUNTIME_DIR = "vendor/onnxruntime-web"   # under static/
+RUNTIME_DIR = "vendor/onnxruntime-web"   # under static/; the files in <version>/, MANIFEST.json here
+IMMUTABLE = "public, max-age=31536000, immutable"
 THRESHOLDS = (0.6, 0.7, 0.8)             # MtcnnOrt.detect_faces' defaults, which the server uses
 _graph_lock = threading.Lock()
 _graphs: dict[str, bytes] = {}
@@ -42,6 +46,15 @@ _graphs: dict[str, bytes] = {}
 def runtime_manifest(static_folder: str) -> dict:
     with open(f"{static_folder}/{RUNTIME_DIR}/MANIFEST.json", encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def runtime_cache_control(filename: str) -> str | None:
+    """The Cache-Control of a static file: a year and `immutable` for the runtime's versioned files
+    (a new version is a new URL); None (Flask's `no-cache` + ETag) for the rest."""
+    parts = filename.split("/")
+    if "/".join(parts[:2]) == RUNTIME_DIR and len(parts) == 4 and parts[2][:1].isdigit():
+        return IMMUTABLE
+    return None
 
 
 def detector_graph(name: str) -> bytes:
@@ -55,7 +68,9 @@ def detector_graph(name: str) -> bytes:
 def _cacheable(response: Response, body: bytes) -> Response:
     response.headers["Cache-Control"] = "public, max-age=3600"
     response.set_etag(hashlib.sha256(body).hexdigest()[:32])
-    return response.make_conditional(request)
+    # in place: 304 for a matching ETag, 206 for a Range (a resumed download), else the same response
+    response.make_conditional(request, accept_ranges=True, complete_length=len(body))
+    return response
 
 
 @bp.get("/ondevice")
@@ -66,7 +81,7 @@ def settings():
         manifest = runtime_manifest(current_app.static_folder)
     except OSError:
         raise ApiError(503, "ondevice_unavailable", "the in-browser runtime is not installed on this server") from None
-    base = url_for("static", filename=f"{RUNTIME_DIR}/")
+    base = url_for("static", filename=f"{RUNTIME_DIR}/{manifest['version']}/")
     models = {}
     for name, card in registry.cards.items():
         path = card.onnx_path if card.kind == "single" else None
@@ -103,7 +118,7 @@ def settings():
 @bp.get("/detector/<name>.onnx")
 def detector_file(name: str):
     if name not in mtcnn_ort.NETWORKS:
-        raise ApiError(404, "unknown_network", f"no detector network {name!r}; known: {sorted(mtcnn_ort.NETWORKS)}")
+        raise ApiError(404, "unknown_network", f"no detector network {quote(name)}; known: {sorted(mtcnn_ort.NETWORKS)}")
     body = detector_graph(name)
     return _cacheable(Response(body, mimetype="application/octet-stream"), body)
 

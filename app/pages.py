@@ -5,8 +5,8 @@ from flask import Blueprint, render_template
 from jinja2 import TemplateNotFound
 
 from .assistant import DEFAULT_LANG, DISPLAY_NAMES, LABELS, LANGUAGE_NAMES, SPLIT_NAMES, UI_STRINGS
-from .errors import error_response
 from .emotion import get_models
+from .errors import error_response
 
 bp = Blueprint("pages", __name__)
 

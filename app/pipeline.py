@@ -80,8 +80,10 @@ def analyze_live(image: np.ndarray, hint: TrackHint | None, *, detector: FaceDet
 
 def classify(image: np.ndarray, found: list[dict], *, models: ModelRegistry, model: str | None = None,
              timings: dict[str, float] | None = None) -> list[FaceResult]:
-    """The emotion of each found face (FaceDetector's dicts) of `image`, in one batch."""
+    """The emotion of each found face (FaceDetector's dicts, largest first) of `image`, in batches; only
+    the largest `models.max_faces(model)` are kept (issue 24: an image's classification is bounded)."""
     t0 = time.perf_counter()
+    found = found[: models.max_faces(model)]
     scored = models.classify(image, found, model) if found else []
     if timings is not None:
         timings["classify"] = time.perf_counter() - t0

@@ -11,6 +11,9 @@
   freed pages back to the system (a 40 MP decode otherwise left the worker hundreds of MB larger);
   and a worker still over `max_rss_mb` when a request arrives serves it with `Connection: close` and
   is then replaced by gunicorn, as `max_requests` does.
+- `install_chunk_limits` (issue 24): gunicorn waited for ever on a chunk size of 2^64 - 1 (or of more
+  than the whole body may be) and on chunks framed with bare LFs, holding a thread until the client
+  left; such a body now fails at once, 400 (413 for a chunk over the cap), as nginx answers.
 - `worker_exit`: a worker leaves with os._exit once gunicorn is done with it, so C++ destructors of
   ONNX Runtime do not run under a thread still inside it ("terminate called without an active
   exception", SIGABRT, when a worker is stopped while its models are still loading).
@@ -74,6 +77,63 @@ def install_json_errors() -> None:
     util.write_error = write_json_error
 
 
+# ---- chunked bodies that gunicorn would wait on for ever (issue 24) ------------------------------
+
+MAX_CHUNK_SIZE = 2**63 - 1  # nginx's limit (off_t): more is not a size, it is an attack
+
+
+def body_cap() -> int:
+    """The app's MAX_CONTENT_LENGTH as the workers will configure it (EMOTION_ overrides the default)."""
+    from . import DEFAULTS
+
+    default = DEFAULTS["MAX_CONTENT_LENGTH"]
+    default = default if isinstance(default, int) else 16 << 20
+    try:
+        return int(os.environ.get("EMOTION_MAX_CONTENT_LENGTH", "")) or default
+    except ValueError:
+        return default
+
+
+def install_chunk_limits(max_body: int | None = None) -> None:
+    """Make gunicorn's chunked-body reader refuse, as soon as it parses a chunk's size line:
+
+    - a size over 2^63 - 1 (400), or over the body cap `max_body` (413: the body cannot fit; no need
+      to wait for 16 MB that will be refused anyway);
+    - a size line ended by a bare LF (400). RFC 9112 frames chunks with CRLF; gunicorn kept reading
+      for the CRLF until its 8 KB line limit, so a client that sent `3\nabc\n0\n\n` and waited got
+      no answer and held the thread.
+
+    gunicorn's request class looks ChunkedReader up in its module, so the subclass is installed there
+    (in the master, before the workers fork). The reader's exceptions are gunicorn's own
+    InvalidChunkSize, which `CloseUnreadBody` turns into the app's JSON error and a closed connection."""
+    from gunicorn.http import body, message
+    from gunicorn.http.errors import InvalidChunkSize
+
+    cap = body_cap() if max_body is None else int(max_body)
+
+    class BoundedChunkedReader(body.ChunkedReader):
+        def parse_chunk_size(self, unreader, data=None):
+            buf = bytes(data or b"")
+            if b"\n" in buf and b"\r\n" not in buf:
+                raise InvalidChunkSize(b"bare LF in the chunk framing")
+            size, rest = super().parse_chunk_size(unreader, data)
+            if size > MAX_CHUNK_SIZE:
+                raise InvalidChunkSize(b"chunk size over 2^63 - 1")
+            if size > cap:
+                exc = InvalidChunkSize(b"chunk of %d bytes, over the %d-byte body cap" % (size, cap))
+                exc.too_large = True
+                raise exc
+            return size, rest
+
+        def read_into(self, unreader, buf):
+            # Called while a size line (or the trailers) has no CRLF yet: a LF there is a bare one.
+            super().read_into(unreader, buf)
+            if b"\n" in buf and b"\r\n" not in buf:
+                raise InvalidChunkSize(b"bare LF in the chunk framing")
+
+    message.ChunkedReader = BoundedChunkedReader
+
+
 # ---- close the connection when the body was not read ---------------------------------------------
 
 def pre_request(worker, req) -> None:
@@ -98,10 +158,14 @@ class _CountingInput:
         try:
             return method(*args)
         except self._errors as exc:
-            from werkzeug.exceptions import BadRequest
+            from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
             if self._req is not None:
                 self._req.must_close = True
+            if getattr(exc, "too_large", False):  # install_chunk_limits: a chunk over the body cap
+                too_large = RequestEntityTooLarge()
+                too_large.chunk_over_cap = True  # type: ignore[attr-defined]  # not "too many parts"
+                raise too_large from None
             raise BadRequest(f"the request body is malformed ({type(exc).__name__})") from None
 
     def _seen(self, data: bytes, size) -> bytes:
@@ -194,7 +258,7 @@ class MemoryGuard:
     def __init__(self, trim_growth_mb: float = 64, max_rss_mb: float = 0):
         self.trim_growth_mb, self.max_rss_mb = float(trim_growth_mb), float(max_rss_mb)
         self._trim = _load_malloc_trim() if self.trim_growth_mb > 0 else None
-        self._floor = None  # RSS after the last trim
+        self._floor: float | None = None  # RSS after the last trim
         self._lock = threading.Lock()
         self._in_flight = 0
         self.trims, self.retired = 0, False

@@ -21,6 +21,8 @@ import threading
 import time
 import wave
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol
 
 from flask import current_app
 
@@ -83,13 +85,13 @@ class EspeakEngine:
         self._callback = _SYNTH_CALLBACK(self._on_samples)
         lib.espeak_SetSynthCallback(self._callback)
         lib.espeak_SetParameter(_PARAM_RATE, rate_wpm, 0)
-        self._voice = None
+        self._voice: str | None = None
 
-    _shared: "EspeakEngine | None" = None
+    _shared: EspeakEngine | None = None
     _shared_lock = threading.Lock()
 
     @classmethod
-    def shared(cls) -> "EspeakEngine":
+    def shared(cls) -> EspeakEngine:
         """The process's engine: libespeak-ng has one global state (voice, callback), so two
         engines in one process would steal each other's audio."""
         with cls._shared_lock:
@@ -156,9 +158,20 @@ class GTTSEngine:
         return out.getvalue()
 
 
+class Engine(Protocol):
+    """What `Speech` needs of a voice engine."""
+
+    name: str
+    mimetype: str
+
+    def voice(self, lang: str) -> str: ...
+
+    def synthesize(self, text: str, lang: str) -> bytes: ...
+
+
 # Every engine by the name that appears in audio keys; the first is the offline one every other falls
 # back to. A new voice engine is a class with `name`, `mimetype`, `synthesize(text, lang)` and a line here.
-ENGINES = {"espeak": EspeakEngine.shared, "gtts": GTTSEngine}
+ENGINES: dict[str, Callable[[], Engine]] = {"espeak": EspeakEngine.shared, "gtts": GTTSEngine}
 OFFLINE = "espeak"
 
 # engine.lang.label.n.texthash, e.g. "espeak.vi.happy.1.3fa2c19b" (a hedged reply's label is
@@ -208,10 +221,10 @@ class Speech:
         self.retry_online_after_s = retry_online_after_s
         self._cache: OrderedDict[str, tuple[bytes, str, str]] = OrderedDict()  # key -> body, mimetype, engine
         self._lock = threading.Lock()
-        self._engines: dict[str, object] = {}
+        self._engines: dict[str, Engine] = {}
         self._online_down_until = 0.0
 
-    def _engine(self, name: str):
+    def _engine(self, name: str) -> Engine:
         with self._lock:
             if name not in self._engines:
                 self._engines[name] = ENGINES[name]()

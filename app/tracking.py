@@ -182,8 +182,8 @@ def locate(detector: FaceDetector, rgb, hint: TrackHint | None, *, min_face: int
     else:
         boxes = [box for _, box in hint.faces]
         found = detector.refind(rgb, boxes, passes=REFIND_PASSES)
-        if all(_plausible(f, box) for f, box in zip(found, boxes)):
-            faces = [{**f, "track": tid} for f, (tid, _) in zip(found, hint.faces)]  # type: ignore[dict-item]
+        if all(_plausible(f, box) for f, box in zip(found, boxes, strict=True)):
+            faces = [{**f, "track": tid} for f, (tid, _) in zip(found, hint.faces, strict=True) if f is not None]
             return Located(faces=_dedupe(faces), mode="tracked", reason="ok", since_full=hint.since_full + 1,
                            refind_tried=len(boxes))
         reason = "lost"

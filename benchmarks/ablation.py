@@ -18,9 +18,9 @@ RUNS = REPO / "docs" / "benchmarks" / "finetune_runs.json"
 
 def run(args) -> dict:
     from model_core.card import read_card
+    from training.data import load_splits
     from training.evaluate import card_probs
     from training.metrics import classification_metrics
-    from training.data import load_splits
 
     models_dir = REPO / "models"
     cards = {c["name"]: c for c in (read_card(p) for p in sorted(models_dir.glob("*.json")))}

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from .common import REPO
 
 
 def run(args) -> dict:
     from model_core.card import metrics_key, read_card
-    from training.evaluate import measure
     from training.data import load_splits
+    from training.evaluate import measure
 
     models_dir = REPO / "models"
     rows, split_cache, prob_cache = [], {}, {}

@@ -22,10 +22,10 @@ from .common import REPO
 
 def run(args) -> dict:
     from model_core.card import load_card, read_card
+    from training.data import load_splits
     from training.evaluate import card_probs
     from training.heads import NEGATIVE, calm_face_rate, expected_calibration_error, load_ferplus
     from training.metrics import classification_metrics
-    from training.data import load_splits
 
     models_dir = REPO / "models"
     ferplus = load_ferplus()
@@ -99,7 +99,7 @@ def markdown(res: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         rec = r["recall"]
-        cell = lambda c: f"{rec[c]:.2f}" if c in rec else "-"  # noqa: E731
+        cell = lambda c, rec=rec: f"{rec[c]:.2f}" if c in rec else "-"  # noqa: E731
         name = f"**{r['model']}** (default)" if r["default"] else r["model"]
         hedge = (f"{r['hedged_share']:.0%} | {r['accuracy_when_sure']:.1%}" if r["has_rule"] else "no rule | -")
         lines.append(f"| {name} | {r['ferplus_test_accuracy']:.2%} | {r['macro_f1']:.3f} | "

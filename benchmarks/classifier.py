@@ -36,7 +36,7 @@ def run(args) -> dict:
             continue
         predictor = Predictor.from_card(card, runtime="onnx", threads=1)
         predictor.predict_probs([face])
-        wall, cpu = timed(lambda: predictor.predict_probs([face]), repeat=200)
+        wall, cpu = timed(lambda predictor=predictor: predictor.predict_probs([face]), repeat=200)
         rows.append({"model": card.name, "runtime": ONNX, "tta": list(card.tta),
                      "params": _params_onnx(card.onnx_path), "cpu_ms": percentiles(cpu), "wall_ms": percentiles(wall)})
     _record_in_cards(rows)

@@ -98,14 +98,14 @@ def run(args) -> dict:
         found[backend] = boxes
         sample = [f for f, _ in frames[:20]]
         it = iter(range(10**9))
-        wall, cpu = timed(lambda: det.detect(sample[next(it) % len(sample)]), repeat=60)
+        wall, cpu = timed(lambda det=det, sample=sample, it=it: det.detect(sample[next(it) % len(sample)]), repeat=60)
         out["backends"][backend] = {"recall": round(tp / n_truth, 4), "found": tp,
                                     "false_per_frame": round(fp / len(frames), 3), "false": fp,
                                     "ms_per_frame": percentiles(wall), "cpu_ms_per_frame": percentiles(cpu)}
     if "mtcnn" not in found:  # the TensorFlow reference left with TensorFlow (issue 17)
         return out
     same, ious, only = 0, [], {"onnx": 0, "mtcnn": 0}
-    for a, b in zip(found["onnx"], found["mtcnn"]):
+    for a, b in zip(found["onnx"], found["mtcnn"], strict=True):
         for box in b:
             best = max((iou(box, x) for x in a), default=0.0)
             if best >= 0.5:

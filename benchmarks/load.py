@@ -66,7 +66,7 @@ def run(args, duration: float | None = None) -> dict:
 
 
 def markdown(res: dict) -> str:
-    growth = [round(100 * (a - b) / b, 1) for a, b in zip(res["rss_mb_after_load"], res["rss_mb_after_warmup"]) if b]
+    growth = [round(100 * (a - b) / b, 1) for a, b in zip(res["rss_mb_after_load"], res["rss_mb_after_warmup"], strict=True) if b]
     errors = sum(v for k, v in res["status"].items() if k != "200")
     return (f"{res['concurrency']} clients for {res['duration_s']} s on case (a): **{res['rps']} requests/s**, "
             f"p95 {res['latency_ms']['p95']} ms (median {res['latency_ms']['median']} ms), "

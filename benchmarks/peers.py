@@ -132,7 +132,7 @@ def _ours() -> dict:
         for hint in hints:
             stages = {"decode": [], "detect": [], "classify": []}
 
-            def once():
+            def once(body=body, hint=hint, stages=stages):
                 t0 = time.perf_counter()
                 decoded = decode_image(body, max_bytes, max_pixels)
                 t = {"decode": time.perf_counter() - t0}

@@ -23,7 +23,7 @@ def markdown(res: dict) -> str:
         # is still loading its lazily allocated buffers during the first seconds of the load.
         t1, rss1 = ([s for s in samples if s[0] >= 60][:1] or samples[:1])[0]
         t2, rss2 = samples[-1]
-        drift = [round(100 * (b - a) / a, 1) for a, b in zip(rss1, rss2) if a]
+        drift = [round(100 * (b - a) / a, 1) for a, b in zip(rss1, rss2, strict=True) if a]
         lines.append("")
         lines.append(f"Worker RSS from t = {t1:.0f} s to the end (t = {t2:.0f} s): {rss1} -> {rss2} MB "
                      f"(**growth {drift} %**). Samples (s: MB per worker): "

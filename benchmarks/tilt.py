@@ -58,7 +58,7 @@ def run(args) -> dict:
     for angle in ANGLES:
         rng = np.random.default_rng(angle)
         found, right = 0, {"aligned": 0, "not_aligned": 0}
-        for i, (face, label) in enumerate(zip(faces, labels)):
+        for i, (face, label) in enumerate(zip(faces, labels, strict=True)):
             signed = angle if i % 2 == 0 else -angle
             frame, truth = make_frame(face, backgrounds[i % len(backgrounds)], signed, rng)
             dets = [d for d in det.detect(frame) if iou(d["box"], truth) >= 0.3]

@@ -26,18 +26,22 @@ fi
 got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
 [ "$got" = "$want" ] || { echo "integrity mismatch: $got != $want" >&2; exit 1; }
 tar -xzf "$tgz" -C "$work"
+# The files go in a folder named after the version, so their URLs change when they do: the app and
+# nginx serve them with a year's max-age and `immutable` (issue 24). MANIFEST.json stays above it.
 mkdir -p "$DEST"
-rm -f "$DEST"/*.mjs "$DEST"/*.wasm
-for f in "${FILES[@]}"; do cp "$work/package/dist/$f" "$DEST/$f"; done
+find "$DEST" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+mkdir -p "$DEST/$VERSION"
+for f in "${FILES[@]}"; do cp "$work/package/dist/$f" "$DEST/$VERSION/$f"; done
 python3 - "$DEST" "$VERSION" "$want" "${FILES[@]}" <<'PY'
 import hashlib, json, sys
 from pathlib import Path
-dest, version, integrity, files = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+top, version, integrity, files = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+dest = top / version
 manifest = {"package": "onnxruntime-web", "version": version, "license": "MIT (Copyright (c) Microsoft Corporation)",
             "source": f"https://registry.npmjs.org/onnxruntime-web/-/onnxruntime-web-{version}.tgz",
             "integrity": integrity, "entry": files[0],
             "files": {f: {"bytes": (dest / f).stat().st_size, "sha256": hashlib.sha256((dest / f).read_bytes()).hexdigest()}
                       for f in files}}
-(dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+(top / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 PY
-echo "vendored onnxruntime-web ${VERSION} into ${DEST}"
+echo "vendored onnxruntime-web ${VERSION} into ${DEST}/${VERSION}"

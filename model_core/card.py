@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .labels import DATASETS, SPLIT_KEYS, SPLITS, metrics_key  # noqa: F401  (re-exported)
 from .preprocess import input_spec
@@ -63,13 +63,14 @@ class ModelCard:
 
     @property
     def onnx_path(self) -> Path | None:
-        if self.kind != "single" or self.path is None:
+        name = self.onnx_file or self.file
+        if self.kind != "single" or self.path is None or name is None:
             return None
-        return self.path.parent / (self.onnx_file or self.file)
+        return self.path.parent / name
 
     @property
     def model_path(self) -> Path | None:
-        if self.kind != "single" or self.path is None:
+        if self.kind != "single" or self.path is None or self.file is None:
             return None
         return self.path.parent / self.file
 
@@ -92,7 +93,7 @@ class ModelCard:
         }
 
 
-def _fail(where: str, problem: str):
+def _fail(where: str, problem: str) -> NoReturn:
     raise CardError(f"model card {where}: {problem}")
 
 

@@ -12,8 +12,8 @@ benchmarks alike: `preprocess_faces(card input)` -> `predict_with_tta(card tta)`
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -79,7 +79,7 @@ class Predictor:
     @classmethod
     def from_card(cls, card: ModelCard | Mapping | str | Path, *, models_dir: str | Path | None = None,
                   runtime: str = "auto", threads: int = 1,
-                  member: Callable[[str], "Predictor"] | None = None, arena: bool = True) -> "Predictor":
+                  member: Callable[[str], Predictor] | None = None, arena: bool = True) -> Predictor:
         """The predictor a card describes.
 
         card: a ModelCard, a card's JSON path, or a card's dict (files in `models_dir`).
@@ -135,7 +135,7 @@ class SinglePredictor(Predictor):
         if onnx_path is None or not onnx_path.exists():
             raise FileNotFoundError(f"model {card.name}: no ONNX file {onnx_path}")
         self._forward = onnx_forward(onnx_path, threads, arena)
-        out = self.predict_probs(np.zeros((1, 8, 8), np.uint8)).shape[-1]  # allocate now, not in a request
+        out = self.predict_probs([np.zeros((8, 8), np.uint8)]).shape[-1]  # allocate now, not in a request
         if out != len(self.classes):
             raise ValueError(f"model {card.name}: {out} outputs but the card lists {len(self.classes)} classes")
 

@@ -8,7 +8,8 @@ rest of `training/`.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -28,7 +29,7 @@ CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
 
 def input_spec(spec: Mapping | None = None) -> dict:
     """Fill in defaults and validate an input spec from a model card."""
-    merged = dict(DEFAULT_INPUT)
+    merged: dict[str, Any] = dict(DEFAULT_INPUT)
     merged.update(spec or {})
     if merged["channels"] not in (1, 3):
         raise ValueError(f"input channels must be 1 or 3, got {merged['channels']!r}")
@@ -60,6 +61,8 @@ ALIGN_MAX_DEGREES = 50.0
 def eye_roll(keypoints: Mapping | None) -> float | None:
     """Degrees the line through the eyes is turned from level in the image (positive: the eye on the
     image's right is lower), from a detector's `left_eye` / `right_eye` points; None without them."""
+    if keypoints is None:
+        return None
     try:
         a, b = (tuple(float(v) for v in keypoints[k]) for k in ("left_eye", "right_eye"))
     except (KeyError, TypeError, ValueError):
@@ -89,7 +92,7 @@ def crop_face(image: np.ndarray, box: Sequence[float], margin: float = FACE_MARG
         raise ValueError(f"face box {list(box)} lies outside the {iw}x{ih} image")
     roll = eye_roll(keypoints) if keypoints else None
     if roll is not None and ALIGN_MIN_DEGREES <= abs(roll) <= ALIGN_MAX_DEGREES:
-        m = cv2.getRotationMatrix2D((cx, cy), roll, 1.0)  # counter-clockwise by `roll`: eyes level
+        m = np.asarray(cv2.getRotationMatrix2D((cx, cy), roll, 1.0), np.float64)  # counter-clockwise by `roll`: eyes level
         m[:, 2] += (s / 2.0 - cx, s / 2.0 - cy)            # the box centre to the square's centre
         return cv2.warpAffine(np.ascontiguousarray(image), m, (s, s), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
@@ -177,7 +180,7 @@ def combine_members(member_probs: Sequence[np.ndarray], member_classes: Sequence
     if not member_probs:
         raise ValueError("an ensemble needs at least one member")
     total = np.zeros((len(member_probs[0]), len(classes)), np.float64)
-    for probs, names, w in zip(member_probs, member_classes, weights):
+    for probs, names, w in zip(member_probs, member_classes, weights, strict=True):
         probs = np.asarray(probs, np.float64)
         mapped = np.zeros_like(total)
         for j, label in enumerate(classes):

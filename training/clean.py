@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import FerPlusVotes, FERPLUS_VOTE_COLUMNS
+from .data import FERPLUS_VOTE_COLUMNS, FerPlusVotes
 
 MIN_CONTRAST = 2.0  # grey-level standard deviation below which an image is blank
 

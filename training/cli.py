@@ -8,10 +8,9 @@ import argparse
 import dataclasses
 import json
 import sys
-from pathlib import Path
 
+from .data import SCHEMES, SPLITS, DataError
 from .heads import METHODS as HEAD_METHODS
-from .data import SCHEMES, SPLITS, DataError, default_data_dir
 
 # The README's commands, word for word (tests/training/test_cli.py holds them to it).
 EPILOG = """examples (as in the README):

@@ -90,7 +90,7 @@ class FerImages:
     def __len__(self) -> int:
         return len(self.images)
 
-    def subset(self, mask: np.ndarray) -> "FerImages":
+    def subset(self, mask: np.ndarray) -> FerImages:
         return FerImages(self.images[mask], self.labels[mask], self.usage[mask], self.rows[mask],
                          self.source)
 
@@ -100,7 +100,7 @@ def _open_text(path: Path):
         raise DataError(f"{path}: file not found")
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, "r", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
 
 
 def _cache_path(path: Path, cache_dir: Path | None) -> Path | None:

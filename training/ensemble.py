@@ -15,8 +15,8 @@ from model_core.card import read_card, write_card
 from model_core.preprocess import combine_members
 
 from .cards import ensemble_card
-from .evaluate import card_probs, measure
 from .data import load_splits
+from .evaluate import card_probs, measure
 
 
 def weight_grid(n: int, steps: int = 10, allow_zero: bool = False):
@@ -60,11 +60,11 @@ def build_ensemble(name: str, member_names: list[str], models_dir: str | Path = 
     elif weights == "tuned":
         w, val_acc = tune_weights(val_probs, member_classes, classes, val.labels)
         if verbose:
-            print(f"weights tuned on PublicTest: {dict(zip(member_names, w.round(2).tolist()))} "
+            print(f"weights tuned on PublicTest: {dict(zip(member_names, w.round(2).tolist(), strict=True))} "
                   f"(val accuracy {val_acc:.4f})")
     else:
         raise ValueError(f"weights must be 'equal' or 'tuned', got {weights!r}")
-    card = ensemble_card(name, title or f"Ensemble of {', '.join(member_names)}", zip(member_names, w), classes,
+    card = ensemble_card(name, title or f"Ensemble of {', '.join(member_names)}", zip(member_names, w, strict=True), classes,
                          scheme, members[0]["input"],
                          recipe={"weights": weights, "selected_on": "PublicTest" if weights == "tuned" else None})
     card["metrics"] = measure(card, ("PublicTest", "PrivateTest"), models_dir, loaded=splits, caches=caches,

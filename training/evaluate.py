@@ -9,8 +9,8 @@ import numpy as np
 from model_core.card import load_card, metrics_key, read_card, write_card
 from model_core.predictor import BATCH_SIZE, Predictor, as_card, onnx_forward, predict_batches
 
-from .metrics import classification_metrics, format_report, plot_confusion
 from .data import load_splits
+from .metrics import classification_metrics, format_report, plot_confusion
 
 
 class _CachedRun:

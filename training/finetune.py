@@ -472,7 +472,7 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
         targets = np.eye(len(classes), dtype=np.float32)[labels]
         if cfg.label_smoothing:
             targets = targets * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(classes)
-    class_counts = dict(zip(classes, np.bincount(labels, minlength=len(classes)).tolist()))
+    class_counts = dict(zip(classes, np.bincount(labels, minlength=len(classes)).tolist(), strict=True))
     if cfg.balance != "none":
         log(f"[{cfg.name}] balancing={cfg.balance}: {class_counts}" + ("" if cw is None else
             f", class weights {[round(cw[i], 2) for i in range(len(classes))]}"))
@@ -588,6 +588,7 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
     """A finished run -> `<out>/<name>.onnx` + card, measured through the serving path (ONNX Runtime,
     `model_core.preprocess`) on the named splits. PrivateTest is evaluated here and only here."""
     from model_core.card import write_card
+
     from .cards import single_card
     from .evaluate import measure
     from .faceres import ATTRIBUTION, CHECKPOINTS

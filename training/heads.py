@@ -60,7 +60,7 @@ class LabelledSplit:
     strong_neutral: np.ndarray  # (N,) bool: >= 7 of 10 annotators said neutral
 
 
-def strong_neutral_mask(votes: "fer.FerPlusVotes", rows: np.ndarray,
+def strong_neutral_mask(votes: fer.FerPlusVotes, rows: np.ndarray,
                         min_votes: int = STRONG_NEUTRAL_VOTES) -> np.ndarray:
     """Rows whose neutral votes reach `min_votes` of the ten."""
     return votes.votes[rows, fer.FERPLUS_VOTE_COLUMNS.index("neutral")] >= min_votes
@@ -197,7 +197,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     conf, pred = probs.max(1), probs.argmax(1)
     edges = np.linspace(0.0, 1.0, bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         m = (conf > lo) & (conf <= hi)
         if m.any():
             ece += m.mean() * abs(float((pred[m] == labels[m]).mean()) - float(conf[m].mean()))
@@ -412,7 +412,7 @@ def table(report: dict) -> str:
     lines = [head]
     for r in report["rows"]:
         v, t = r["val"], r["test"]
-        rec = lambda c: t["per_class"][c]["recall"]  # noqa: E731
+        rec = lambda c, t=t: t["per_class"][c]["recall"]  # noqa: E731
         mark = " **(chosen)**" if r["method"] == report["selection"]["chosen"] else ""
         lines.append(f"| {r['method']}{mark} | {r['tau']:.1f}, {r['beta']:.2f} | {v['accuracy']:.2%} | {v['macro_f1']:.3f} | "
                      f"{v['calm_face_rate']:.1%} | {t['accuracy']:.2%} | {t['macro_f1']:.3f} | "

@@ -19,9 +19,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 DEFAULT = "en"
 CODE = re.compile(r"^[a-z]{2,3}$")  # what app.speech's audio keys and the API's `lang` accept

@@ -7,9 +7,8 @@ import io
 import numpy as np
 import pytest
 
-from app.faces import box_iou as iou
-from app.faces import get_detector
 from app.emotion import get_models
+from app.faces import box_iou as iou, get_detector
 from app.speech import get_speech
 from tests.app import imagegen as g
 from tests.app.test_speech import wav_stats
@@ -249,7 +248,7 @@ def test_models_lists_the_cards(client, app, models_dir):
     assert sorted(names) == sorted(p.stem for p in models_dir.glob("*.json"))
     for m in body["models"]:
         assert {"title", "kind", "classes", "label_scheme", "input", "tta", "members", "metrics"} <= set(m)
-        for split, metrics in m["metrics"].items():
+        for metrics in m["metrics"].values():
             assert {"accuracy", "macro_f1"} <= set(metrics)
 
 
@@ -403,7 +402,7 @@ def test_reply_endpoint_gives_the_same_reply_in_another_language(client, app, as
     assert audio.status_code == 200 and audio.mimetype in ("audio/wav", "audio/mpeg")
     assert client.get(f"/api/reply?id={rid}&lang=en").get_json()["reply"]["text"] == body["reply"]["text"]
     assert client.get(f"/api/reply?id={rid}&lang=en").get_json()["reply"]["audio_url"] is None
-    for bad, status in ((f"id=nothing.0&lang=vi", 404), (f"id={rid}&lang=fr", 400), ("id=" + "a" * 5000, 404),
+    for bad, status in (("id=nothing.0&lang=vi", 404), (f"id={rid}&lang=fr", 400), ("id=" + "a" * 5000, 404),
                         (f"id={rid}&lang=vi&speak=maybe", 400)):
         resp = client.get(f"/api/reply?{bad}")
         assert resp.status_code == status and resp.get_json()["error"]["code"], bad
@@ -430,3 +429,28 @@ def test_reduced_decode_reports_boxes_in_uploaded_pixels(client, app, monkeypatc
     monkeypatch.setitem(app.config, "DECODE_SIDE", 2048)
     assert len(check_ok(post_image(client, big, min_face=str(60 * 9)), app)["faces"]) == 1  # uploaded pixels
     assert check_ok(post_image(client, big, min_face=str(300 * 9)), app)["faces"] == []
+
+
+@pytest.mark.parametrize("rid", ["happy.-1", "happy.-0", "happy.+1", "happy.01", "happy. 1", "happy.1 ", "happy.١",
+                                 "unsure-happy.-1", "noface.-1", "happy.999", "happy.", ".0", "happy"])
+def test_reply_ids_other_than_the_apps_own_are_404(client, rid):
+    """Issue 24: `happy.-1` answered 200 with the catalogue's last entry (a negative index) and, with
+    speak=true, an audio URL that was a 404 (audio keys take the app's own form only)."""
+    resp = client.get("/api/reply", query_string={"id": rid, "lang": "en", "speak": "true"})
+    assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "unknown_reply", rid
+
+
+def test_every_reply_the_catalogue_has_resolves_with_its_audio(client, monkeypatch):
+    """Each id the app can issue (every entry of every label, hedged and no-face included) answers, in
+    every language, and its audio URL plays (synthesis stubbed: this is about the URLs)."""
+    from app import assistant, speech
+
+    monkeypatch.setattr(speech.EspeakEngine, "synthesize", lambda self, text, lang: b"RIFF" + b"\0" * 40)
+    ids = [f"{k}.{n}" for k, texts in assistant.REPLIES["en"].items() for n in range(len(texts))]
+    ids += [f"{assistant.UNSURE}{k}.{n}" for k, texts in assistant.HEDGED["en"].items() for n in range(len(texts))]
+    for lang in assistant.LANGUAGES:
+        for rid in ids:
+            resp = client.get("/api/reply", query_string={"id": rid, "lang": lang, "speak": "true"})
+            assert resp.status_code == 200, (rid, lang)
+            url = resp.get_json()["reply"]["audio_url"]
+            assert url and client.get(url).status_code == 200, (rid, lang, url)

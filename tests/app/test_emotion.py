@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from app.emotion import ModelRegistry, scores_for
-from tests.app import imagegen as g
 from model_core.preprocess import crop_face, predict_with_tta, preprocess_faces
+from tests.app import imagegen as g
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +113,9 @@ def test_log_names_the_file_actually_served(models_dir, caplog):
 def test_default_does_not_call_calm_real_faces_upset(models, models_dir):
     """Issue 15: the model people meet reads calm faces as calm. The FER-2013 default it replaced
     called 44 of these 100 faces angry, sad, afraid or disgusted."""
-    from tests.conftest import ROOT
-
     from benchmarks.calm import lfw_faces  # real photos of other people, outside FER (scikit-image's LFW crops)
     from model_core.labels import NEGATIVE_LABELS
+    from tests.conftest import ROOT
 
     if models_dir != ROOT / "models":
         pytest.skip("a property of the shipped default model")
@@ -132,3 +131,40 @@ def test_default_does_not_call_calm_real_faces_upset(models, models_dir):
     assert 0.5 <= sure.mean() < 1.0, sure.mean()
     top = probs.max(1)
     assert top[~sure].mean() < top[sure].mean()
+
+
+def test_an_image_costs_a_bounded_number_of_forward_passes_in_bounded_batches(models, detector, monkeypatch):
+    """Issue 24: a grid of 1 600 heads with model=ensemble classified 20 faces x 2 members x 2 views in
+    batches of 40 crops a member (1.3-2.6 CPU-s, +230-340 MB). Now every model gets at most
+    FACE_VIEWS_BUDGET forward passes per image (the largest faces: 10 for a two-member ensemble with
+    flip TTA, 20 for a single model with it) in batches of CLASSIFY_BATCH faces."""
+    from app import emotion
+    from app.pipeline import analyze
+    from model_core import predictor
+    from tests.app.test_mtcnn_ort import face_grid
+
+    ensembles = [n for n, c in models.cards.items() if c.kind == "ensemble"]
+    if not ensembles:
+        pytest.skip("no ensemble card among the test models")
+    name = ensembles[0]
+    batches: list[int] = []
+    real = predictor.predict_batches
+
+    def counting(forward, faces, *args, **kwargs):
+        def counted(batch):
+            batches.append(len(batch))
+            return forward(batch)
+        return real(counted, faces, *args, **kwargs)
+
+    monkeypatch.setattr(predictor, "predict_batches", counting)
+    grid = face_grid(n=40)
+    results = analyze(grid, detector=detector, models=models, model=name)
+    views = models.views_per_face(name)
+    assert len(results) == models.max_faces(name) == emotion.FACE_VIEWS_BUDGET // views < detector.max_faces
+    assert sum(batches) == len(results) * views  # forward passes over all members and views
+    assert max(batches) <= emotion.CLASSIFY_BATCH * max(1 + len(models.cards[m["name"]].tta)
+                                                        for m in models.cards[name].members)
+    assert [r.face.box for r in results] == [f["box"] for f in detector.detect(grid)[: len(results)]]  # the largest
+    single = models.default
+    assert models.cards[single].kind == "single"
+    assert models.max_faces(single) >= min(detector.max_faces, emotion.FACE_VIEWS_BUDGET // models.views_per_face(single))

@@ -4,9 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.faces import FaceDetector
+from app.faces import FaceDetector, box_iou as iou
 from tests.app import imagegen as g
-from app.faces import box_iou as iou
 
 
 def test_astronaut(detector):

@@ -7,10 +7,21 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from app.imaging import (BadImage, ImageTooComplex, ImageTooLarge, UnsupportedImage, decode_data_url,
-                         decode_image, downscale)
+from app.imaging import (
+    MAX_JPEG_SCANS,
+    BadImage,
+    ImageError,
+    ImageTooComplex,
+    ImageTooLarge,
+    UnsupportedImage,
+    decode_data_url,
+    decode_image,
+    downscale,
+    jpeg_scan_count,
+)
 from tests.app import imagegen as g
 
 BIG = 50 * 1024 * 1024
@@ -120,11 +131,6 @@ def test_downscale_maps_back(photo):
     assert same is photo and one == 1.0
 
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from app.imaging import ImageError
-
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(prefix=st.sampled_from([b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"BM", b"RIFF\0\0\0\0WEBP"]),
@@ -159,8 +165,6 @@ def _small_jpeg() -> bytes:
 
 
 # --- issue 11: decoding cost is bounded, and messages name the app's limits, not Pillow's -----------
-
-from app.imaging import MAX_JPEG_SCANS, ImageTooComplex, jpeg_scan_count  # noqa: E402
 
 
 def test_scan_count_of_ordinary_jpegs(photo):

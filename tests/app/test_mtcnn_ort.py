@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 from app import mtcnn_ort
-from app.faces import FaceDetector
+from app.faces import FaceDetector, box_iou as iou
 from tests.app import imagegen as g
-from app.faces import box_iou as iou
 from tests.app.mtcnn_golden import NETWORK_INPUTS, load, network_input
 from tests.app.test_faces import TUNING_IMAGES
 
@@ -39,7 +38,7 @@ def test_networks_match_the_mtcnn_package(golden, ours, name, stage, shape):
     if name == "pnet":
         got = [a.transpose(0, 2, 3, 1) for a in got]
     assert len(got) == len(expected)
-    for a, b in zip(got, expected):
+    for a, b in zip(got, expected, strict=True):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, atol=2e-5)
 

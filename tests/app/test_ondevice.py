@@ -22,9 +22,11 @@ def test_the_vendored_runtime_is_the_pinned_package():
     script = (ROOT / "deploy" / "vendor-onnxruntime-web.sh").read_text()
     assert f'ORT_WEB_VERSION:-{manifest["version"]}' in script, "the script pins another version"
     assert manifest["integrity"] in script
-    assert sorted(p.name for p in VENDOR.iterdir()) == sorted([*manifest["files"], "MANIFEST.json"])
+    assert sorted(p.name for p in VENDOR.iterdir()) == sorted([manifest["version"], "MANIFEST.json"])
+    files = VENDOR / manifest["version"]  # the version is in the URL (issue 24: cached as immutable)
+    assert sorted(p.name for p in files.iterdir()) == sorted(manifest["files"])
     for name, meta in manifest["files"].items():
-        body = (VENDOR / name).read_bytes()
+        body = (files / name).read_bytes()
         assert len(body) == meta["bytes"] and hashlib.sha256(body).hexdigest() == meta["sha256"], name
         assert len(body) <= 15_000_000
 
@@ -39,7 +41,7 @@ def test_settings_are_the_servers_own(app, client):
     assert det["rnet_max_candidates"] == mtcnn_ort.RNET_MAX_CANDIDATES
     assert s["crop"] == {"margin": FACE_MARGIN, "align_min_degrees": ALIGN_MIN_DEGREES,
                          "align_max_degrees": ALIGN_MAX_DEGREES}
-    assert s["runtime"]["entry"] == "/static/vendor/onnxruntime-web/ort.wasm.min.mjs"
+    assert s["runtime"]["entry"] == f"/static/vendor/onnxruntime-web/{s['runtime']['version']}/ort.wasm.min.mjs"
     counts = s["replies"]["counts"]
     assert counts["happy"] >= 1 and s["replies"]["no_face"] in counts
     # every single model with an ONNX file can run in the browser; ensembles run their members
@@ -76,9 +78,9 @@ def test_model_files_are_served_by_card_name_only(client, models):
 
 
 def test_the_runtime_is_served_with_types_the_browser_accepts(client):
-    js = client.get("/static/vendor/onnxruntime-web/ort.wasm.min.mjs")
+    js = client.get(client.get("/api/ondevice").get_json()["runtime"]["entry"])
     assert js.status_code == 200 and js.mimetype == "text/javascript"
-    wasm = client.get("/static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm")
+    wasm = client.get(client.get("/api/ondevice").get_json()["runtime"]["wasm_paths"] + "ort-wasm-simd-threaded.wasm")
     assert wasm.status_code == 200 and wasm.mimetype == "application/wasm"
 
 
@@ -90,3 +92,38 @@ def test_the_page_is_cross_origin_isolated_and_may_compile_wasm(client):
     assert "script-src 'self' 'wasm-unsafe-eval'" in csp and "'unsafe-eval'" not in csp.replace("'wasm-unsafe-eval'", "")
     assert SECURITY_HEADERS["Content-Security-Policy"] == csp
     assert 'id="private-mode"' in resp.get_data(as_text=True)
+
+
+def test_a_long_detector_name_is_not_quoted_whole(client):
+    """Issue 24: the 404 for /api/detector/<7 000 characters>.onnx quoted all of them back."""
+    resp = client.get(f"/api/detector/{'n' * 7000}.onnx")
+    assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "unknown_network"
+    assert len(resp.get_json()["error"]["message"]) < 250
+
+
+def test_detector_and_model_files_honour_range(client, models):
+    """Issue 24: the detector's route ignored Range (a resumed download started again); now it and the
+    model route answer 206 with the asked bytes, and 416 for a range past the end."""
+    for url, whole in ((f"/api/detector/{n}.onnx", mtcnn_ort.build_graph(n).SerializeToString())
+                       for n in mtcnn_ort.NETWORKS):
+        assert client.get(url).headers.get("Accept-Ranges") == "bytes"
+        part = client.get(url, headers={"Range": "bytes=100-1099"})
+        assert part.status_code == 206 and part.data == whole[100:1100], url
+        assert part.headers["Content-Range"] == f"bytes 100-1099/{len(whole)}"
+        assert client.get(url, headers={"Range": f"bytes={len(whole)}-"}).status_code == 416
+    name = models.default
+    whole = models.cards[name].onnx_path.read_bytes()
+    part = client.get(f"/api/models/{name}.onnx", headers={"Range": "bytes=0-9"})
+    assert part.status_code == 206 and part.data == whole[:10]
+
+
+def test_the_runtime_is_cached_for_good_and_the_page_revalidated(client):
+    """Issue 24: the runtime's files (their version in the URL) were `no-cache`: every page load
+    revalidated 14 MB. Now a year and `immutable`; the page's own files keep `no-cache`."""
+    runtime = client.get("/api/ondevice").get_json()["runtime"]
+    for url in (runtime["entry"], runtime["wasm_paths"] + "ort-wasm-simd-threaded.wasm"):
+        resp = client.get(url)
+        assert resp.status_code == 200
+        assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable", url
+    for url in ("/static/app.js", "/static/vendor/onnxruntime-web/MANIFEST.json"):
+        assert client.get(url).headers["Cache-Control"] == "no-cache", url

@@ -18,13 +18,12 @@ import resource
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from app.imaging import ImageError, decode_data_url, decode_image
@@ -41,18 +40,18 @@ def _need_model(request, has_model):
 # Inputs, built once per session from scikit-image's bundled photos
 # ----------------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def astronaut_jpeg() -> bytes:
     return g.jpeg(g.astronaut())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def small_jpeg() -> bytes:
     """128x128, still with a (small) face: cheap to decode and detect, for the fuzzers."""
     return g.jpeg(np.asarray(Image.fromarray(g.astronaut()).resize((128, 128), Image.BILINEAR)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def small_png() -> bytes:
     return g.png(g.astronaut()[::8, ::8])
 

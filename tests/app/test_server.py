@@ -70,7 +70,8 @@ def gunicorn_port(tmp_path_factory):
 def render_nginx(directory: Path, port: int, upstream: str) -> Path:
     """deploy/nginx's template filled in as envsubst would, inside a minimal main config whose files all
     live in `directory` (nginx -p)."""
-    conf = TEMPLATE.read_text().replace("${NGINX_PORT}", f"127.0.0.1:{port}").replace("${APP_UPSTREAM}", upstream)
+    conf = (TEMPLATE.read_text().replace("${NGINX_PORT}", f"127.0.0.1:{port}").replace("${APP_UPSTREAM}", upstream)
+            .replace("${STATIC_ROOT}", str(ROOT / "static")))
     assert "${" not in conf
     (directory / "emotion.conf").write_text(conf)
     main = directory / "nginx.conf"
@@ -199,15 +200,20 @@ def test_nginx_template_repeats_the_app_headers_and_limits():
 
     text = TEMPLATE.read_text()
     locations = re.findall(r"location = /_emotion_error/(\d+) \{(.*?)\n    \}", text, flags=re.S)
-    assert {code for code, _ in locations} >= {"400", "405", "408", "413", "414", "431", "501", "502", "503", "504",
-                                               "505"}
+    assert {code for code, _ in locations} >= {"400", "404", "405", "408", "413", "414", "431", "501", "502", "503",
+                                               "504", "505"}
+    # nginx's own static files carry the same headers (issue 24: it serves /static itself)
+    for where in re.findall(r"location [^{]*/static/[^{]*\{(.*?)\n    \}", text, flags=re.S):
+        assert dict(re.findall(r'add_header (\S+) "([^"]*)" always;', where)).items() >= SECURITY_HEADERS.items()
     for code, block in locations:
         headers = dict(re.findall(r'add_header (\S+) "([^"]*)" always;', block))
         assert headers == SECURITY_HEADERS, code
         body = re.search(r"return (\d+) '(.*)';", block)
         assert body.group(1) == code and set(json.loads(body.group(2))["error"]) == {"code", "message"}
     assert f"client_max_body_size {DEFAULTS['MAX_CONTENT_LENGTH'] >> 20}m;" in text
-    assert f"client_body_buffer_size {DEFAULTS['MAX_CONTENT_LENGTH'] >> 20}m;" in text  # never a temp file
+    # never a temp file: room for a whole body at the cap (issue 24: a chunked 16 MiB one filled a 16m buffer)
+    buffer_kb = int(re.search(r"client_body_buffer_size (\d+)k;", text).group(1))
+    assert (DEFAULTS["MAX_CONTENT_LENGTH"] >> 10) < buffer_kb <= (DEFAULTS["MAX_CONTENT_LENGTH"] >> 10) + 1024
     assert "proxy_request_buffering on;" in text and "proxy_max_temp_file_size 0;" in text
 
 
@@ -371,7 +377,7 @@ def test_slow_clients_do_not_delay_others(request, front):
                 conn.request("GET", "/api/health")
                 resp = conn.getresponse()
                 resp.read()
-            except (TimeoutError, socket.timeout, OSError) as exc:
+            except (TimeoutError, OSError) as exc:
                 pytest.fail(f"a normal request waited behind {n} slow clients: {exc!r} after "
                             f"{time.perf_counter() - t0:.1f} s")
             finally:
@@ -564,7 +570,7 @@ def test_nginx_gzips_private_modes_runtime_and_keeps_the_isolation_headers(nginx
     headers its threads need."""
     import gzip
 
-    path = "/static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm"
+    path = json.loads(_get(nginx_port, "/api/ondevice")[2])["runtime"]["wasm_paths"] + "ort-wasm-simd-threaded.wasm"
     conn = http.client.HTTPConnection("127.0.0.1", nginx_port, timeout=30)
     conn.request("GET", path, headers={"Accept-Encoding": "gzip"})
     resp = conn.getresponse()
@@ -576,3 +582,180 @@ def test_nginx_gzips_private_modes_runtime_and_keeps_the_isolation_headers(nginx
     assert gzip.decompress(body) == original and len(body) < len(original) / 3
     assert resp.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
     assert resp.getheader("Cross-Origin-Opener-Policy") == "same-origin"
+
+
+# ---- issue 24: the hostile edges still open -------------------------------------------------------
+
+BAD_REQUEST, TOO_LARGE = (400, "bad_request"), (413, "request_entity_too_large")
+STALLED_CHUNKS = {
+    # name: (body, {front: (status, error code)})
+    # a chunk size no body can have (2^64 - 1), then a few bytes and a client that waits
+    "chunk-size-2^64": (b"ffffffffffffffff\r\nabc", {"gunicorn": BAD_REQUEST, "nginx": BAD_REQUEST}),
+    # RFC 9112 frames chunks with CRLF; gunicorn looked for a CRLF that never came. nginx reads bare
+    # LFs leniently: a 3-byte body, not an image
+    "chunk-bare-lf": (b"3\nabc\n0\n\n", {"gunicorn": BAD_REQUEST, "nginx": (415, "unsupported_type")}),
+    "chunk-bare-lf-after-a-chunk": (b"3\r\nabc\r\n2\nzz\n0\n\n", {"gunicorn": BAD_REQUEST,
+                                                                 "nginx": (415, "unsupported_type")}),
+    # a chunk larger than the whole body may be: refused before its bytes arrive, as nginx does
+    "chunk-over-the-cap": (b"1100000\r\nabc", {"gunicorn": TOO_LARGE, "nginx": TOO_LARGE}),
+}
+
+
+@pytest.mark.parametrize("front", ["gunicorn", "nginx"])
+@pytest.mark.parametrize("case", sorted(STALLED_CHUNKS))
+def test_a_stalled_chunked_body_is_answered_at_once(request, front, case):
+    """Issue 24: on bare gunicorn these got no answer and held a thread until the client left (nginx
+    answered at once). Now both fronts answer within a second, in the app's JSON."""
+    port = request.getfixturevalue(f"{front}_port")
+    data, expected_by_front = STALLED_CHUNKS[case]
+    expected, code = expected_by_front[front]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(CHUNKED_HEAD + data)  # and the client keeps the connection open, sending nothing
+        t0 = time.monotonic()
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf or not buf.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        except TimeoutError:
+            pytest.fail(f"{case}: no answer within 5 s")
+        elapsed = time.monotonic() - t0
+    head, _, body = buf.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    assert status == expected, (case, head[:200], body[:200])
+    headers = {k.strip().lower(): v.strip() for k, _, v in
+               (line.partition(":") for line in head.decode("latin-1").split("\r\n")[1:])}
+    error = assert_json_error_with_security_headers(status, headers, body, case)
+    assert error["code"] == code
+    assert elapsed < 1.0, f"{case}: {elapsed:.1f} s"
+
+
+class SlowReader(threading.Thread):
+    """Downloads a URL reading 4 KB every 0.5 s with a small receive buffer, as a phone on a bad link."""
+
+    def __init__(self, port: int, path: str):
+        super().__init__(daemon=True)
+        self.port, self.path = port, path
+        self.stop, self.got = threading.Event(), 0
+
+    def run(self):
+        try:
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.settimeout(30)
+                sock.connect(("127.0.0.1", self.port))
+                sock.sendall(f"GET {self.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                while not self.stop.wait(0.5):
+                    data = sock.recv(4096)
+                    if not data:
+                        return
+                    self.got += len(data)
+        except OSError:
+            pass
+
+
+def test_slow_readers_of_the_runtime_do_not_hold_app_threads(nginx_port):
+    """Issue 24: /static went through to gunicorn and nginx buffered 1 MB of a response, so each slow
+    download of the 14 MB WebAssembly runtime held one of the 2x2 gunicorn threads and /api/health
+    timed out. nginx now serves /static from disk itself; the model and detector files are buffered whole."""
+    settings = json.loads(_get(nginx_port, "/api/ondevice")[2])
+    wasm = settings["runtime"]["wasm_paths"] + "ort-wasm-simd-threaded.wasm"
+    model = next(iter(settings["models"].values()))["url"]
+    paths = [wasm] * 4 + [model] * 2 + [settings["detector"]["networks"]["onet"]] * 2
+    readers = [SlowReader(nginx_port, p) for p in paths]
+    for r in readers:
+        r.start()
+    try:
+        time.sleep(2.0)  # every download has started and filled what buffers it can
+        for _ in range(3):
+            t0 = time.perf_counter()
+            try:
+                status, _, _ = _get(nginx_port, "/api/health", timeout=3)
+            except OSError as exc:
+                pytest.fail(f"/api/health waited behind {len(readers)} slow downloads: {exc!r}")
+            assert status == 200 and time.perf_counter() - t0 < 2.0
+            time.sleep(0.3)
+        assert all(r.got > 0 for r in readers), [r.got for r in readers]
+    finally:
+        for r in readers:
+            r.stop.set()
+        for r in readers:
+            r.join(timeout=5)
+
+
+def _get(port: int, path: str, headers: dict | None = None, timeout: float = 30) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+STATIC_TYPES = {"app.js": "text/javascript", "style.css": "text/css"}
+
+
+def test_nginx_serves_static_files_as_the_app_does(nginx_port, gunicorn_port):
+    """Same bytes, type and security headers from nginx's disk as from Flask; the runtime's .mjs as
+    JavaScript (a module script with nosniff needs it) and its .wasm as application/wasm; a missing
+    file is the app's JSON 404."""
+    settings = json.loads(_get(nginx_port, "/api/ondevice")[2])
+    base = settings["runtime"]["wasm_paths"]
+    cases = dict(STATIC_TYPES)
+    cases[base.removeprefix("/static/") + "ort-wasm-simd-threaded.mjs"] = "text/javascript"
+    cases[base.removeprefix("/static/") + "ort-wasm-simd-threaded.wasm"] = "application/wasm"
+    for name, mime in cases.items():
+        app_status, app_headers, app_body = _get(gunicorn_port, f"/static/{name}")
+        status, headers, body = _get(nginx_port, f"/static/{name}")
+        assert status == app_status == 200, name
+        assert body == app_body == (ROOT / "static" / name).read_bytes(), name
+        assert headers["content-type"].split(";")[0] == app_headers["content-type"].split(";")[0] == mime, name
+        for header, value in SECURITY_HEADERS.items():
+            assert headers.get(header.lower()) == value, (name, header)
+        assert headers.get("cache-control") == app_headers.get("cache-control"), name
+        # nginx's own ETag ("<mtime hex>-<size hex>"), not Flask's: gunicorn never saw the request
+        assert re.fullmatch(r'"[0-9a-f]+-[0-9a-f]+"', headers.get("etag", "")), (name, headers.get("etag"))
+    for missing in ("/static/nothing.js", "/static/js/", "/static/../app/__init__.py"):
+        status, headers, body = _get(nginx_port, missing)
+        assert status in (400, 404), missing
+        assert_json_error_with_security_headers(status, headers, body, missing)
+
+
+def test_the_vendored_runtime_is_cached_for_good_and_the_rest_revalidated(any_port):
+    """The runtime's files sit under their version's folder, so their URL changes when they do: a year
+    and `immutable` instead of `no-cache` (a page load no longer revalidates 14 MB); the page's own
+    files keep `no-cache`."""
+    settings = json.loads(_get(any_port, "/api/ondevice")[2])
+    version = settings["runtime"]["version"]
+    assert f"/{version}/" in settings["runtime"]["entry"]
+    for url in (settings["runtime"]["entry"], settings["runtime"]["wasm_paths"] + "ort-wasm-simd-threaded.wasm"):
+        status, headers, _ = _get(any_port, url, {"Accept-Encoding": "gzip"})
+        assert status == 200
+        assert headers["cache-control"] == "public, max-age=31536000, immutable", url
+    status, headers, _ = _get(any_port, "/static/app.js")
+    assert status == 200 and headers["cache-control"] == "no-cache"
+
+
+@pytest.mark.parametrize("size", [15 << 20, 16 << 20])
+def test_nginx_keeps_a_chunked_body_up_to_the_cap_in_memory(nginx_port, tmp_path_factory, size):
+    """Issue 24: a chunked body of exactly 16 MiB filled nginx's 16 MiB body buffer before its last
+    chunk arrived, and nginx wrote it to a temporary file (deleted after)."""
+    directory = next(Path(p) for p in tmp_path_factory.getbasetemp().glob("nginx*"))
+    log = directory / "error.log"
+    before = log.read_text(errors="replace") if log.exists() else ""
+    body = g_jpeg_like(size)
+    conn = http.client.HTTPConnection("127.0.0.1", nginx_port, timeout=60)
+    try:
+        conn.request("POST", "/api/predict", body=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
+                     headers={"Content-Type": "image/jpeg"}, encode_chunked=True)
+        resp = conn.getresponse()
+        resp.read()
+    finally:
+        conn.close()
+    assert resp.status == 413  # the app's 10 MB image cap, after nginx passed the whole body on
+    after = log.read_text(errors="replace")[len(before):] if log.exists() else ""
+    assert "buffered to a temporary file" not in after, after[-1000:]
+    assert not any((directory / "body").glob("*")), "a request body was written to disk"

@@ -8,8 +8,7 @@ import wave
 import numpy as np
 import pytest
 
-from app import speech as speech_mod
-from app import assistant
+from app import assistant, speech as speech_mod
 from app.assistant import choose_reply
 from app.speech import audio_key, parse_audio_key
 from tests.app.test_assistant import LABELS

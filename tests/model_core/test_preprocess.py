@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from model_core.preprocess import (ALIGN_MIN_DEGREES, combine_members, crop_face, eye_roll, predict_with_tta,
-                                   preprocess_faces)
+from model_core.preprocess import (
+    ALIGN_MIN_DEGREES,
+    combine_members,
+    crop_face,
+    eye_roll,
+    predict_with_tta,
+    preprocess_faces,
+)
 
 
 def test_grey_and_rgb_faces_become_the_same_unit_scaled_batch():
@@ -109,8 +115,11 @@ def test_flip_tta_averages_a_face_and_its_mirror():
 def test_combine_members_maps_labels_by_name_and_weights():
     seven = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     eight = ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt"]
-    a = np.zeros((1, 7)); a[0, seven.index("sad")] = 1.0
-    b = np.zeros((1, 8)); b[0, eight.index("happy")] = 0.5; b[0, eight.index("contempt")] = 0.5
+    a = np.zeros((1, 7))
+    a[0, seven.index("sad")] = 1.0
+    b = np.zeros((1, 8))
+    b[0, eight.index("happy")] = 0.5
+    b[0, eight.index("contempt")] = 0.5
     p = combine_members([a, b], [seven, eight], [3, 1], seven)
     assert p.shape == (1, 7) and np.isclose(p.sum(), 1.0)
     assert np.isclose(p[0, seven.index("sad")], 0.75)

@@ -25,7 +25,7 @@ def synthetic_faces(n: int, labels: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def write_fer_csv(path: Path, images, labels, usage, gz: bool = False) -> Path:
     lines = ["emotion,pixels,Usage"]
-    lines += [f"{l},{' '.join(map(str, img.ravel()))},{u}" for img, l, u in zip(images, labels, usage)]
+    lines += [f"{lab},{' '.join(map(str, img.ravel()))},{u}" for img, lab, u in zip(images, labels, usage, strict=True)]
     text = "\n".join(lines) + "\n"
     if gz:
         with gzip.open(path, "wt") as f:
@@ -39,8 +39,8 @@ def votes_for(labels7: np.ndarray, rng) -> np.ndarray:
     """FER+ style votes: most annotators agree with a FER+ class derived from the FER-2013 label."""
     fer_to_plus = {0: 4, 1: 5, 2: 6, 3: 1, 4: 3, 5: 2, 6: 0}
     votes = np.zeros((len(labels7), len(FERPLUS_VOTE_COLUMNS)), int)
-    for i, l in enumerate(labels7):
-        votes[i, fer_to_plus[int(l)]] = 7
+    for i, lab in enumerate(labels7):
+        votes[i, fer_to_plus[int(lab)]] = 7
         votes[i, rng.integers(0, 8)] += 3
     return votes
 
@@ -66,6 +66,6 @@ def tiny_data(tmp_path_factory) -> Path:
     votes[10, 0] = 4
     (root / "ferplus").mkdir()
     header = "Usage,Image name," + ",".join(FERPLUS_VOTE_COLUMNS)
-    rows = [f"{u},{n}," + ",".join(map(str, v)) for u, n, v in zip(usage, names, votes)]
+    rows = [f"{u},{n}," + ",".join(map(str, v)) for u, n, v in zip(usage, names, votes, strict=True)]
     (root / "ferplus" / "fer2013new.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
     return root

@@ -89,15 +89,15 @@ def test_image_folder_layout(tmp_path):
     import cv2
     labels = np.array([3, 5, 0, 6])
     imgs = synthetic_faces(4, labels)
-    for i, (img, l) in enumerate(zip(imgs, labels)):
+    for i, (img, lab) in enumerate(zip(imgs, labels, strict=True)):
         split = ["train", "val", "test", "train"][i]
-        folder = tmp_path / split / (fer.FER2013_CLASSES[l] if i % 2 else str(l))
+        folder = tmp_path / split / (fer.FER2013_CLASSES[lab] if i % 2 else str(lab))
         folder.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(folder / f"{100 + i}.png"), img)
     (tmp_path / "train" / "3" / "notes.txt").write_text("ignored")
     d = fer.read_image_folder(tmp_path)
     assert sorted(d.rows.tolist()) == [100, 101, 102, 103]
-    by_row = {int(r): (int(l), u) for r, l, u in zip(d.rows, d.labels, d.usage)}
+    by_row = {int(r): (int(lab), u) for r, lab, u in zip(d.rows, d.labels, d.usage, strict=True)}
     assert by_row[100] == (3, "Training") and by_row[101] == (5, "PublicTest")
     assert by_row[102] == (0, "PrivateTest")
     assert (d.images[list(d.rows).index(100)] == imgs[0]).all()   # PNG is lossless

@@ -10,8 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from training import data as fer
-from training import datacheck
+from training import data as fer, datacheck
 from training.cli import main as cli
 
 from .conftest import SPLIT_SIZES, synthetic_faces, write_fer_csv
@@ -64,8 +63,8 @@ def test_icml_face_data_is_read_and_prepared_byte_for_byte(tmp_path, capsys):
     reference = write_fer_csv(tmp_path / "reference.csv", images, labels, usage)
     (tmp_path / "d" / "fer2013").mkdir(parents=True)
     # Kaggle's later file: columns reordered, the header's names with a leading space
-    icml = ["emotion, Usage, pixels"] + [f"{l},{u},{' '.join(map(str, im.ravel()))}"
-                                         for im, l, u in zip(images, labels, usage)]
+    icml = ["emotion, Usage, pixels"] + [f"{lab},{u},{' '.join(map(str, im.ravel()))}"
+                                         for im, lab, u in zip(images, labels, usage, strict=True)]
     (tmp_path / "d" / "fer2013" / "icml_face_data.csv").write_text("\n".join(icml) + "\n")
 
     assert cli(["data", "--data", str(tmp_path / "d")]) == 1     # FER+ is missing
@@ -88,7 +87,7 @@ def test_icml_face_data_is_read_and_prepared_byte_for_byte(tmp_path, capsys):
 def test_image_folder_form_explains_evaluation_and_prepares_a_validation_split(tmp_path, capsys):
     images, labels, _ = _tiny_fer(tmp_path)
     root = tmp_path / "d" / "fer2013"
-    for i, (img, label) in enumerate(zip(images[:84], labels[:84])):
+    for i, (img, label) in enumerate(zip(images[:84], labels[:84], strict=True)):
         split = "train" if i < 70 else "test"
         folder = root / split / fer.FER2013_CLASSES[label]
         folder.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from model_core.preprocess import CAFFE_BGR_MEANS  # noqa: E402
 from training import faceres  # noqa: E402
 from training.mobilenet import BLOCKS, MobileNetV1, caffe_input  # noqa: E402
-from model_core.preprocess import CAFFE_BGR_MEANS  # noqa: E402
 
 
 def _b64(s: str) -> str:

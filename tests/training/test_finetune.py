@@ -12,12 +12,23 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from model_core.preprocess import CAFFE_BGR_MEANS, input_spec, preprocess_faces  # noqa: E402
 from training import faceres  # noqa: E402
 from training.evaluate import onnx_probs  # noqa: E402
-from training.finetune import (FinetuneConfig, augment, build_model, finetune, lr_factor, native_bf16,  # noqa: E402
-                               param_groups, read_pack, ship, upsample, write_pack)
+from training.finetune import (  # noqa: E402
+    FinetuneConfig,
+    augment,
+    build_model,
+    finetune,
+    lr_factor,
+    native_bf16,
+    param_groups,
+    read_pack,
+    ship,
+    upsample,
+    write_pack,
+)
 from training.mobilenet import BLOCKS, MobileNetV1, build_onnx, caffe_input, feature_sizes  # noqa: E402
-from model_core.preprocess import CAFFE_BGR_MEANS, input_spec, preprocess_faces  # noqa: E402
 
 
 def random_backbone(seed: int = 0) -> dict:

@@ -132,7 +132,6 @@ def test_a_two_stage_run_ships_a_card_with_both_commands(two_stage, tiny_data, t
 
 def test_the_commands_in_the_card_parse_back_to_the_runs(two_stage):
     """Each stage's command, fed to the CLI parser, gives the run's config back (resume would accept it)."""
-    from training.cli import main  # noqa: F401  (the parser is built inside main)
     import argparse
 
     from training.cli import _add_finetune_args

@@ -22,7 +22,6 @@ about 0.1 point. Closing it means one preprocessing for both (the trainer's eval
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +96,7 @@ def test_trainer_and_server_give_the_same_labels_on_real_faces(faces, shipped):
     np.testing.assert_array_equal(served, served48)  # serving brings a crop to 48 px itself (source_size)
     trained = trainer_probs(net, faces48, card)
     assert trained.shape == served.shape == (len(names), len(card.classes))
-    got = {n: (card.classes[a], card.classes[b]) for n, a, b in zip(names, trained.argmax(1), served.argmax(1))}
+    got = {n: (card.classes[a], card.classes[b]) for n, a, b in zip(names, trained.argmax(1), served.argmax(1), strict=True)}
     assert all(a == b for a, b in got.values()), got
     assert np.abs(trained - served).max() < PROB_GAP, np.abs(trained - served).max(1)
     # the faces are the ones people see: the astronaut's broad smile reads as happy on both paths
