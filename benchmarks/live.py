@@ -65,7 +65,9 @@ def stream(port: int, jpegs: list[bytes], path: str, seconds: float, client: int
     lat, codes, modes = [], {}, {}
     while time.perf_counter() < stop:
         fields = {"min_face": min_face, "lang": "en", "speak": "false"}
-        if path == "tracked":
+        if path == "overhead":  # the stack alone: gunicorn, Flask, a small JSON answer
+            body, ctype, url = b"", "text/plain", "/api/health"
+        elif path == "tracked":
             if last is not None:
                 hint["age_ms"] = round((time.perf_counter() - last) * 1000)
             fields["track"] = json.dumps(hint)
@@ -76,7 +78,10 @@ def stream(port: int, jpegs: list[bytes], path: str, seconds: float, client: int
             url = "/api/predict"
         t = time.perf_counter()
         try:
-            conn.request("POST", url, body, {"Content-Type": ctype})
+            if path == "overhead":
+                conn.request("GET", url)
+            else:
+                conn.request("POST", url, body, {"Content-Type": ctype})
             resp = conn.getresponse()
             data = resp.read()
             code = resp.status
@@ -130,6 +135,7 @@ def run(args) -> dict:
         for path in PATHS:  # warm-up: every worker has seen both paths
             phase(port, pids, clip.jpegs, path, args.live_clients, 3)
         phases = [phase(port, pids, clip.jpegs, path, args.live_clients, seconds) for _ in range(2) for path in PATHS]
+        overhead = phase(port, pids, clip.jpegs, "overhead", args.live_clients, min(10.0, seconds))
     per_path = {}
     for path in PATHS:
         ps = [p for p in phases if p["path"] == path]
@@ -143,7 +149,7 @@ def run(args) -> dict:
                           "latency_median_ms": round(sum(p["latency_ms"]["median"] for p in ps) / len(ps), 1),
                           "latency_p95_ms": round(max(p["latency_ms"]["p95"] for p in ps), 1)}
     ratio = per_path["tracked"]["fps"] / max(0.1, per_path["min_face"]["fps"])
-    return {"clients": args.live_clients, "seconds_per_phase": seconds, "clip": clip.name,
+    return {"clients": args.live_clients, "seconds_per_phase": seconds, "clip": clip.name, "overhead": overhead,
             "clip_frames": len(clip.jpegs), "phases": phases, "paths": per_path, "ratio": round(ratio, 2),
             "cpu_ratio": round(per_path["min_face"]["server_cpu_ms_per_frame"]
                                / max(0.01, per_path["tracked"]["server_cpu_ms_per_frame"]), 2)}
@@ -169,5 +175,9 @@ def markdown(res: dict) -> str:
     lines += ["", f"Tracked / today, frames/s: **{res['ratio']}x**; server CPU per frame: {res['cpu_ratio']}x less. "
               f"Capacity of one 2-core box from the server's CPU alone (clients elsewhere): "
               f"{round(2000 / max(0.01, res['paths']['tracked']['server_cpu_ms_per_frame']))} tracked frames/s, "
-              f"{round(2000 / max(0.01, res['paths']['min_face']['server_cpu_ms_per_frame']))} today."]
+              f"{round(2000 / max(0.01, res['paths']['min_face']['server_cpu_ms_per_frame']))} before."]
+    if "overhead" in res:
+        o = res["overhead"]
+        lines += ["", f"The stack alone (the same clients asking `GET /api/health`: gunicorn's gthread worker, Flask, a "
+                  f"small JSON answer): {o['server_cpu_ms_per_frame']} ms of server CPU a request, {o['fps']} requests/s."]
     return "\n".join(lines)
