@@ -6,7 +6,13 @@ answers gunicorn's heartbeat while it warms up and the first request simply wait
 """
 import os
 
-from app import serving
+# Issue 24, metrics: prometheus_client picks its multiprocess mode when it is first imported, so the
+# directory the workers write their counters to is set up before anything imports it (app/metrics.py).
+from app import metrics  # noqa: E402  (imports no prometheus_client at module level)
+
+metrics.setup_multiprocess()
+
+from app import serving  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", os.environ.get("GUNICORN_WORKERS", "2")))
@@ -44,3 +50,24 @@ worker_exit = serving.worker_exit
 # No control socket ($HOME/.gunicorn/gunicorn.ctl): nothing here uses it, and two servers on one
 # machine (tests, a second deployment) would share the path.
 control_socket_disable = True
+
+# Issue 24: /metrics (Prometheus text format) on an internal port, served by this master from every
+# worker's counters; the public port (PORT) has no /metrics, so no proxy in front can publish it.
+# METRICS_PORT=0 turns it off; METRICS_ADDR narrows where it listens (a pod IP is reachable only inside
+# the cluster, and deploy/kubernetes/networkpolicy.yaml admits only the monitoring namespace).
+metrics_port = int(os.environ.get("METRICS_PORT", "9100"))
+metrics_addr = os.environ.get("METRICS_ADDR", "0.0.0.0")
+
+
+def when_ready(server):
+    metrics.start_exporter(server, metrics_port, metrics_addr)
+
+
+def child_exit(server, worker):
+    metrics.mark_dead(worker.pid)  # its live gauges go; its counters stay in the totals
+
+
+def on_exit(server):
+    metrics.remove_owned_dir()
+
+

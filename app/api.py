@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from . import assistant
+from . import assistant, metrics
 from .emotion import ModelUnavailable, get_models
 from .errors import ApiError
 from .faces import get_detector
@@ -212,6 +212,7 @@ def predict():
     choice = assistant.choose_reply(emotion, ask.lang, seed=seed, confident=not results or confident[0])
     reply, timings["speech"] = _reply_payload(choice, ask.speak)
     timings["total"] = time.perf_counter() - t_start
+    metrics.observe_predict(timings, model=ask.model, faces=len(results))
     body = {
         "faces": [_face_json(r, ask.lang, c) for r, c in zip(results, confident, strict=True)],
         "emotion": emotion,

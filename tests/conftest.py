@@ -35,11 +35,13 @@ def gunicorn_bin() -> Path:
 
 
 def start_gunicorn(log_path: Path, workers: int = 2, warmup: str = "sync",
-                   loglevel: str = "info") -> tuple[subprocess.Popen, int]:
+                   loglevel: str = "info", env: dict | None = None) -> tuple[subprocess.Popen, int]:
     """The README's gunicorn (gunicorn.conf.py) on a free loopback port, serving the test models;
-    its output goes to `log_path`. Skips when there is no model or no gunicorn."""
+    its output goes to `log_path`. Skips when there is no model or no gunicorn. `env` adds variables;
+    the metrics port is off unless `env` names one (servers started side by side would share 9100)."""
     import pytest
 
+    extra = dict(env or {})
     models = models_dir_for_tests()
     if not any(models.glob("*.json")):
         pytest.skip("no model card to serve")
@@ -47,7 +49,8 @@ def start_gunicorn(log_path: Path, workers: int = 2, warmup: str = "sync",
         pytest.skip("gunicorn is not installed")
     port = free_port()
     env = dict(os.environ, WEB_CONCURRENCY=str(workers), EMOTION_MODELS_DIR=str(models), EMOTION_WARMUP=warmup,
-               GUNICORN_LOGLEVEL=loglevel, PYTHONUNBUFFERED="1")
+               GUNICORN_LOGLEVEL=loglevel, PYTHONUNBUFFERED="1", METRICS_PORT="0")
+    env.update(extra)
     env.pop("PORT", None)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([str(gunicorn_bin()), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"],
