@@ -12,7 +12,7 @@ from app import metrics  # noqa: E402  (imports no prometheus_client at module l
 
 metrics.setup_multiprocess()
 
-from app import serving  # noqa: E402
+from app import logs, serving  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", os.environ.get("GUNICORN_WORKERS", "2")))
@@ -71,3 +71,7 @@ def on_exit(server):
     metrics.remove_owned_dir()
 
 
+# Issue 24: LOG_FORMAT=json makes gunicorn's error and access logs JSON lines (the app's own logs
+# follow the same variable, app/logs.py), each with the request's X-Request-ID.
+if logs.log_format() == "json":
+    logger_class = logs.gunicorn_json_logger()

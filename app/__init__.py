@@ -154,8 +154,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.wsgi_app = CloseUnreadBody(app.wsgi_app)  # type: ignore[method-assign]  # a no-op unless gunicorn.conf.py's hooks run
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from . import api, cli, emotion, errors, faces, metrics, ondevice, pages, speech
+    from . import api, cli, emotion, errors, faces, logs, metrics, ondevice, pages, speech
 
+    logs.init_app(app)  # request ids, LOG_FORMAT=json (issue 24)
     metrics.init_app(app)  # Prometheus counters; served by gunicorn's master (gunicorn.conf.py)
     errors.init_app(app)
     faces.init_app(app)
