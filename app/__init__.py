@@ -170,7 +170,23 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
+def warming_up(app: Flask) -> bool:
+    """True while the background warm-up is still loading the detector and models (/api/health then
+    answers 503, so that a load balancer or Kubernetes sends no traffic to this worker yet)."""
+    done = app.extensions.get("emotion.warmup")
+    return done is not None and not done.is_set()
+
+
 def _warm_up(app: Flask) -> None:
+    try:
+        _load_all(app)
+    finally:
+        done = app.extensions.get("emotion.warmup")
+        if done is not None:
+            done.set()
+
+
+def _load_all(app: Flask) -> None:
     t0 = time.perf_counter()
     from .emotion import get_models
     from .faces import get_detector
@@ -191,6 +207,7 @@ def _start_warmup(app: Flask) -> None:
     if mode == "sync":
         _warm_up(app)
     elif mode == "background":
+        app.extensions["emotion.warmup"] = threading.Event()
         threading.Thread(target=_warm_up, args=(app,), name="warmup", daemon=True).start()
     elif mode != "lazy":
         raise ValueError(f"WARMUP must be 'sync', 'background' or 'lazy', got {mode!r}")

@@ -275,14 +275,29 @@ def models():
 
 @bp.get("/health")
 def health():
+    """A readiness probe's answer: 200 once this worker can serve (`status` "ok", or "degraded" with no
+    model installed); 503 while its warm-up is still loading ("starting") or when the warm-up left the
+    detector or the default model unloaded ("unavailable"). With WARMUP=lazy it is always ready."""
+    from . import warming_up
+
     registry = get_models()
     detector = get_detector()
-    return jsonify({
-        "status": "ok" if registry.default else "degraded",
+    starting = warming_up(current_app)
+    loaded = registry.loaded()
+    ready = not starting and (current_app.config["WARMUP"] == "lazy" or registry.default is None
+                              or (detector.loaded and registry.default in loaded))
+    response = jsonify({
+        "status": ("starting" if starting else "unavailable" if not ready
+                   else "ok" if registry.default else "degraded"),
+        "ready": ready,
         "default": registry.default,
         "models": registry.names,
-        "models_loaded": registry.loaded(),
+        "models_loaded": loaded,
         "detector_loaded": detector.loaded,
         "speech_engine": get_speech().engine_name(),
         "pid": os.getpid(),
     })
+    if not ready:
+        response.status_code = 503
+        response.headers["Retry-After"] = "1"
+    return response
