@@ -64,7 +64,7 @@ def when_ready(server):
 
 
 def child_exit(server, worker):
-    metrics.mark_dead(worker.pid)  # its live gauges go; its counters stay in the totals
+    metrics.mark_dead(worker.pid)  # its live gauges go; its counters are kept in an archive file
 
 
 def on_exit(server):

@@ -81,12 +81,51 @@ def remove_owned_dir(environ=os.environ) -> None:
         shutil.rmtree(owned, ignore_errors=True)
 
 
+# The master's exporter thread reads the files while its main thread folds a dead worker's into the
+# archive: one lock, so a scrape never sees a count twice or not at all.
+_files_lock = threading.Lock()
+ARCHIVED_TYPES = ("counter", "histogram")
+
+
 def mark_dead(pid: int) -> None:
-    """gunicorn's child_exit: drop a dead worker's live gauges (its counters stay in the totals)."""
-    if os.environ.get(ENV_DIR):
+    """gunicorn's child_exit: drop a dead worker's live gauges, and fold its counters and histograms
+    into one archive file per type (`counter_archive.db`, ...) so that the totals keep them. Without
+    this every replaced worker (max_requests recycles one every ~1000 requests) would leave its files
+    behind, and the directory, a memory-backed emptyDir in Kubernetes, and the time of each scrape
+    would grow without end."""
+    path = os.environ.get(ENV_DIR)
+    if not path:
+        return
+    from prometheus_client import multiprocess
+    from prometheus_client.mmap_dict import MmapedDict
+
+    with _files_lock:
+        multiprocess.mark_process_dead(pid, path)
+        for typ in ARCHIVED_TYPES:
+            dead = Path(path) / f"{typ}_{pid}.db"
+            if not dead.exists():
+                continue
+            archive = MmapedDict(str(Path(path) / f"{typ}_archive.db"))
+            try:
+                for key, value, timestamp, _pos in MmapedDict.read_all_values_from_file(str(dead)):
+                    total, _ = archive.read_value(key)
+                    archive.write_value(key, total + value, timestamp)
+            finally:
+                archive.close()
+            dead.unlink()
+
+
+class _LockedCollector:
+    """MultiProcessCollector read under the master's files lock (see mark_dead)."""
+
+    def __init__(self, path: str):
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        self._collector = multiprocess.MultiProcessCollector(None, path=path)
+
+    def collect(self):
+        with _files_lock:
+            return list(self._collector.collect())
 
 
 def process_rss_bytes(pid: int | str = "self") -> int:
@@ -119,11 +158,11 @@ class WorkerCollector:
 
 def registry(pids=None):
     """A registry of everything the workers wrote (multiprocess mode), or of this process alone."""
-    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+    from prometheus_client import REGISTRY, CollectorRegistry
 
     if os.environ.get(ENV_DIR):
         reg = CollectorRegistry()
-        multiprocess.MultiProcessCollector(reg)
+        reg.register(_LockedCollector(os.environ[ENV_DIR]))
     else:
         reg = CollectorRegistry()
         _metrics()  # this process's own metrics live in the default registry

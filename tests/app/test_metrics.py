@@ -227,27 +227,56 @@ def test_counters_move_and_every_worker_is_counted(served):
     assert set(rss) == set(pids) and all(v > 50e6 for v in rss.values()), rss
 
 
-def test_a_dead_workers_counts_stay_and_its_gauges_go(served):
+def test_a_dead_workers_counts_stay_and_its_files_are_folded(served):
     import json
 
-    port, mport = served["port"], served["metrics"]
+    port, mport, directory = served["port"], served["metrics"], served["dir"]
     before = scrape(mport)
+    health = 1
     pid = json.loads(get(port, "/api/health")[2])["pid"]
-    assert list(served["dir"].glob(f"gauge_livesum_{pid}.db"))  # its requests-in-flight gauge
+    assert list(directory.glob(f"gauge_livesum_{pid}.db")) and list(directory.glob(f"counter_{pid}.db"))
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 120
     while True:  # gunicorn starts a replacement, which answers once warmed up
         after = scrape(mport)
         pids = {int(dict(lab)["pid"]) for (n, lab), _ in after.items() if n == "emotion_worker_rss_bytes"}
-        if pid not in pids and len(pids) == 2 and get(port, "/api/health")[0] == 200:
-            break
+        if pid not in pids and len(pids) == 2:
+            health += 1
+            if get(port, "/api/health")[0] == 200:
+                break
         assert time.monotonic() < deadline, f"no replacement worker: {pids}"
         time.sleep(0.5)
-    # a counter never goes down when a worker dies (its file stays and is added in)
+    after = scrape(mport)
+    # not one request lost or counted twice: the dead worker's counts moved into the archive
     key = "emotion_http_requests_total"
-    assert total(after, key, route="/api/health") >= total(before, key, route="/api/health") + 1
-    # its live gauge is gone (mark_process_dead in child_exit)
-    assert not list(served["dir"].glob(f"gauge_live*_{pid}.db"))
+    assert total(after, key, route="/api/health") == total(before, key, route="/api/health") + health
+    assert total(after, "emotion_http_request_duration_seconds_count", route="/api/health") == \
+        total(before, "emotion_http_request_duration_seconds_count", route="/api/health") + health
+    assert not list(directory.glob(f"*_{pid}.db")), sorted(p.name for p in directory.iterdir())
+    assert (directory / "counter_archive.db").exists() and (directory / "histogram_archive.db").exists()
+
+
+@pytest.mark.no_model_needed
+def test_folding_a_dead_worker_keeps_every_count(tmp_path, monkeypatch):
+    """mark_dead on files written as a worker writes them: the totals do not change."""
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    monkeypatch.setenv(metrics.ENV_DIR, str(tmp_path))
+    key = mmap_key("emotion_x", "emotion_x_total", ["route"], ["/a"], "help")
+    for pid, n in ((101, 3.0), (102, 4.0)):
+        d = MmapedDict(str(tmp_path / f"counter_{pid}.db"))
+        d.write_value(key, n, 0.0)
+        d.close()
+    gauge = MmapedDict(str(tmp_path / "gauge_livesum_101.db"))
+    gauge.write_value(mmap_key("emotion_y", "emotion_y", [], [], "help"), 1.0, 0.0)
+    gauge.close()
+    first = parse(metrics.render(lambda: [])[0].decode())
+    metrics.mark_dead(101)
+    metrics.mark_dead(102)
+    metrics.mark_dead(103)  # a worker that never wrote anything
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_archive.db"]
+    again = parse(metrics.render(lambda: [])[0].decode())
+    assert value(first, "emotion_x_total", route="/a") == value(again, "emotion_x_total", route="/a") == 7.0
 
 
 def test_metrics_are_not_on_the_public_port(served):
