@@ -173,3 +173,43 @@ def test_gunicorn_writes_one_json_object_a_line_with_the_request_id(json_server)
     # never image bytes, never a long run of what the client sent
     assert "PIXELSECRET" not in text and "JFIF" not in text
     assert "q" * 101 not in text and "v" * 101 not in text and "U" * 101 not in text
+
+
+def test_behind_the_shipped_nginx_the_id_is_nginxs_and_metrics_are_not_served(json_server, tmp_path):
+    """deploy/nginx sets its own $request_id (a client's header is replaced), the app logs and echoes
+    it; /metrics through nginx is the app's JSON 404 (the metrics port is never proxied)."""
+    from tests.app.test_server import NGINX, render_nginx
+    from tests.conftest import free_port
+
+    if NGINX is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    port, log_path, _ = json_server
+    front = free_port()
+    render_nginx(tmp_path, front, f"127.0.0.1:{port}")
+    nginx = subprocess.Popen([NGINX, "-p", f"{tmp_path}/", "-c", "nginx.conf", "-e", str(tmp_path / "error.log")],
+                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if _request(front, "GET", "/api/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert nginx.poll() is None and time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.2)
+        status, rid = _request(front, "GET", "/api/health", headers={"X-Request-ID": "client-chosen"})
+        assert status == 200 and HEX32.fullmatch(rid) and rid != "client-chosen"
+        deadline = time.monotonic() + 10
+        while rid not in log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, "the proxy's request id is not in the app's log"
+            time.sleep(0.2)
+        status, _ = _request(front, "GET", "/metrics")
+        assert status == 404
+    finally:
+        if nginx.poll() is None:
+            nginx.send_signal(signal.SIGQUIT)
+            try:
+                nginx.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(nginx.pid, signal.SIGKILL)
