@@ -123,7 +123,7 @@ def init_app(app) -> None:
             handler.addFilter(RequestContextFilter())
         if getattr(handler, "_emotion_format", None) != fmt and not _is_test_handler(handler):
             handler.setFormatter(formatter)
-            handler._emotion_format = fmt
+            setattr(handler, "_emotion_format", fmt)  # noqa: B010  (a mark on a handler we do not own)
     app.config["LOG_FORMAT"] = fmt
 
     @app.before_request

@@ -13,7 +13,7 @@ functions):
 
 | metric | labels | from |
 |---|---|---|
-| `emotion_http_requests_total` | route (the URL rule, not the path; `unmatched` for a 404 or 405 no rule took), method, status | every request |
+| `emotion_http_requests_total` | route (the URL rule; `unmatched`: 404/405), method, status | every request |
 | `emotion_http_request_duration_seconds` | route | every request (histogram) |
 | `emotion_http_rejected_total` | status, reason (the JSON error's code) | every 4xx the app answers |
 | `emotion_http_requests_in_flight` | - | requests inside the app now, summed over live workers |

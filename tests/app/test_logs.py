@@ -4,7 +4,6 @@ sent nor any image byte in a log line."""
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import logging
 import os
@@ -44,7 +43,8 @@ def test_request_ids_are_checked(given, kept):
 
 @pytest.mark.no_model_needed
 def test_json_lines_cut_every_argument_and_never_log_bytes():
-    record = logging.LogRecord("app.x", logging.WARNING, __file__, 1, "bad %s from %s", ("p" * 5000, b"\xff\xd8" * 900), None)
+    args = ("p" * 5000, b"\xff\xd8" * 900)
+    record = logging.LogRecord("app.x", logging.WARNING, __file__, 1, "bad %s from %s", args, None)
     logs.RequestContextFilter().filter(record)
     line = logs.JsonFormatter().format(record)
     assert "\n" not in line

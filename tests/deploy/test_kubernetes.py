@@ -254,7 +254,8 @@ def test_selectors_names_and_ports_match():
 def test_network_policy_admits_the_ingress_and_monitoring_only_and_no_egress():
     policy = resources()["NetworkPolicy"]["spec"]
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"} and policy["egress"] == []
-    by_port = {rule["ports"][0]["port"]: rule["from"][0]["namespaceSelector"]["matchLabels"] for rule in policy["ingress"]}
+    by_port = {rule["ports"][0]["port"]: rule["from"][0]["namespaceSelector"]["matchLabels"]
+               for rule in policy["ingress"]}
     assert by_port == {"http": {"kubernetes.io/metadata.name": "ingress-nginx"},
                        "metrics": {"kubernetes.io/metadata.name": "monitoring"}}
 
