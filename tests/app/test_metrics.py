@@ -179,25 +179,38 @@ def served(tmp_path_factory):
 
 
 def _worker_of_each_request(port: int, n: int) -> list[int]:
-    """The pid that answered each of `n` health checks, each on a new connection."""
+    """The pid that answered each of `n` health checks sent at the same moment, each on a new
+    connection (both workers wake up on the listening socket; one at a time, an idle server may hand
+    every connection to the same worker)."""
     import json
+    import threading
 
-    pids = []
-    for _ in range(n):
+    pids: list[int] = []
+    start = threading.Barrier(n)
+
+    def one():
+        start.wait(10)
         status, _, body = get(port, "/api/health")
         assert status == 200
         pids.append(json.loads(body)["pid"])
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(pids) == n
     return pids
 
 
 def test_counters_move_and_every_worker_is_counted(served):
     port, mport = served["port"], served["metrics"]
     before = scrape(mport)
-    # Health checks on new connections until both workers have answered some (gthread workers
-    # accept in turn, so a few suffice); every one of them must be in the master's total.
+    # Health checks on new connections until both workers have answered some; every one of them
+    # must be in the master's total.
     pids: list[int] = []
-    for _ in range(20):
-        pids += _worker_of_each_request(port, 6)
+    for _ in range(30):
+        pids += _worker_of_each_request(port, 8)
         if len(set(pids)) == 2:
             break
     assert len(set(pids)) == 2, f"one worker answered everything: {pids}"
