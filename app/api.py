@@ -213,6 +213,8 @@ def predict():
     reply, timings["speech"] = _reply_payload(choice, ask.speak)
     timings["total"] = time.perf_counter() - t_start
     metrics.observe_predict(timings, model=ask.model, faces=len(results))
+    if located is not None:
+        metrics.observe_tracking(located.mode, located.reason, len(results))
     body = {
         "faces": [_face_json(r, ask.lang, c) for r, c in zip(results, confident, strict=True)],
         "emotion": emotion,

@@ -20,7 +20,8 @@ functions):
 | `emotion_predict_stage_duration_seconds` | stage: decode, detect, classify, speech | `observe_predict` |
 | `emotion_predict_faces` | - | faces found per image (histogram) |
 | `emotion_predictions_total` | model | `observe_predict` |
-| `emotion_live_tracks` / `emotion_live_tracks_per_frame` | mode: server, private, other | `observe_tracking` |
+| `emotion_live_frames_total` | mode: tracked, full; reason: ok, no_faces, periodic, stale, bad_box, lost | `observe_tracking` |
+| `emotion_live_tracks_per_frame` | mode: tracked, full | `observe_tracking` |
 | `emotion_worker_rss_bytes` | pid | read from /proc by the master at scrape time |
 | `emotion_workers` | - | workers the master runs |
 
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 
 ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
 STAGES = ("decode", "detect", "classify", "speech")
-TRACKING_MODES = ("server", "private")
+TRACKING_MODES = ("tracked", "full")  # app/tracking.Located.mode
+TRACKING_REASONS = ("ok", "no_faces", "periodic", "stale", "bad_box", "lost")  # Located.reason
 # Seconds. A webcam frame takes 20-60 ms end to end, a 3-face photo ~140 ms, a 40 MP PNG ~1.3 s
 # (docs/BENCHMARKS.md); gunicorn's timeout is 30 s.
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -222,9 +224,10 @@ class _Metrics:
                                 "Time of each /api/predict stage", ["stage"], buckets=STAGE_BUCKETS)
         self.faces = Histogram("emotion_predict_faces", "Faces found per analysed image", buckets=FACE_BUCKETS)
         self.predictions = Counter("emotion_predictions_total", "Images analysed, by model", ["model"])
-        self.tracks = Gauge("emotion_live_tracks", "Faces tracked in the latest live frame, by mode",
-                            ["mode"], multiprocess_mode="livemostrecent")
-        self.tracks_per_frame = Histogram("emotion_live_tracks_per_frame", "Faces tracked per live frame",
+        self.live_frames = Counter("emotion_live_frames_total",
+                                   "Live frames (a track hint), by how their faces were found and why",
+                                   ["mode", "reason"])
+        self.tracks_per_frame = Histogram("emotion_live_tracks_per_frame", "Faces with a track id per live frame",
                                           ["mode"], buckets=FACE_BUCKETS)
 
 
@@ -262,15 +265,17 @@ def observe_stages(timings: dict[str, float]) -> None:
     observe_predict(timings)
 
 
-def observe_tracking(mode: str, n_tracks: int) -> None:
-    """One live frame tracked: `mode` is "server" (frames posted to the app) or "private" (reported by
-    the browser); anything else is counted as "other", so a caller cannot add label values."""
+def observe_tracking(mode: str, reason: str, n_tracks: int) -> None:
+    """One live frame (app/tracking.py): `mode` "tracked" or "full", the `reason` a full detection ran
+    ("ok" when tracked) and how many faces it answered with. Values outside the known sets are counted
+    as "other", so a caller cannot add label values."""
     try:
-        label = mode if mode in TRACKING_MODES else "other"
+        mode = mode if mode in TRACKING_MODES else "other"
+        reason = reason if reason in TRACKING_REASONS else "other"
         n = max(0, int(n_tracks))
         m = _metrics()
-        m.tracks.labels(label).set(n)
-        m.tracks_per_frame.labels(label).observe(n)
+        m.live_frames.labels(mode, reason).inc()
+        m.tracks_per_frame.labels(mode).observe(n)
     except Exception:  # pragma: no cover
         log.exception("metrics: observe_tracking failed")
 

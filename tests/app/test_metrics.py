@@ -63,19 +63,20 @@ def scrape(port: int) -> dict:
 @pytest.mark.no_model_needed
 def test_tracking_labels_are_a_closed_set():
     before = parse(metrics.render()[0].decode())
-    metrics.observe_tracking("server", 3)
-    metrics.observe_tracking("private", 1)
-    metrics.observe_tracking("x" * 5000, 2)  # a caller's typo or a client's string: one "other" series
-    metrics.observe_tracking("server", -4)  # clamped to 0
+    metrics.observe_tracking("tracked", "ok", 3)
+    metrics.observe_tracking("full", "lost", 1)
+    metrics.observe_tracking("x" * 5000, "y" * 5000, 2)  # a caller's typo: one "other" series
+    metrics.observe_tracking("tracked", "ok", -4)  # clamped to 0
     after = parse(metrics.render()[0].decode())
-    modes = {dict(lab)["mode"] for (n, lab) in after if n == "emotion_live_tracks"}
-    assert modes == {"server", "private", "other"}
-    assert value(after, "emotion_live_tracks", mode="server") == 0
-    assert value(after, "emotion_live_tracks", mode="other") == 2
-    assert (value(after, "emotion_live_tracks_per_frame_count", mode="server")
-            - value(before, "emotion_live_tracks_per_frame_count", mode="server")) == 2
-    assert (value(after, "emotion_live_tracks_per_frame_sum", mode="server")
-            - value(before, "emotion_live_tracks_per_frame_sum", mode="server")) == 3
+    series = {(dict(lab)["mode"], dict(lab)["reason"]) for (n, lab) in after if n == "emotion_live_frames_total"}
+    assert series >= {("tracked", "ok"), ("full", "lost"), ("other", "other")}
+    assert all(m in ("tracked", "full", "other") for m, _ in series)
+    assert (value(after, "emotion_live_frames_total", mode="tracked", reason="ok")
+            - value(before, "emotion_live_frames_total", mode="tracked", reason="ok")) == 2
+    assert (value(after, "emotion_live_tracks_per_frame_count", mode="tracked")
+            - value(before, "emotion_live_tracks_per_frame_count", mode="tracked")) == 2
+    assert (value(after, "emotion_live_tracks_per_frame_sum", mode="tracked")
+            - value(before, "emotion_live_tracks_per_frame_sum", mode="tracked")) == 3
 
 
 def test_requests_stages_faces_and_rejections_are_counted(client):
@@ -321,3 +322,24 @@ def test_metrics_port_in_use_does_not_stop_the_server(tmp_path):
             assert "metrics: cannot listen" in log_path.read_text()
         finally:
             _stop(proc)
+
+
+def test_live_frames_are_counted_by_how_their_faces_were_found(client, has_model):
+    if not has_model:
+        pytest.skip("no model card to serve")
+    import io
+    import json
+
+    from tests.app import imagegen as g
+
+    def live(track):
+        form = {"image": (io.BytesIO(g.jpeg(g.astronaut())), "f.jpg"), "track": json.dumps(track)}
+        return client.post("/api/predict", data=form, content_type="multipart/form-data").get_json()
+
+    before = parse(metrics.render()[0].decode())
+    first = live({})
+    live({"faces": [{"id": f["track"], "box": f["box"]} for f in first["faces"]], "since_full": 0, "age_ms": 50})
+    after = parse(metrics.render()[0].decode())
+    for mode, reason in (("full", "no_faces"), ("tracked", "ok")):
+        assert (value(after, "emotion_live_frames_total", mode=mode, reason=reason)
+                - value(before, "emotion_live_frames_total", mode=mode, reason=reason)) == 1, (mode, reason)
