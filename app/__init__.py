@@ -23,6 +23,14 @@ from werkzeug.routing import Map
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+def data_dir(name: str) -> Path:
+    """The shipped `models`, `templates` or `static` folder: inside the package once it is installed
+    (`pip install .` maps them to app/_data/, pyproject.toml), else the repository's own folder."""
+    packaged = Path(__file__).resolve().parent / "_data" / name
+    return packaged if packaged.is_dir() else ROOT / name
+
+
 # The on-device runtime's files (static/vendor/onnxruntime-web): a module script must be served as
 # JavaScript (the page sends nosniff), and WebAssembly as application/wasm to compile while streaming.
 mimetypes.add_type("text/javascript", ".mjs")
@@ -32,7 +40,7 @@ mimetypes.add_type("application/wasm", ".wasm")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULTS = {
-    "MODELS_DIR": str(ROOT / "models"),
+    "MODELS_DIR": str(data_dir("models")),
     "DEFAULT_MODEL": None,  # None: the card marked "default": true, else the first single model
     "STRICT_CARDS": False,  # True: a bad card stops start-up instead of being skipped with a log line
     "SPEECH_ENGINE": "espeak",  # offline; "gtts" = online MP3 with fallback to espeak
@@ -141,7 +149,7 @@ class _Flask(Flask):
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    app = _Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+    app = _Flask(__name__, template_folder=str(data_dir("templates")), static_folder=str(data_dir("static")),
                 static_url_path="/static")
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("EMOTION")
