@@ -21,8 +21,8 @@ decoder is closed, its memory freed).
 
 Cost: one clip at a time per worker process (`VIDEO_CONCURRENCY`, a second one is 503 `busy`, so a
 worker's other thread keeps answering photos and live frames); at most `VIDEO_MAX_SECONDS` of video
-analysed at most `VIDEO_MAX_FPS` frames a second (480 frames: about 10-25 s of one core), frames over
-720p shrunk before analysis, and the decoded-frames cap of app/video.py.
+analysed at most `VIDEO_MAX_FPS` frames a second (481 frames at 14-65 ms each on the 2-core build
+machine: 7-31 s), frames over 720p shrunk before analysis, and the decoded-frames cap of app/video.py.
 """
 from __future__ import annotations
 

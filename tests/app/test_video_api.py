@@ -151,3 +151,19 @@ def test_no_clip_ever_touches_the_disk(client, walk_mp4, tmp_path, monkeypatch):
     next(iter(response.response))
     response.close()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.no_model_needed
+def test_the_clip_limit_fits_the_request_cap_nginx_and_the_page():
+    """A clip is a request like any other: under the 16 MB that nginx (in memory) and Flask hold, and
+    the page checks the same number before it sends one."""
+    from pathlib import Path
+
+    from app import DEFAULTS
+
+    root = Path(__file__).resolve().parents[2]
+    assert DEFAULTS["VIDEO_MAX_BYTES"] <= DEFAULTS["MAX_CONTENT_LENGTH"]
+    nginx = (root / "deploy" / "nginx" / "emotion.conf.template").read_text()
+    assert f"client_max_body_size {DEFAULTS['MAX_CONTENT_LENGTH'] >> 20}m;" in nginx
+    page = (root / "static" / "js" / "video.js").read_text()
+    assert f"VIDEO_MAX_BYTES = {DEFAULTS['VIDEO_MAX_BYTES'] >> 20} * 1024 * 1024;" in page
