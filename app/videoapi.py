@@ -138,6 +138,15 @@ def video():
     detector = get_detector()
     full_every = int(cfg["TRACK_FULL_EVERY"])
     expected = clip.expected_frames(fps)
+    released = threading.Lock()
+
+    def release() -> None:
+        """The clip's decoder closed and the slot given back, once: from the generator's end, or from
+        the response's close when the client left before the generator ever started (closing an
+        unstarted generator runs none of its code)."""
+        if released.acquire(blocking=False):
+            clip.close()
+            slot.release()
 
     def generate():
         t0 = time.perf_counter()
@@ -174,12 +183,12 @@ def video():
                      time.perf_counter() - t0)
             raise
         finally:
-            clip.close()
-            slot.release()
+            release()
             if finished:
                 log.info("video analysed: %d frames in %.1f s", done, time.perf_counter() - t0)
 
     response = Response(stream_with_context(generate()), mimetype="application/x-ndjson")
+    response.call_on_close(release)
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each line on as it comes
     response.headers["Cache-Control"] = "no-store"
     return response

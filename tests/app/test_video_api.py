@@ -134,6 +134,21 @@ def test_a_client_that_leaves_stops_the_analysis_and_frees_the_slot(client, app,
     _slot(app).release()
 
 
+def test_a_response_closed_before_its_first_line_frees_the_slot_too(app, walk_mp4):
+    """A server that closes the response without iterating it (the client left before the first line)
+    never starts the generator, and closing an unstarted generator runs none of its code: the slot and
+    the decoder are given back by the response's own close."""
+    from app.videoapi import _slot, video
+
+    with app.test_request_context("/api/video", method="POST", content_type="multipart/form-data",
+                                  data={"video": (io.BytesIO(walk_mp4), "clip.mp4")}):
+        response = video()
+        assert response.status_code == 200 and not _slot(app).acquire(blocking=False)
+        response.close()
+    assert _slot(app).acquire(blocking=False)
+    _slot(app).release()
+
+
 def test_no_clip_ever_touches_the_disk(client, walk_mp4, tmp_path, monkeypatch):
     """Good, bad and abandoned requests: no temporary file is made (each maker fails the test), and the
     temporary folder stays empty."""
