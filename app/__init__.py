@@ -23,6 +23,14 @@ from werkzeug.routing import Map
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+def data_dir(name: str) -> Path:
+    """The shipped `models`, `templates` or `static` folder: inside the package once it is installed
+    (`pip install .` maps them to app/_data/, pyproject.toml), else the repository's own folder."""
+    packaged = Path(__file__).resolve().parent / "_data" / name
+    return packaged if packaged.is_dir() else ROOT / name
+
+
 # The on-device runtime's files (static/vendor/onnxruntime-web): a module script must be served as
 # JavaScript (the page sends nosniff), and WebAssembly as application/wasm to compile while streaming.
 mimetypes.add_type("text/javascript", ".mjs")
@@ -32,7 +40,7 @@ mimetypes.add_type("application/wasm", ".wasm")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULTS = {
-    "MODELS_DIR": str(ROOT / "models"),
+    "MODELS_DIR": str(data_dir("models")),
     "DEFAULT_MODEL": None,  # None: the card marked "default": true, else the first single model
     "STRICT_CARDS": False,  # True: a bad card stops start-up instead of being skipped with a log line
     "SPEECH_ENGINE": "espeak",  # offline; "gtts" = online MP3 with fallback to espeak
@@ -56,6 +64,20 @@ DEFAULTS = {
     "MAX_FACES": 20,  # faces classified per image
     "TRACK_FULL_EVERY": 8,  # live frames (a `track` hint): a full detection at least every N frames
     "TRACK_MAX_AGE_MS": 1000,  # a hint older than this is stale: full detection
+    # POST /api/video (issue 25; docs/API.md says why these): a clip is a request like any other, so it
+    # fits the request cap (16 MB, held in memory by nginx and the app, never on disk); a minute of it is
+    # analysed at most (a longer declared duration is refused, and decoding stops there whatever the
+    # header says); frames up to 1080p (4K and 8K are refused from the header: re-encode), shrunk to
+    # 1280 px before analysis; 4 frames a second by default, 8 at most; one clip at a time per worker.
+    "VIDEO_MAX_BYTES": 16 * 1024 * 1024,
+    "VIDEO_MAX_SECONDS": 60,
+    "VIDEO_MAX_PIXELS": 1920 * 1080,
+    "VIDEO_MAX_SIDE": 1920,
+    "VIDEO_FPS": 4,
+    "VIDEO_MAX_FPS": 8,
+    "VIDEO_ANALYSIS_SIDE": 1280,
+    "VIDEO_DECODE_THREADS": 1,
+    "VIDEO_CONCURRENCY": 1,
     "WARMUP": "background",  # "sync": load everything in create_app; "background"; "lazy": on first use
     "JSON_SORT_KEYS": False,
 }
@@ -141,7 +163,7 @@ class _Flask(Flask):
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    app = _Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+    app = _Flask(__name__, template_folder=str(data_dir("templates")), static_folder=str(data_dir("static")),
                 static_url_path="/static")
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("EMOTION")
@@ -154,7 +176,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.wsgi_app = CloseUnreadBody(app.wsgi_app)  # type: ignore[method-assign]  # a no-op unless gunicorn.conf.py's hooks run
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from . import api, cli, emotion, errors, faces, logs, metrics, ondevice, pages, speech
+    from . import api, cli, emotion, errors, faces, logs, metrics, ondevice, pages, speech, videoapi
 
     logs.init_app(app)  # request ids, LOG_FORMAT=json (issue 24)
     metrics.init_app(app)  # Prometheus counters; served by gunicorn's master (gunicorn.conf.py)
@@ -165,6 +187,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ondevice.bp)
+    app.register_blueprint(videoapi.bp)
     cli.init_app(app)
     _start_warmup(app)
     return app

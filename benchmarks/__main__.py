@@ -1,4 +1,4 @@
-"""python -m benchmarks accuracy|calm|balance|members|ablation|classifier|detector|tilt|api|load|live|soak|memory|ondevice|peers|all|report ...
+"""python -m benchmarks accuracy|calm|balance|members|ablation|classifier|detector|tilt|api|load|live|video|soak|memory|ondevice|peers|all|report ...
 
 Runs the named benchmarks, saves each result under docs/benchmarks/, then rewrites docs/BENCHMARKS.md
 from every saved result. With no name it only lists them: running every benchmark (an hour or more) and
@@ -24,6 +24,7 @@ ORDER = [
     ("api", "End-to-end /api/predict latency"),
     ("load", "Throughput under load (gunicorn)"),
     ("live", "Live streaming: tracked frames against full detection (issue 23)"),
+    ("video", "Video decoding: PyAV against OpenCV (issue 25)"),
     ("soak", "Soak test: memory under a long load"),
     ("memory", "Worker memory and CPU under a hostile mix (issue 16)"),
     ("ondevice", "Private mode: the pipeline in the browser (issue 18)"),
@@ -60,7 +61,7 @@ def report() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", help="accuracy calm balance members ablation classifier detector tilt api load live soak memory ondevice peers all report (peers needs bash benchmarks/setup_peers.sh first)")
+    p.add_argument("names", nargs="*", help="accuracy calm balance members ablation classifier detector tilt api load live video soak memory ondevice peers all report (peers needs bash benchmarks/setup_peers.sh first)")
     p.add_argument("--frames", type=int, default=200, help="test frames (detector)")
     p.add_argument("--tilt-faces", type=int, default=600, help="faces per angle (tilt)")
     p.add_argument("--requests", type=int, default=60, help="requests per case (api)")

@@ -228,3 +228,77 @@ def summary(records: list[dict], full_every: int) -> dict:
             "longest_miss_frames": longest_miss, "full_every": full_every,
             "full_reasons": {k: sum(1 for r in records if r["mode"] == "full" and r["reason"] == k)
                              for k in sorted({r["reason"] for r in records if r["mode"] == "full"})}}
+
+
+# -- clips as video files (issue 25) ------------------------------------------------------------------
+# The scenes above, encoded as the files people upload, made at test and benchmark time (no video file
+# is committed). (container, encoder) pairs by the name the tests and benchmarks/video.py use.
+ENCODINGS = {
+    "mp4-h264": ("mp4", "libx264"),
+    "webm-vp8": ("webm", "libvpx"),
+    "webm-vp9": ("webm", "libvpx-vp9"),
+    "mov-h264": ("mov", "libx264"),
+    "avi-mpeg4": ("avi", "mpeg4"),
+}
+
+
+def encode(frames: list[np.ndarray], encoding: str = "mp4-h264", fps: float = 12.0,
+           times: list[float] | None = None, audio_seconds: float = 0.0) -> bytes:
+    """RGB frames as a video file's bytes (PyAV, in memory). `times` (seconds, increasing) gives each
+    frame its own timestamp: a variable frame rate clip. `audio_seconds` adds a silent AAC / Opus track."""
+    import io
+    from fractions import Fraction
+
+    import av
+
+    fmt, codec = ENCODINGS[encoding]
+    h, w = frames[0].shape[:2]
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
+        if times is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        audio = None
+        if audio_seconds > 0:
+            audio = out.add_stream("aac" if fmt in ("mp4", "mov") else "libopus", rate=48000)
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: h - h % 2, : w - w % 2]), format="rgb24")
+            if times is not None:
+                frame.pts, frame.time_base = int(round(times[i] * 1000)), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        if audio is not None:
+            _silence(out, audio, audio_seconds)
+    return buf.getvalue()
+
+
+def _silence(out, stream, seconds: float) -> None:
+    import av
+
+    n = stream.codec_context.frame_size or 1024
+    fmt = stream.codec_context.format
+    dtype = {"s16": np.int16, "s16p": np.int16, "s32": np.int32, "s32p": np.int32}.get(fmt.name, np.float32)
+    for k in range(int(seconds * stream.rate / n)):
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, n * 2) if fmt.is_packed else (2, n), dtype),
+                                           format=fmt.name, layout="stereo")
+        frame.sample_rate, frame.pts = stream.rate, k * n
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+
+
+def audio_only(seconds: float = 2.0, fmt: str = "mp4") -> bytes:
+    """A file with a silent audio track and no video (an .m4a, or a WebM of Opus)."""
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as out:
+        stream = out.add_stream("aac" if fmt in ("mp4", "mov") else "libopus", rate=48000)
+        _silence(out, stream, seconds)
+    return buf.getvalue()

@@ -9,6 +9,7 @@
  *   js/live.js      the live camera: frames, tracking, smoothing, when to speak
  *   js/private.js   private mode: the same pipeline in this browser (js/ondevice/), nothing sent
  *   js/timeline.js  the session timeline and its CSV
+ *   js/video.js     a clip: upload, the streamed report, a timeline per face, CSV / JSON
  *   js/reply.js     the assistant's text and voice
  *   js/ui.js        bars, face rows, boxes, status lines
  *   js/state.js     the shared state
@@ -25,6 +26,7 @@ import { el, state } from './js/state.js';
 import { applyStrings, pickLanguage } from './js/strings.js';
 import { downloadCsv, drawTimeline, renderLegend, timelineCsv } from './js/timeline.js';
 import { setStatusT } from './js/ui.js';
+import { cancelVideo, downloadVideoCsv, downloadVideoJson, handleVideo, renderVideo, videoCsv } from './js/video.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -41,6 +43,9 @@ function bind() {
     timeline: $('timeline'), legend: $('timeline-legend'), downloadCsv: $('download-csv'),
     modelSummary: $('model-summary'), modelRecall: $('model-recall'),
     privateMode: $('private-mode'), privateStatus: $('private-status'),
+    videoInput: $('video-input'), videoDrop: $('video-drop'), videoStatus: $('video-status'),
+    videoProgress: $('video-progress'), videoCancel: $('video-cancel'), videoResults: $('video-results'),
+    videoTracks: $('video-tracks'), videoCsv: $('video-csv'), videoJson: $('video-json'),
   });
 
   el.settingsForm = $('settings');
@@ -112,15 +117,36 @@ function bind() {
   el.stopBtn.addEventListener('click', stopCamera);
   el.downloadCsv.addEventListener('click', downloadCsv);
 
+  el.videoInput.addEventListener('change', () => {
+    const f = el.videoInput.files && el.videoInput.files[0];
+    handleVideo(f);
+    el.videoInput.value = '';
+  });
+  el.videoDrop.addEventListener('dragover', (e) => {
+    if (!e.dataTransfer || !Array.from(e.dataTransfer.types || []).includes('Files')) return;
+    e.preventDefault();
+    el.videoDrop.classList.add('dragover');
+  });
+  el.videoDrop.addEventListener('dragleave', () => el.videoDrop.classList.remove('dragover'));
+  el.videoDrop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    el.videoDrop.classList.remove('dragover');
+    handleVideo(e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0]);
+  });
+  el.videoCancel.addEventListener('click', cancelVideo);
+  el.videoCsv.addEventListener('click', downloadVideoCsv);
+  el.videoJson.addEventListener('click', downloadVideoJson);
+
   let resizeTimer = null;
   window.addEventListener('resize', () => {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(() => { drawPhoto(); drawTimeline(); }, 100);
+    resizeTimer = setTimeout(() => { drawPhoto(); drawTimeline(); renderVideo(); }, 100);
   });
   document.addEventListener('visibilitychange', () => {
     if (document.hidden) el.audio.pause();
   });
   window.addEventListener('pagehide', stopCamera);
+  window.addEventListener('pagehide', cancelVideo);
 }
 
 function rerenderAll() {
@@ -130,7 +156,8 @@ function rerenderAll() {
   if (last) renderReplyEmotion(last.emotion, last.hedged);
   el.legend.dataset.key = '';
   drawTimeline();
-  for (const node of [el.cameraStatus, el.photoStatus, el.privateStatus]) {
+  renderVideo();
+  for (const node of [el.cameraStatus, el.photoStatus, el.privateStatus, el.videoStatus]) {
     if (node.i18nMessage) setStatusT(node, node.dataset.state || null, node.i18nMessage[0], ...node.i18nMessage[1]);
   }
 }
@@ -172,6 +199,12 @@ window.emotionApp = {
   get ondevice() { return state.ondevice ? { ...state.ondevice, downloaded: state.ondevice.downloaded.bytes } : null; },
   get lastTimings() { return state.lastTimings; },
   timelineCsv,
+  get video() {
+    const v = state.video;
+    return v ? { frames: v.frames.length, expected: v.expected, report: v.report, reply: v.reply } : null;
+  },
+  get videoRunning() { return !!state.videoAbort; },
+  videoCsv,
 };
 
 async function init() {

@@ -41,6 +41,9 @@ export const state = {
   timeline: [],
   timelineLabels: [],
 
+  video: null,              // the clip being / last analysed (js/video.js): labels, frames, report, reply
+  videoAbort: null,         // its request's AbortController while it runs
+
   replies: [],              // {text, lang, audio_url, emotion, source}
   repliesPlayed: 0,         // audio replies that actually started playing
   audioPlayAttempts: 0,
