@@ -178,6 +178,9 @@ async function init() {
   bind();
   applyStrings();
   setStatusT(el.cameraStatus, null, 'cameraIdle');
+  // the server rendered these lines in its default language: say them in the page's, and remember them
+  // as strings so that a language switch re-renders them too
+  setStatusT(el.privateStatus, null, 'privateOff');
   drawTimeline();
   await loadModels();
   renderLegend();
