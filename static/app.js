@@ -78,7 +78,7 @@ function bind() {
   });
   el.replay.addEventListener('click', () => {
     const last = state.replies[state.replies.length - 1];
-    if (last && last.audio_url) playAudio(last.audio_url);
+    if (last && last.audio_url && !last.cleared) playAudio(last.audio_url);
   });
 
   el.fileInput.addEventListener('change', () => {
@@ -127,7 +127,7 @@ function rerenderAll() {
   renderModelInfo();
   if (state.photoResult) renderPhotoResult();
   const last = state.replies[state.replies.length - 1];
-  if (last) renderReplyEmotion(last.emotion, last.hedged);
+  if (last && !last.cleared) renderReplyEmotion(last.emotion, last.hedged);
   el.legend.dataset.key = '';
   drawTimeline();
   for (const node of [el.cameraStatus, el.photoStatus, el.privateStatus]) {

@@ -135,6 +135,7 @@ UI = {
     "facesFound": {"one": "Found 1 face.", "other": "Found {0} faces."},
     "noFace": "No face found. Try a brighter, front-facing photo where the face is not too small.",
     "notImage": "That file is not an image this browser can open. Use a JPEG, PNG, WebP, BMP or GIF photo.",
+    "emptyFile": "That file is empty (0 bytes): there is no picture in it. Choose the photo again, or another one.",
     "requestFailed": "The server could not analyse the image: {0}",
     "networkFailed": "The server cannot be reached. Check your connection and try again.",
     "face": "Face {0}",

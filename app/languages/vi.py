@@ -135,6 +135,7 @@ UI = {
     "facesFound": "Tìm thấy {0} khuôn mặt.",
     "noFace": "Không tìm thấy khuôn mặt. Hãy thử ảnh sáng hơn, nhìn thẳng, khuôn mặt không quá nhỏ.",
     "notImage": "Trình duyệt không mở được tệp này. Hãy dùng ảnh JPEG, PNG, WebP, BMP hoặc GIF.",
+    "emptyFile": "Tệp này trống (0 byte): không có ảnh nào bên trong. Hãy chọn lại ảnh, hoặc một ảnh khác.",
     "requestFailed": "Máy chủ không phân tích được ảnh: {0}",
     "networkFailed": "Không kết nối được máy chủ. Hãy kiểm tra kết nối và thử lại.",
     "face": "Mặt {0}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_browser import goto_app
+from .test_browser import PREDICT_URL, goto_app, upload
 
 NOT_AN_IMAGE = {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"this is not a photo"}
 EMPTY_PHOTO = {"name": "empty.jpg", "mimeType": "image/jpeg", "buffer": b""}
@@ -19,6 +19,11 @@ def ui(lang: str, key: str) -> str:
     from app import assistant
 
     return assistant.UI_STRINGS[lang][key]
+
+
+def expected_refusals(log, status: int):
+    """The browser logs a refused request as a console error: the one the test made is expected."""
+    log.console_errors[:] = [e for e in log.console_errors if f"status of {status}" not in e]
 
 
 def wait_status(page, state: str):
@@ -39,6 +44,41 @@ def photo_panel(page) -> dict:
     })""")
 
 
+def test_a_slow_photo_answer_never_overwrites_a_newer_error(app_page, server_url, media):
+    """A photo's answer held back while the user picks a file that is not an image: the error stays,
+    and the old photo's faces do not appear (without their photo) when its answer finally comes."""
+    page, log = app_page
+    held = []
+
+    def hold_the_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(PREDICT_URL, hold_the_first)
+    goto_app(page, server_url)
+    page.set_input_files("#file-input", str(media["face_jpeg"]))
+    while not held:
+        page.wait_for_timeout(50)
+    page.set_input_files("#file-input", files=[NOT_AN_IMAGE])
+    wait_status(page, "error")
+    try:
+        held[0].continue_()  # the slow answer arrives now (unless the page gave up on it)
+    except Exception:  # noqa: BLE001 - the page cancelled the request: nothing to release
+        pass
+    for _ in range(40):  # until the held request has finished or failed
+        if log.predict_in_flight == 0:
+            break
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(500)
+    seen = photo_panel(page)
+    assert seen["status"] == ui("en", "notImage"), seen
+    assert seen["faces"] == 0 and seen["resultsHidden"] and seen["frameHidden"] and seen["result"] is None, seen
+    assert not seen["replyEmotion"], seen
+    log.assert_clean()
+
+
 @pytest.mark.parametrize("how", ["remembered", "switched"])
 def test_the_status_line_under_the_header_speaks_the_pages_language(open_page, server_url, how):
     script = "localStorage.setItem('emotion.lang', 'vi');" if how == "remembered" else None
@@ -50,6 +90,57 @@ def test_the_status_line_under_the_header_speaks_the_pages_language(open_page, s
     assert status.inner_text() == ui("vi", "privateOff")
     page.select_option("#lang", "en")
     assert status.inner_text() == ui("en", "privateOff")
+    log.assert_clean()
+
+
+@pytest.mark.parametrize("bad", ["not an image", "refused by the server"])
+def test_after_a_bad_file_the_previous_answer_is_gone(app_page, server_url, media, bad):
+    page, log = app_page
+    goto_app(page, server_url)
+    page.select_option("#lang", "en")
+    upload(page, media["face_jpeg"])
+    page.wait_for_function("() => document.getElementById('reply-text').dataset.emotion")
+    if bad == "not an image":
+        page.set_input_files("#file-input", files=[NOT_AN_IMAGE])
+        expected = ui("en", "notImage")
+    else:
+        page.route(PREDICT_URL, lambda route: route.fulfill(status=422, json={
+            "error": {"code": "no_pixels", "message": "the image could not be decoded"}}))
+        page.set_input_files("#file-input", str(media["face_jpeg"]))
+        expected = ui("en", "requestFailed").replace("{0}", "the image could not be decoded")
+    wait_status(page, "error")
+    seen = photo_panel(page)
+    assert seen["status"] == expected, seen
+    # neither the old faces nor the old reply: they were about another photo
+    assert seen["faces"] == 0 and seen["resultsHidden"] and seen["result"] is None, seen
+    assert seen["reply"] == ui("en", "replyIdle") and not seen["replyEmotion"] and not seen["replyNote"], seen
+    assert not seen["replay"], seen
+    # nor does a language switch bring the old reply back
+    page.select_option("#lang", "vi")
+    page.wait_for_timeout(500)
+    assert page.locator("#reply-text").inner_text() == ui("vi", "replyIdle")
+    expected_refusals(log, 422)
+    log.assert_clean()
+
+
+def test_an_empty_file_is_called_empty(app_page, server_url, media):
+    page, log = app_page
+    goto_app(page, server_url)
+    page.select_option("#lang", "en")
+    page.set_input_files("#file-input", files=[EMPTY_PHOTO])
+    wait_status(page, "error")
+    assert page.locator("#photo-status").inner_text() == ui("en", "emptyFile")
+    assert log.predict_requests == 0, "an empty file was posted"
+    page.select_option("#lang", "vi")
+    assert page.locator("#photo-status").inner_text() == ui("vi", "emptyFile")
+    # the server's word for it (400 empty_image) reads the same
+    page.route(PREDICT_URL, lambda route: route.fulfill(status=400, json={
+        "error": {"code": "empty_image", "message": "the image is empty (0 bytes)"}}))
+    with page.expect_response(PREDICT_URL):
+        page.set_input_files("#file-input", str(media["face_jpeg"]))
+    wait_status(page, "error")
+    assert page.locator("#photo-status").inner_text() == ui("vi", "emptyFile")
+    expected_refusals(log, 400)
     log.assert_clean()
 
 
