@@ -155,6 +155,7 @@ UI = {
     "ensembleOf": "An ensemble of {0}.",
     "calmRate": "Calm faces read as negative: <strong>{0}</strong> of {1} clearly neutral test faces (at least 7 of 10 annotators said neutral) were called angry, sad, afraid, disgusted or contemptuous.",
     "hedgedNote": "The model is not sure about this one.",
+    "unsureBadge": "not sure",
     "expressionIs": "Apparent expression: {0}",
     "scoresNote": "Scores are the model's confidence, not a measurement of feelings. {0} is right on {1} of the faces of the {2}.",
     "timelineEmpty": "Start the camera to record how the expression changes.",

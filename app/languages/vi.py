@@ -155,6 +155,7 @@ UI = {
     "ensembleOf": "Tổ hợp của {0}.",
     "calmRate": "Mặt bình thản bị đọc thành tiêu cực: <strong>{0}</strong> trong {1} khuôn mặt kiểm tra rõ ràng là bình thường (ít nhất 7/10 người gán nhãn nói bình thường) bị gọi là tức giận, buồn, sợ hãi, ghê tởm hay khinh thường.",
     "hedgedNote": "Mô hình không chắc chắn về khuôn mặt này.",
+    "unsureBadge": "chưa chắc",
     "expressionIs": "Biểu cảm thể hiện: {0}",
     "scoresNote": "Điểm số là độ tin cậy của mô hình, không phải phép đo cảm xúc. {0} đúng với {1} số khuôn mặt của {2}.",
     "timelineEmpty": "Bật camera để ghi lại biểu cảm thay đổi thế nào.",

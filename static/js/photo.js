@@ -1,11 +1,10 @@
 // The photo panel: pick or drop a photo, post it, draw a box on every face, list them with their scores.
 import { ApiError, canvasToBlob, predict } from './api.js';
-import { labelName } from './labels.js';
 import { predictLocal } from './private.js';
 import { clearReply, showReply } from './reply.js';
 import { el, state } from './state.js';
 import { t } from './strings.js';
-import { drawFaceBox, faceRowContent, pct, renderBars, setStatusT } from './ui.js';
+import { drawFaceBox, faceLabel, faceRowContent, pct, renderBars, setStatusT } from './ui.js';
 
 const PHOTO_MAX_SIDE = 1280;      // uploaded photos are re-encoded at most this large
 
@@ -137,13 +136,15 @@ export function drawPhoto() {
   // Scale line widths and text to the displayed size, so labels stay readable on big photos.
   const shown = c.clientWidth || c.width;
   const scale = c.width / Math.max(1, shown);
+  const tag = (f, i) => `${i + 1} · ${faceLabel(f.emotion, f.confident === false)} ${pct(f.scores && f.scores[f.emotion])}`;
   faces.forEach((f, i) => {
     if (i === state.selectedFace) return;
-    drawFaceBox(ctx, f.box, f.emotion, `${i + 1} · ${labelName(f.emotion)} ${pct(f.scores && f.scores[f.emotion])}`, { scale });
+    drawFaceBox(ctx, f.box, f.emotion, tag(f, i), { scale, unsure: f.confident === false });
   });
   const sel = faces[state.selectedFace];
   if (sel) {
-    drawFaceBox(ctx, sel.box, sel.emotion, `${state.selectedFace + 1} · ${labelName(sel.emotion)} ${pct(sel.scores && sel.scores[sel.emotion])}`, { selected: faces.length > 1, scale });
+    drawFaceBox(ctx, sel.box, sel.emotion, tag(sel, state.selectedFace),
+      { selected: faces.length > 1, scale, unsure: sel.confident === false });
   }
 }
 
@@ -155,16 +156,17 @@ export function renderPhotoResult() {
     li.dataset.emotion = f.emotion;
     li.dataset.index = String(i);
     li.dataset.testid = 'face-item';
+    li.classList.toggle('unsure', f.confident === false);   // the model is not sure of this face
     const btn = document.createElement('button');
     btn.type = 'button';
     btn.setAttribute('aria-pressed', i === state.selectedFace ? 'true' : 'false');
-    faceRowContent(btn, t('face', i + 1), f.emotion, f.scores ? f.scores[f.emotion] : f.confidence);
+    faceRowContent(btn, t('face', i + 1), f.emotion, f.scores ? f.scores[f.emotion] : f.confidence, { unsure: f.confident === false });
     btn.addEventListener('click', () => selectFace(i));
     li.append(btn);
     el.faceList.append(li);
   });
   const sel = faces[state.selectedFace];
-  renderBars(el.scores, sel ? sel.scores : null, { top: sel && sel.emotion });
+  renderBars(el.scores, sel ? sel.scores : null, { top: sel && sel.emotion, unsure: !!sel && sel.confident === false });
   el.scores.dataset.face = sel ? String(state.selectedFace) : '';
   el.photoResults.hidden = !faces.length;
   el.photoPlaceholder.hidden = !!faces.length;

@@ -1,8 +1,9 @@
 // The assistant's answer: its text, the expression it answers, and its voice (muted or not).
 import { fetchReply } from './api.js';
-import { colorOf, labelName } from './labels.js';
+import { colorOf } from './labels.js';
 import { el, state } from './state.js';
 import { t } from './strings.js';
+import { faceLabel } from './ui.js';
 
 export function showReply(reply, emotion, source) {
   if (!reply || !reply.text) return;
@@ -67,11 +68,11 @@ export function renderReplyEmotion(emotion, hedged = false) {
   const sw = document.createElement('span');
   sw.className = 'swatch';
   sw.style.background = colorOf(emotion);
-  el.replyEmotion.append(sw, t('expressionIs', labelName(emotion)));
+  el.replyEmotion.append(sw, t('expressionIs', faceLabel(emotion, hedged)));
   if (hedged) {  // the model was not sure of this face: say so beside the label
     const note = document.createElement('span');
     note.className = 'hedged-note';
-    note.textContent = ` · ${t('hedgedNote')}`;
+    note.textContent = t('hedgedNote');
     el.replyEmotion.append(note);
   }
 }

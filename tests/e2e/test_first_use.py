@@ -161,6 +161,65 @@ EDGE_COVERAGE = """() => {
 }"""
 
 
+def test_an_unsure_answer_looks_unsure_on_the_photo(app_page, server_url, media):
+    """A face the model is not sure of (confident: false) gets a dashed box, a "?" after its label and
+    a visible "not sure" badge in the face list; a sure one gets none of them."""
+    page, log = app_page
+    unsure = {"on": False}
+
+    def answer(route):
+        body = route.fetch().json()
+        if unsure["on"]:
+            for face in body["faces"]:
+                face["confident"] = False
+            body["reply"].update(hedged=True, id=f"unsure-{body['emotion']}.0")
+        route.fulfill(json=body)
+
+    page.route(PREDICT_URL, answer)
+    goto_app(page, server_url)
+    page.select_option("#lang", "en")
+    upload(page, media["face_jpeg"])
+    row = page.locator("#face-list li").first
+    assert not row.locator(".unsure-badge").count()
+    assert not row.locator(".face-name").inner_text().endswith("?")
+    solid = page.evaluate(EDGE_COVERAGE)
+    assert solid > 0.9, f"a sure face's box should be a solid line ({solid:.2f} of its edge)"
+
+    unsure["on"] = True
+    page.set_input_files("#file-input", str(media["face_jpeg"]))
+    page.wait_for_selector("#face-list li.unsure .unsure-badge")
+    row = page.locator("#face-list li").first
+    badge = row.locator(".unsure-badge")
+    assert badge.is_visible() and badge.inner_text() == ui("en", "unsureBadge")
+    assert row.locator(".face-name").inner_text().endswith("?")
+    dashed = page.evaluate(EDGE_COVERAGE)
+    assert 0.25 < dashed < 0.8, f"an unsure face's box should be dashed ({dashed:.2f} of its edge)"
+    page.select_option("#lang", "vi")
+    assert page.locator("#face-list li .unsure-badge").first.inner_text() == ui("vi", "unsureBadge")
+    log.assert_clean()
+
+
+def test_an_unsure_answer_looks_unsure_in_live_mode(camera_page, server_url):
+    page, log = camera_page
+
+    def answer(route):
+        body = route.fetch().json()
+        for face in body["faces"]:
+            face["confident"] = False
+        route.fulfill(json=body)
+
+    page.route(PREDICT_URL, answer)
+    goto_app(page, server_url)
+    page.select_option("#lang", "en")
+    page.click("#start-camera")
+    page.wait_for_selector("#live-face-list li.unsure .unsure-badge", timeout=60_000)
+    row = page.locator("#live-face-list li").first
+    assert row.locator(".unsure-badge").inner_text() == ui("en", "unsureBadge")
+    assert row.locator(".face-name").inner_text().endswith("?")
+    page.click("#stop-camera")
+    log.assert_clean()
+
+
 # The timeline's band for 10 s: no face, then a neutral face, then no face again (through the page's
 # own timeline module, the one live.js feeds).
 FILL_TIMELINE = """async () => {
