@@ -112,7 +112,7 @@ UI = {
     "timeline": "Session timeline",
     "downloadCsv": "Download CSV",
     "timelineHint": "The timeline stays in this browser; it is never uploaded.",
-    "timelineKey": "Lines: how strongly each expression shows (0-100%). Strip under them: the main expression at each moment (grey: no face).",
+    "timelineKey": "Lines: how strongly each expression shows (0-100%). Strip under them: the main expression at each moment (hatched: no face).",
     "aboutHeading": "What this shows, and how well",
     "inferredHeading": "What is inferred",
     "inferred": "The model reads the <strong>apparent facial expression</strong> of each face: how the face looks, not how the person feels. Expressions depend on culture, context and the person; a smile is not proof of happiness. Do not use it to make decisions about people.",

@@ -112,7 +112,7 @@ UI = {
     "timeline": "Diễn biến phiên",
     "downloadCsv": "Tải CSV",
     "timelineHint": "Dữ liệu diễn biến chỉ lưu trong trình duyệt này, không bao giờ được tải lên.",
-    "timelineKey": "Các đường: mức thể hiện của từng biểu cảm (0-100%). Dải màu bên dưới: biểu cảm chính tại mỗi thời điểm (xám: không thấy khuôn mặt).",
+    "timelineKey": "Các đường: mức thể hiện của từng biểu cảm (0-100%). Dải màu bên dưới: biểu cảm chính tại mỗi thời điểm (gạch chéo: không thấy khuôn mặt).",
     "aboutHeading": "Trang này cho biết gì, và chính xác đến đâu",
     "inferredHeading": "Điều được suy ra",
     "inferred": "Mô hình đọc <strong>biểu cảm khuôn mặt thể hiện ra bên ngoài</strong>: khuôn mặt trông thế nào, không phải người đó cảm thấy gì. Biểu cảm phụ thuộc vào văn hoá, hoàn cảnh và từng người; một nụ cười không chứng minh người đó đang vui. Đừng dùng kết quả để đưa ra quyết định về con người.",

@@ -248,6 +248,38 @@ FILL_TIMELINE = """async () => {
 }"""
 
 
+def test_no_face_on_the_timeline_looks_unlike_neutral(app_page, server_url):
+    page, log = app_page
+    goto_app(page, server_url)
+    page.select_option("#lang", "en")
+    bands = page.evaluate(FILL_TIMELINE)
+    neutral_rgb = (0x8B, 0x8D, 0x98)
+
+    def near_neutral(p):
+        return p[3] > 200 and sum((a - b) ** 2 for a, b in zip(p[:3], neutral_rgb, strict=True)) ** 0.5 < 40
+
+    def tone(p):  # what the eye sees on the page's white: the pixel over the canvas's #fafbff
+        a = p[3] / 255
+        return sum(c * a + 250 * (1 - a) for c in p[:3]) / 3
+
+    assert sum(map(near_neutral, bands["neutral"])) > 0.9 * len(bands["neutral"]), "the neutral band is not neutral"
+    none = bands["none"]
+    assert sum(map(near_neutral, none)) < 0.1 * len(none), "no face is drawn like a neutral face"
+    tones = sorted(map(tone, none))
+    dark, light = tones[len(tones) // 20], tones[-len(tones) // 20]
+    assert light - dark > 80, f"no face should be hatched, not one flat tone ({dark:.0f}..{light:.0f})"
+    # the legend says so, with a swatch in the same look
+    item = page.locator("#timeline-legend li[data-label='none']")
+    assert item.inner_text().strip() == ui("en", "legendNone")
+    look = item.locator(".swatch").evaluate(
+        "e => ({image: getComputedStyle(e).backgroundImage, color: getComputedStyle(e).backgroundColor})")
+    assert "gradient" in look["image"], look
+    assert "grey" not in ui("en", "timelineKey") and "xám" not in ui("vi", "timelineKey")
+    page.select_option("#lang", "vi")
+    assert page.locator("#timeline-legend li[data-label='none']").inner_text().strip() == ui("vi", "legendNone")
+    log.assert_clean()
+
+
 def contempt_on_top(route):
     """The photo's answer with "contempt" as the top label (the longest name in English)."""
     body = route.fetch().json()
