@@ -43,6 +43,7 @@ export function renderBars(container, scores, { top, unsure = false } = {}) {
     const name = document.createElement('span');
     name.className = 'bar-label';
     name.textContent = labelName(label);
+    name.dataset.text = labelName(label);   // its bold width, reserved by style.css
     const track = document.createElement('span');
     track.className = 'bar-track';
     track.setAttribute('role', 'meter');

@@ -291,6 +291,24 @@ def contempt_on_top(route):
     route.fulfill(json=body)
 
 
+@pytest.mark.parametrize("width", [1280, 375])
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_every_score_label_fits(open_page, server_url, media, lang, width):
+    page, log = open_page(viewport={"width": width, "height": 900}, is_mobile=width < 500, has_touch=width < 500)
+    page.route(PREDICT_URL, contempt_on_top)
+    goto_app(page, server_url)
+    page.select_option("#lang", lang)
+    upload(page, media["face_jpeg"])
+    labels = page.eval_on_selector_all(
+        "#scores .bar-label", "els => els.map(e => [e.textContent, e.scrollWidth, e.clientWidth])")
+    assert len(labels) == 8  # the default model's eight classes, the longest names among them
+    cut = [lab for lab in labels if lab[1] > lab[2]]
+    assert not cut, f"labels cut off: {cut}"
+    assert page.locator("#scores .bar.top").get_attribute("data-label") == "contempt"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    log.assert_clean()
+
+
 # Per recall row: is its bar on the same line as its percentage, and its swatch beside its name?
 RECALL_ROWS = """() => Array.from(document.querySelectorAll('#model-recall tbody tr'), (tr) => {
     const mid = (r) => (r.top + r.bottom) / 2;
@@ -309,3 +327,18 @@ RECALL_ROWS = """() => Array.from(document.querySelectorAll('#model-recall tbody
              swatchBeside: sw.right <= name.rect.left + 1 && Math.abs(mid(sw) - mid(name.rect)) < 8,
              nameLines: name.lines };
 })"""
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_the_recall_table_fits_a_phone(open_page, server_url, lang):
+    page, log = open_page(viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True)
+    goto_app(page, server_url)
+    page.select_option("#lang", lang)
+    rows = page.evaluate(RECALL_ROWS)
+    assert len(rows) == 8, rows
+    bad = [r for r in rows if not (r["barBeside"] and r["swatchBeside"] and r["nameLines"] == 1)]
+    assert not bad, f"rows that wrap on a phone: {bad}"
+    fits = page.evaluate("""() => { const t = document.getElementById('model-recall');
+                                    return t.scrollWidth <= t.parentElement.clientWidth; }""")
+    assert fits and page.evaluate("document.documentElement.scrollWidth") <= 375
+    log.assert_clean()
