@@ -147,7 +147,9 @@ async function sendFrame() {
   const w = Math.round(video.videoWidth * scale), h = Math.round(video.videoHeight * scale);
   const grab = state.grabCanvas || (state.grabCanvas = document.createElement('canvas'));
   if (grab.width !== w || grab.height !== h) { grab.width = w; grab.height = h; }
-  grab.getContext('2d', { willReadFrequently: !!state.private }).drawImage(video, 0, 0, w, h);
+  // read back every frame (getImageData in private mode, toBlob otherwise); the first getContext fixes
+  // the canvas's kind, and private mode may be turned on mid-session
+  grab.getContext('2d', { willReadFrequently: true }).drawImage(video, 0, 0, w, h);
   const speak = !!state.speakWanted && !state.muted;
   const wantsReply = !!state.speakWanted;
   state.inFlight += 1;

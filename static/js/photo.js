@@ -68,7 +68,9 @@ export async function handleFile(file) {
   const canvas = document.createElement('canvas');
   canvas.width = Math.max(1, Math.round(img.naturalWidth * scale));
   canvas.height = Math.max(1, Math.round(img.naturalHeight * scale));
-  canvas.getContext('2d').drawImage(img, 0, 0, canvas.width, canvas.height);
+  // private mode reads these pixels back (getImageData), once per model: a canvas's first getContext
+  // fixes whether it is kept for readback, so it says so here
+  canvas.getContext('2d', { willReadFrequently: true }).drawImage(img, 0, 0, canvas.width, canvas.height);
   const blob = await canvasToBlob(canvas, 0.92);
   if (!isCurrent(seq)) return;
   state.photo = { canvas, blob };

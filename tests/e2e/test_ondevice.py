@@ -265,3 +265,24 @@ def test_without_webassembly_the_page_says_so_and_the_server_mode_works(open_pag
     page.wait_for_selector("#face-list li[data-emotion]", timeout=60_000)
     assert log.predict_requests == 1
     assert page.evaluate("window.emotionApp.photoResult.ondevice") is None
+
+
+def test_no_canvas_readback_warning_in_private_mode(camera_page, server_url, media):
+    """Issue 24: private mode reads canvases back (getImageData) and Chrome warned that they should
+    say willReadFrequently. A private photo, analysed again by two other models, and a private live
+    session: no such warning."""
+    page, log = camera_page
+    goto_app(page, server_url)
+    turn_private_on(page)
+    upload(page, media["face_jpeg"])
+    for index in (1, 2):  # the same photo's canvas read again for another model
+        page.select_option("#model-select", index=index)
+        page.wait_for_function("() => !document.getElementById('drop-zone').hasAttribute('aria-busy')",
+                               timeout=90_000)
+    page.click("#start-camera")
+    page.wait_for_selector("#live-face-list li[data-emotion]", timeout=60_000)
+    page.wait_for_function("() => window.emotionApp.framesAnswered >= 10", timeout=60_000)
+    page.click("#stop-camera")
+    warnings = [text for _, text in log.console if "willReadFrequently" in text]
+    assert not warnings, warnings
+    log.assert_clean()
