@@ -68,7 +68,9 @@ export function renderReplyEmotion(emotion, hedged = false) {
   const sw = document.createElement('span');
   sw.className = 'swatch';
   sw.style.background = colorOf(emotion);
-  el.replyEmotion.append(sw, t('expressionIs', faceLabel(emotion, hedged)));
+  const label = document.createElement('span');   // the swatch stays with its words when the line wraps
+  label.append(sw, ' ', t('expressionIs', faceLabel(emotion, hedged)));
+  el.replyEmotion.append(label);
   if (hedged) {  // the model was not sure of this face: say so beside the label
     const note = document.createElement('span');
     note.className = 'hedged-note';

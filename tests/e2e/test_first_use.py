@@ -196,6 +196,9 @@ def test_an_unsure_answer_looks_unsure_on_the_photo(app_page, server_url, media)
     assert 0.25 < dashed < 0.8, f"an unsure face's box should be dashed ({dashed:.2f} of its edge)"
     page.select_option("#lang", "vi")
     assert page.locator("#face-list li .unsure-badge").first.inner_text() == ui("vi", "unsureBadge")
+    # the longer Vietnamese note and badges still fit a phone
+    page.set_viewport_size({"width": 375, "height": 812})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
     log.assert_clean()
 
 
