@@ -83,7 +83,7 @@ function bind() {
   });
   el.replay.addEventListener('click', () => {
     const last = state.replies[state.replies.length - 1];
-    if (last && last.audio_url) playAudio(last.audio_url);
+    if (last && last.audio_url && !last.cleared) playAudio(last.audio_url);
   });
 
   el.fileInput.addEventListener('change', () => {
@@ -153,7 +153,7 @@ function rerenderAll() {
   renderModelInfo();
   if (state.photoResult) renderPhotoResult();
   const last = state.replies[state.replies.length - 1];
-  if (last) renderReplyEmotion(last.emotion, last.hedged);
+  if (last && !last.cleared) renderReplyEmotion(last.emotion, last.hedged);
   el.legend.dataset.key = '';
   drawTimeline();
   renderVideo();
@@ -211,6 +211,9 @@ async function init() {
   bind();
   applyStrings();
   setStatusT(el.cameraStatus, null, 'cameraIdle');
+  // the server rendered these lines in its default language: say them in the page's, and remember them
+  // as strings so that a language switch re-renders them too
+  setStatusT(el.privateStatus, null, 'privateOff');
   drawTimeline();
   await loadModels();
   renderLegend();

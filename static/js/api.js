@@ -22,7 +22,8 @@ export async function fetchModels() {
   return readJson(await fetch('/api/models', { credentials: 'same-origin' }));
 }
 
-export async function predict(blob, { model = null, lang, speak = false, minFace = 0, track = null } = {}) {
+// signal: an AbortSignal that cancels the request (a newer photo replaces this one).
+export async function predict(blob, { model = null, lang, speak = false, minFace = 0, track = null, signal } = {}) {
   const fields = { lang, speak: speak ? 'true' : 'false' };
   if (minFace) fields.min_face = String(minFace);
   if (model) fields.model = model;
@@ -33,13 +34,13 @@ export async function predict(blob, { model = null, lang, speak = false, minFace
     // server time a frame, docs/BENCHMARKS.md).
     const q = new URLSearchParams({ ...fields, track });
     resp = await fetch(`/api/predict?${q}`, {
-      method: 'POST', body: blob, headers: { 'Content-Type': blob.type || 'image/jpeg' }, credentials: 'same-origin',
+      method: 'POST', body: blob, headers: { 'Content-Type': blob.type || 'image/jpeg' }, credentials: 'same-origin', signal,
     });
   } else {
     const form = new FormData();
     form.append('image', blob, 'frame.jpg');
     for (const [k, v] of Object.entries(fields)) form.append(k, v);
-    resp = await fetch('/api/predict', { method: 'POST', body: form, credentials: 'same-origin' });
+    resp = await fetch('/api/predict', { method: 'POST', body: form, credentials: 'same-origin', signal });
   }
   return readJson(resp);
 }

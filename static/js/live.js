@@ -1,13 +1,12 @@
 // The live camera: frames posted one at a time, faces tracked and their scores smoothed across frames,
 // labels drawn over the video, and the assistant asked to speak once an expression has held.
 import { ApiError, canvasToBlob, predict } from './api.js';
-import { labelName } from './labels.js';
 import { predictLocal } from './private.js';
 import { showReply } from './reply.js';
 import { el, state } from './state.js';
 import { t } from './strings.js';
 import { addTimelinePoint, drawTimeline, startTimeline } from './timeline.js';
-import { argmax, drawFaceBox, faceRowContent, pct, renderBars, setStatusT } from './ui.js';
+import { argmax, drawFaceBox, faceLabel, faceRowContent, pct, renderBars, setStatusT } from './ui.js';
 
 const LIVE_MAX_WIDTH = 480;       // frames are downscaled to this width before upload
 // The next frame goes as soon as the previous answer is in (one request in flight), capped by the
@@ -148,7 +147,9 @@ async function sendFrame() {
   const w = Math.round(video.videoWidth * scale), h = Math.round(video.videoHeight * scale);
   const grab = state.grabCanvas || (state.grabCanvas = document.createElement('canvas'));
   if (grab.width !== w || grab.height !== h) { grab.width = w; grab.height = h; }
-  grab.getContext('2d', { willReadFrequently: !!state.private }).drawImage(video, 0, 0, w, h);
+  // read back every frame (getImageData in private mode, toBlob otherwise); the first getContext fixes
+  // the canvas's kind, and private mode may be turned on mid-session
+  grab.getContext('2d', { willReadFrequently: true }).drawImage(video, 0, 0, w, h);
   const speak = !!state.speakWanted && !state.muted;
   const wantsReply = !!state.speakWanted;
   state.inFlight += 1;
@@ -252,6 +253,7 @@ function updateTracks(faces, size, now, capturedAt) {
     box: [f.box[0] / size.w, f.box[1] / size.h, f.box[2] / size.w, f.box[3] / size.h],
     scores: f.scores || (f.emotion ? { [f.emotion]: 1 } : {}),
     track: Number.isInteger(f.track) ? f.track : null,
+    unsure: f.confident === false,
   }));
   const matched = new Map();   // det index -> track
   if (dets.length && dets.every((d) => d.track !== null)) {
@@ -288,6 +290,7 @@ function updateTracks(faces, size, now, capturedAt) {
     tr.frames = (tr.frames || 0) + 1;
     tr.lastSeen = now;
     tr.seen = true;
+    tr.unsure = dets[di].unsure;   // the model's word on this face in the latest frame
   }
   state.tracks = state.tracks.filter((tr) => now - tr.lastSeen < TRACK_TTL_MS);
   for (const tr of state.tracks) {
@@ -375,7 +378,8 @@ function drawOverlay(visible, dom, now) {
     const w = box[2] * vw, h = box[3] * vh;
     const x = vw - (box[0] * vw + w), y = box[1] * vh;
     const p = tr.smoothed[tr.emotion];
-    drawFaceBox(ctx, [x, y, w, h], tr.emotion, `${labelName(tr.emotion)} ${pct(p)}`, { selected: tr === dom && visible.length > 1, scale });
+    drawFaceBox(ctx, [x, y, w, h], tr.emotion, `${faceLabel(tr.emotion, tr.unsure)} ${pct(p)}`,
+      { selected: tr === dom && visible.length > 1, scale, unsure: tr.unsure });
     drawn += 1;
   }
   if (drawn !== state.overlayBoxes || drawn) {
@@ -390,11 +394,12 @@ function renderLiveFaces(visible, dom) {
     const li = document.createElement('li');
     li.dataset.emotion = tr.emotion;
     li.dataset.track = String(tr.id);
+    li.classList.toggle('unsure', !!tr.unsure);
     const row = document.createElement('div');
     row.className = 'face-row';
-    faceRowContent(row, t('faceTrack', tr.id), tr.emotion, tr.smoothed[tr.emotion]);
+    faceRowContent(row, t('faceTrack', tr.id), tr.emotion, tr.smoothed[tr.emotion], { unsure: tr.unsure });
     li.append(row);
     el.liveFaceList.append(li);
   });
-  renderBars(el.liveScores, dom ? dom.smoothed : null, { top: dom && dom.emotion });
+  renderBars(el.liveScores, dom ? dom.smoothed : null, { top: dom && dom.emotion, unsure: !!dom && dom.unsure });
 }

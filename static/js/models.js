@@ -130,7 +130,7 @@ export function renderModelInfo() {
     const tdR = document.createElement('td');
     const bar = document.createElement('span');
     bar.className = 'mini-bar';
-    bar.style.width = `${Math.round((Number(c.recall) || 0) * 60)}px`;
+    bar.style.setProperty('--recall', String(Math.max(0, Math.min(1, Number(c.recall) || 0))));   // width: style.css
     bar.style.background = colorOf(label);
     tdR.append(bar, pct(c.recall));
     const tdS = document.createElement('td');

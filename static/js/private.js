@@ -10,7 +10,10 @@ import { el, state } from './state.js';
 import { setStatusT } from './ui.js';
 
 let enginePromise = null;
-const ready = { engine: null, model: null, cards: null };   // what the engine was last given
+let settingsPromise = null;
+// The model the engine was last given, as a promise every caller shares: a photo and the switch
+// asking at once load it once. {engine, model, cards, promise}
+let loading = null;
 
 // The engine in a module worker (js/ondevice/worker.js): analysis never blocks the page. Same
 // interface as the in-page engine, which is used where module workers are missing.
@@ -77,38 +80,50 @@ function mb(bytes) {
   return (bytes / 1e6).toFixed(1);
 }
 
-async function downloadSize() {
-  try {
-    const resp = await fetch('/api/ondevice', { credentials: 'same-origin' });
-    const s = await resp.json();
-    const model = s.models[state.model || state.defaultModel];
-    return s.runtime.bytes + Object.values(s.detector.bytes).reduce((a, b) => a + b, 0) + (model ? model.bytes : 0);
-  } catch (_) {
-    return 0;
+// GET /api/ondevice, once: the status line's download size and the engine both read it.
+function ondeviceSettings() {
+  if (!settingsPromise) {
+    settingsPromise = fetch('/api/ondevice', { credentials: 'same-origin' }).then((resp) => {
+      if (!resp.ok) throw new Error(`/api/ondevice: HTTP ${resp.status}`);
+      return resp.json();
+    });
+    settingsPromise.catch(() => { settingsPromise = null; });   // asked again next time
   }
+  return settingsPromise;
 }
 
-// Loads the engine (once) and the chosen model; shows what is happening on the private-status line.
+function downloadSize(s) {
+  const model = s.models[state.model || state.defaultModel];
+  return s.runtime.bytes + Object.values(s.detector.bytes).reduce((a, b) => a + b, 0) + (model ? model.bytes : 0);
+}
+
+async function bootEngine() {
+  const settings = await ondeviceSettings();
+  setStatusT(el.privateStatus, 'busy', 'privateLoading', mb(downloadSize(settings)));
+  return startEngine({ cards: state.models, threads: state.privateThreads || 0, settings });
+}
+
+// Loads the engine (once) and the chosen model (once each); shows what is happening on the
+// private-status line. Callers that come while either is loading wait for the same download.
 export async function ensureEngine() {
-  if (!enginePromise) {
-    setStatusT(el.privateStatus, 'busy', 'privateLoading', mb(await downloadSize()));
-    enginePromise = startEngine({ cards: state.models, threads: state.privateThreads || 0 });
-  }
+  if (!enginePromise) enginePromise = bootEngine();
   try {
     const engine = await enginePromise;
     const model = state.model || state.defaultModel;
     // Every frame comes through here: the cards and the model go to the engine only when they change.
-    if (ready.engine !== engine || ready.model !== model || ready.cards !== state.models) {
+    if (!loading || loading.engine !== engine || loading.model !== model || loading.cards !== state.models) {
       engine.setCards(state.models);
-      await engine.load(model);
-      Object.assign(ready, { engine, model, cards: state.models });
-      if (state.private) setStatusT(el.privateStatus, 'ok', 'privateOn');
+      loading = { engine, model, cards: state.models, promise: engine.load(model) };
+      loading.promise.then(() => {
+        if (state.private) setStatusT(el.privateStatus, 'ok', 'privateOn');
+      }, () => { /* handled below, by every caller */ });
     }
+    await loading.promise;
     state.ondevice = { ...engine.info, where: engine instanceof WorkerEngine ? 'worker' : 'page' };
     return engine;
   } catch (err) {
     enginePromise = null;
-    Object.assign(ready, { engine: null, model: null, cards: null });
+    loading = null;
     state.errors.push(`ondevice: ${err && err.message}`);
     if (state.private) setStatusT(el.privateStatus, 'error', 'privateFailed', (err && err.message) || String(err));
     throw err;

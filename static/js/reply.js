@@ -1,8 +1,9 @@
 // The assistant's answer: its text, the expression it answers, and its voice (muted or not).
 import { fetchReply } from './api.js';
-import { colorOf, labelName } from './labels.js';
+import { colorOf } from './labels.js';
 import { el, state } from './state.js';
 import { t } from './strings.js';
+import { faceLabel } from './ui.js';
 
 export function showReply(reply, emotion, source) {
   if (!reply || !reply.text) return;
@@ -22,11 +23,31 @@ function renderEntry(entry) {
   el.replay.disabled = !entry.audio_url;
 }
 
+/** Take down the reply on screen when it came from `source` (the photo panel after a bad file or a
+ * failed analysis: it was about another image); the idle prompt comes back, and neither Replay nor a
+ * language switch brings the old reply back. */
+export function clearReply(source) {
+  const last = state.replies[state.replies.length - 1];
+  if (!last || last.source !== source || last.cleared) return;
+  last.cleared = true;
+  el.audio.pause();
+  const idle = document.createElement('span');
+  idle.className = 'muted';
+  idle.dataset.i18n = 'replyIdle';
+  idle.textContent = t('replyIdle');
+  el.replyText.replaceChildren(idle);
+  delete el.replyText.dataset.emotion;
+  delete el.replyText.dataset.hedged;
+  el.replyText.lang = '';
+  el.replyEmotion.textContent = '';
+  el.replay.disabled = true;
+}
+
 /** The language changed: the reply on screen is fetched again in the new language (same reply id),
  * shown, and spoken unless muted. */
 export async function translateLastReply() {
   const last = state.replies[state.replies.length - 1];
-  if (!last || !last.id || last.lang === state.lang) return;
+  if (!last || last.cleared || !last.id || last.lang === state.lang) return;
   const lang = state.lang;
   let data;
   try {
@@ -35,7 +56,7 @@ export async function translateLastReply() {
     state.errors.push(String(err));
     return;
   }
-  if (state.lang !== lang || state.replies[state.replies.length - 1] !== last || !data.reply) return;
+  if (state.lang !== lang || state.replies[state.replies.length - 1] !== last || last.cleared || !data.reply) return;
   Object.assign(last, { text: data.reply.text, lang: data.reply.lang, audio_url: data.reply.audio_url || null });
   renderEntry(last);
   if (last.audio_url && !state.muted) playAudio(last.audio_url);
@@ -47,11 +68,13 @@ export function renderReplyEmotion(emotion, hedged = false) {
   const sw = document.createElement('span');
   sw.className = 'swatch';
   sw.style.background = colorOf(emotion);
-  el.replyEmotion.append(sw, t('expressionIs', labelName(emotion)));
+  const label = document.createElement('span');   // the swatch stays with its words when the line wraps
+  label.append(sw, ' ', t('expressionIs', faceLabel(emotion, hedged)));
+  el.replyEmotion.append(label);
   if (hedged) {  // the model was not sure of this face: say so beside the label
     const note = document.createElement('span');
     note.className = 'hedged-note';
-    note.textContent = ` · ${t('hedgedNote')}`;
+    note.textContent = t('hedgedNote');
     el.replyEmotion.append(note);
   }
 }

@@ -7,6 +7,25 @@ import { t } from './strings.js';
 import { setStatusT } from './ui.js';
 
 const TIMELINE_MAX_POINTS = 20000;
+// "No face" is hatched, not a colour: a flat grey read as Neutral's grey. The legend's swatch
+// (.swatch-none in style.css) draws the same hatch.
+const NO_FACE_INK = '#5d6075';
+let noFacePattern = null;
+
+function noFaceFill(ctx) {
+  if (!noFacePattern) {
+    const tile = document.createElement('canvas');
+    tile.width = tile.height = 6;
+    const g = tile.getContext('2d');
+    g.strokeStyle = NO_FACE_INK;
+    g.lineWidth = 1.5;
+    g.beginPath();
+    for (const d of [-6, 0, 6]) { g.moveTo(d, 6); g.lineTo(d + 6, 0); }   // 45° lines that tile seamlessly
+    g.stroke();
+    noFacePattern = ctx.createPattern(tile, 'repeat');
+  }
+  return noFacePattern;
+}
 
 // A new session: an empty timeline that starts now.
 export function startTimeline() {
@@ -78,7 +97,7 @@ export function drawTimeline() {
   const bandY = padT + plotH + 3;
   for (let i = 0; i < pts.length; i++) {
     const x0 = xOf(pts[i].t), x1 = i + 1 < pts.length ? xOf(pts[i + 1].t) : x0 + 2;
-    ctx.fillStyle = pts[i].emotion ? colorOf(pts[i].emotion) : '#e3e5ef';
+    ctx.fillStyle = pts[i].emotion ? colorOf(pts[i].emotion) : noFaceFill(ctx);
     ctx.fillRect(x0, bandY, Math.max(1, x1 - x0), band);
   }
   // One line per expression: the smoothed score of the dominant face.
@@ -113,12 +132,19 @@ export function renderLegend() {
   el.legend.textContent = '';
   for (const label of labels) {
     const li = document.createElement('li');
+    li.dataset.label = label;
     const sw = document.createElement('span');
     sw.className = 'swatch';
     sw.style.background = colorOf(label);
     li.append(sw, labelName(label));
     el.legend.append(li);
   }
+  const none = document.createElement('li');   // the band's hatch: no face at that moment
+  none.dataset.label = 'none';
+  const sw = document.createElement('span');
+  sw.className = 'swatch swatch-none';
+  none.append(sw, t('legendNone'));
+  el.legend.append(none);
 }
 
 function csvCell(v) {

@@ -27,8 +27,10 @@ export function setStatusT(node, kind, key, ...args) {
   node.i18nMessage = [key, args];
 }
 
-export function renderBars(container, scores, { top } = {}) {
+// unsure: the model is not sure of this face (its card's confidence rule failed): the bars say so too.
+export function renderBars(container, scores, { top, unsure = false } = {}) {
   container.textContent = '';
+  container.classList.toggle('unsure', !!(scores && unsure));
   if (!scores) return;
   const best = top || argmax(scores);
   for (const label of sortedLabels(scores)) {
@@ -41,6 +43,7 @@ export function renderBars(container, scores, { top } = {}) {
     const name = document.createElement('span');
     name.className = 'bar-label';
     name.textContent = labelName(label);
+    name.dataset.text = labelName(label);   // its bold width, reserved by style.css
     const track = document.createElement('span');
     track.className = 'bar-track';
     track.setAttribute('role', 'meter');
@@ -61,26 +64,41 @@ export function renderBars(container, scores, { top } = {}) {
   }
 }
 
-export function faceRowContent(node, title, label, p) {
+/** A label as a face's tag shows it: with a "?" when the model is not sure of it. */
+export function faceLabel(label, unsure = false) {
+  return `${labelName(label)}${unsure ? '?' : ''}`;
+}
+
+export function faceRowContent(node, title, label, p, { unsure = false } = {}) {
   const sw = document.createElement('span');
   sw.className = 'swatch';
   sw.style.background = colorOf(label);
   const name = document.createElement('span');
   name.className = 'face-name';
-  name.textContent = `${title}: ${labelName(label)}`;
+  name.textContent = `${title}: ${faceLabel(label, unsure)}`;
   const val = document.createElement('span');
   val.className = 'face-pct';
   val.textContent = pct(p);
-  node.append(sw, name, val);
+  node.append(sw, name);
+  if (unsure) {
+    const badge = document.createElement('span');
+    badge.className = 'unsure-badge';
+    badge.textContent = t('unsureBadge');
+    node.append(badge);
+  }
+  node.append(val);
 }
 
-export function drawFaceBox(ctx, box, label, text, { selected = false, scale = 1 } = {}) {
+// unsure: a dashed box (the tag's text carries the "?", faceLabel).
+export function drawFaceBox(ctx, box, label, text, { selected = false, scale = 1, unsure = false } = {}) {
   const [x, y, w, h] = box;
   const color = colorOf(label);
   const lw = Math.max(2, Math.round(scale * (selected ? 4 : 2.5)));
   ctx.lineWidth = lw;
   ctx.strokeStyle = color;
+  if (unsure) ctx.setLineDash([lw * 3, lw * 2]);
   ctx.strokeRect(x, y, w, h);
+  ctx.setLineDash([]);
   if (selected) {
     ctx.lineWidth = Math.max(1, lw / 3);
     ctx.strokeStyle = '#ffffff';

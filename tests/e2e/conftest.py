@@ -135,10 +135,12 @@ def camera_browser(playwright_instance, media):
 
 @dataclass
 class PageLog:
-    """What a page did: every request URL, console errors, uncaught errors, /api/predict concurrency."""
+    """What a page did: every request URL, console messages (errors apart), uncaught errors,
+    /api/predict concurrency."""
     origin: str
     requests: list = field(default_factory=list)
     console_errors: list = field(default_factory=list)
+    console: list = field(default_factory=list)  # (type, text) of every console message, warnings too
     page_errors: list = field(default_factory=list)
     predict_in_flight: int = 0
     predict_max_in_flight: int = 0
@@ -162,7 +164,12 @@ class PageLog:
         page.on("request", on_request)
         page.on("requestfinished", on_done)
         page.on("requestfailed", on_done)
-        page.on("console", lambda msg: msg.type == "error" and self.console_errors.append(msg.text))
+        def on_console(msg):
+            self.console.append((msg.type, msg.text))
+            if msg.type == "error":
+                self.console_errors.append(msg.text)
+
+        page.on("console", on_console)
         page.on("pageerror", lambda err: self.page_errors.append(str(err)))
 
     def foreign_requests(self):

@@ -265,3 +265,54 @@ def test_without_webassembly_the_page_says_so_and_the_server_mode_works(open_pag
     page.wait_for_selector("#face-list li[data-emotion]", timeout=60_000)
     assert log.predict_requests == 1
     assert page.evaluate("window.emotionApp.photoResult.ondevice") is None
+
+
+def private_downloads(log):
+    """How many times each of private mode's files was requested: settings, networks, models."""
+    paths = [urlsplit(url).path for url in log.requests]
+    return {p: paths.count(p) for p in set(paths)
+            if p == "/api/ondevice" or p.startswith(("/api/detector/", "/api/models/"))}
+
+
+def test_private_mode_downloads_each_file_once(app_page, server_url, media):
+    """Issue 24: /api/ondevice and the model's file were fetched twice when a photo came while private
+    mode was starting (the size shown on the status line and the engine each asked, and each caller
+    loaded the model). Turned on, and on a reload that remembers it, with a photo at once: once each."""
+    page, log = app_page
+    goto_app(page, server_url)
+    default = page.evaluate("fetch('/api/models').then(r => r.json())")["default"]
+    expected = {"/api/ondevice": 1, "/api/detector/pnet.onnx": 1, "/api/detector/rnet.onnx": 1,
+                "/api/detector/onet.onnx": 1, f"/api/models/{default}.onnx": 1}
+    page.click("#private-mode")
+    upload(page, media["face_jpeg"])  # while the engine is still loading
+    page.wait_for_function("() => document.getElementById('private-status').dataset.state === 'ok'")
+    assert page.evaluate("window.emotionApp.photoResult.ondevice")
+    assert private_downloads(log) == expected
+    log.requests.clear()
+    page.reload()
+    page.wait_for_function("() => window.emotionApp && window.emotionApp.private")
+    upload(page, media["face_jpeg"])
+    page.wait_for_function("() => document.getElementById('private-status').dataset.state === 'ok'")
+    assert private_downloads(log) == expected
+    log.assert_clean()
+
+
+def test_no_canvas_readback_warning_in_private_mode(camera_page, server_url, media):
+    """Issue 24: private mode reads canvases back (getImageData) and Chrome warned that they should
+    say willReadFrequently. A private photo, analysed again by two other models, and a private live
+    session: no such warning."""
+    page, log = camera_page
+    goto_app(page, server_url)
+    turn_private_on(page)
+    upload(page, media["face_jpeg"])
+    for index in (1, 2):  # the same photo's canvas read again for another model
+        page.select_option("#model-select", index=index)
+        page.wait_for_function("() => !document.getElementById('drop-zone').hasAttribute('aria-busy')",
+                               timeout=90_000)
+    page.click("#start-camera")
+    page.wait_for_selector("#live-face-list li[data-emotion]", timeout=60_000)
+    page.wait_for_function("() => window.emotionApp.framesAnswered >= 10", timeout=60_000)
+    page.click("#stop-camera")
+    warnings = [text for _, text in log.console if "willReadFrequently" in text]
+    assert not warnings, warnings
+    log.assert_clean()

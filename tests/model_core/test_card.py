@@ -115,6 +115,20 @@ def test_shipped_cards_name_one_default_and_have_vietnamese_titles():
     assert all(c.titles.get("vi") for c in cards.values())
 
 
+# Words a title must not use: the default is the card's "default": true, so a title that says
+# "default" goes stale when another card becomes it (it did: "(live default)"), and the serving
+# budget is not what a user chooses a model by ("no mirror: the live budget").
+NOT_IN_A_TITLE = ("default", "mặc định", "budget", "mirror", "seed", "head", "px", "v1", "FaceRes")
+
+
+def test_shipped_titles_are_plain_words():
+    from tests.conftest import ROOT
+    for c in load_cards(ROOT / "models", strict=True).values():
+        for text in (c.title, *c.titles.values(), *c.short.values()):
+            used = [w for w in NOT_IN_A_TITLE if w.lower() in text.lower()]
+            assert not used, f"{c.name}: {text!r} says {used}"
+
+
 def test_menu_names_purpose_and_confidence_rule():
     c = parse_card(card("a", short={"en": "A", "vi": "Á"}, purpose={"en": "for tests"}, menu=False,
                         confidence={"min_top": 0.5, "min_margin": 0.2}), "a.json")

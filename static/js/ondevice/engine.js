@@ -39,11 +39,12 @@ async function fetchBytes(url, counter) {
 }
 
 // threads: 0 = as many as the page may use (cross-origin isolated: up to 4), 1 = single-threaded.
-export async function createEngine({ threads = 0, cards = [] } = {}) {
+// settings: /api/ondevice's answer when the caller already has it (private.js), else fetched here.
+export async function createEngine({ threads = 0, cards = [], settings = null } = {}) {
   const sup = support();
   if (!sup.ok) throw Object.assign(new Error(sup.reason), { reason: sup.reason });
   const started = performance.now();
-  const settings = await fetchJson('/api/ondevice');
+  settings = settings || await fetchJson('/api/ondevice');
   const ort = await import(settings.runtime.entry);
   ort.env.wasm.wasmPaths = settings.runtime.wasm_paths;
   const useThreads = threads === 1 || !sup.threads ? 1 : Math.min(4, threads || navigator.hardwareConcurrency || 1);
