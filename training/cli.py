@@ -130,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one scale per weight tensor (default: per output channel)")
     p_q.add_argument("--op-types", default="Conv,Clip", help="comma list of op types to quantize (default Conv,Clip: the "
                                                         "head's Gemm stays float)")
-    p_q.add_argument("--exclude", default="", help="comma list of node names left float")
+    p_q.add_argument("--float-first", type=int, default=3, help="the first N convolutions and their ReLU6 stay "
+                                                                "float (default 3: conv1, dw1, pw1)")
+    p_q.add_argument("--exclude", default="", help="comma list of node names left float besides")
     p_q.add_argument("--calibration-faces", type=int, default=0, help="FER+ val faces to calibrate on (0: all)")
     p_q.add_argument("--title", default="")
     p_q.add_argument("--data", default="")
@@ -207,7 +209,8 @@ def _dispatch(args) -> int:
         from .quantize import quantize_card
         settings = {"calibration": args.calibration, "per_channel": args.per_channel,
                     "op_types": [t for t in args.op_types.split(",") if t],
-                    "exclude": [t for t in args.exclude.split(",") if t], "calibration_faces": args.calibration_faces}
+                    "exclude": [t for t in args.exclude.split(",") if t], "calibration_faces": args.calibration_faces,
+                    "float_first": args.float_first}
         tta = None if not args.tta else [t for t in args.tta.split(",") if t not in ("", "none")]
         command = "python -m training " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["quantize"] else ""
         card = quantize_card(args.card, args.name, args.out_dir or None, tta, settings, args.data or None,

@@ -77,7 +77,8 @@ def test_quantized_graph_is_qdq_int8_per_channel_and_close_to_float(tmp_path):
     from model_core.preprocess import preprocess_faces
 
     small_cnn(tmp_path / "m.onnx")
-    done = quantize.quantize_model(tmp_path / "m.onnx", tmp_path / "q.onnx", faces(64), SPEC)
+    done = quantize.quantize_model(tmp_path / "m.onnx", tmp_path / "q.onnx", faces(64), SPEC,
+                                   settings={"float_first": 0})
     q = onnx.load(str(tmp_path / "q.onnx"))
     ops = [n.op_type for n in q.graph.node]
     assert done["quantize_nodes"] == ops.count("QuantizeLinear") > 0
@@ -97,12 +98,24 @@ def test_quantized_graph_is_qdq_int8_per_channel_and_close_to_float(tmp_path):
     assert np.abs(pf - pq).max() < 0.05
     assert (pf.argmax(1) == pq.argmax(1)).mean() >= 0.9
     # and the settings matter: per tensor changes the weights' scales
-    quantize.quantize_model(tmp_path / "m.onnx", tmp_path / "t.onnx", faces(64), SPEC, settings={"per_channel": False})
+    quantize.quantize_model(tmp_path / "m.onnx", tmp_path / "t.onnx", faces(64), SPEC,
+                            settings={"per_channel": False, "float_first": 0})
     t = onnx.load(str(tmp_path / "t.onnx"))
     t_inits = {i.name: i for i in t.graph.initializer}
     scales = [numpy_helper.to_array(t_inits[n.input[1]]) for n in t.graph.node if n.op_type == "DequantizeLinear"
               and n.input[0] in t_inits and t_inits[n.input[0]].data_type == TensorProto.INT8]
     assert scales and all(s.size == 1 for s in scales)
+
+
+def test_float_first_keeps_the_first_convolutions_float(tmp_path):
+    small_cnn(tmp_path / "m.onnx")
+    done = quantize.quantize_model(tmp_path / "m.onnx", tmp_path / "q.onnx", faces(32), SPEC, settings={"float_first": 1})
+    assert done["float_nodes"] == ["c1.c", "c1.y"]
+    q = onnx.load(str(tmp_path / "q.onnx"))
+    kernels = {t.name for t in q.graph.initializer if t.data_type == TensorProto.INT8 and len(t.dims) == 4}
+    assert len(kernels) == 2 and not any(k.startswith("c1.") for k in kernels)
+    assert numpy_helper.to_array(next(t for t in q.graph.initializer if t.name == "c1.w")).dtype == np.float32
+    assert quantize.DEFAULT_SETTINGS["float_first"] == 3  # conv1, dw1, pw1 of the MobileNet
 
 
 def test_calibration_reads_faces_as_served_with_every_tta_view():
@@ -156,7 +169,8 @@ def fake_splits():
 
 def test_quantize_card_writes_a_valid_card_recording_both_models(float_card, tmp_path):
     out = tmp_path / "out"
-    card = quantize.quantize_card(float_card, "tiny_int8", out, splits=fake_splits(), log=lambda *a: None)
+    card = quantize.quantize_card(float_card, "tiny_int8", out, settings={"float_first": 1}, splits=fake_splits(),
+                                  log=lambda *a: None)
     loaded = load_card(out / "tiny_int8.json")  # validates as the app reads it
     assert loaded.file == "tiny_int8.onnx" and loaded.tta == ["flip"] and not loaded.default
     q = card["recipe"]["quantization"]
@@ -190,4 +204,4 @@ def test_cli_parses_quantize():
     args = build_parser().parse_args(["quantize", "--card", "models/ferplus_mobilenet_cal.json", "--name", "x_int8",
                                       "--tta", "none", "--calibration", "Percentile", "--per-tensor"])
     assert args.command == "quantize" and args.per_channel is False and args.calibration == "Percentile"
-    assert args.op_types == "Conv,Clip"
+    assert args.op_types == "Conv,Clip" and args.float_first == 3
