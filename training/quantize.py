@@ -268,7 +268,11 @@ def quantize_card(card_path: str | Path, name: str, out_dir: str | Path | None =
     }
     recipe["weights"] = "int8 per output channel (symmetric); activations uint8; float head" if s["per_channel"] \
         else "int8 per tensor; activations uint8"
-    extra = {k: src[k] for k in ("titles", "short", "purpose", "attribution") if k in src}
+    extra = {k: src[k] for k in ("purpose", "attribution") if k in src}
+    # its own names in the menu and titles (the float model's would read twice in the same menu)
+    extra["short"] = {lang: v.split(" (")[0] + " int8" for lang, v in (src.get("short") or {}).items()}
+    extra["titles"] = {lang: f"{v} (int8)" for lang, v in (src.get("titles") or {}).items()}
+    extra = {k: v for k, v in extra.items() if v}
     card = single_card(
         name, title or f"{source.title} (int8)", onnx_path.name, source.classes, "ferplus", source.input, tta,
         recipe, int8_metrics, menu=True, **extra,

@@ -153,6 +153,7 @@ def float_card(tmp_path):
         "name": "tiny", "kind": "single", "file": "tiny.onnx", "onnx_file": "tiny.onnx", "classes": FERPLUS_CLASSES,
         "label_scheme": "ferplus", "input": SPEC, "tta": ["flip"], "metrics": {},
         "recipe": {"arch": "test", "command": "python -m training finetune --name tiny"},
+        "short": {"en": "Tiny (recommended)"}, "titles": {"vi": "Nhỏ"},
         "calibration": {"temperature": 0.8, "applied": "at_serving"}})
     return tmp_path / "tiny.json"
 
@@ -173,6 +174,7 @@ def test_quantize_card_writes_a_valid_card_recording_both_models(float_card, tmp
                                   log=lambda *a: None)
     loaded = load_card(out / "tiny_int8.json")  # validates as the app reads it
     assert loaded.file == "tiny_int8.onnx" and loaded.tta == ["flip"] and not loaded.default
+    assert loaded.short == {"en": "Tiny int8"} and loaded.titles == {"vi": "Nhỏ (int8)"}  # not the float's menu name
     q = card["recipe"]["quantization"]
     assert q["from"] == "tiny" and q["settings"]["per_channel"] and q["settings"]["format"] == "QDQ"
     assert q["quantize_nodes"] > 0 and q["command"].startswith("python -m training quantize --card")
