@@ -1,4 +1,4 @@
-"""python -m benchmarks accuracy|calm|balance|members|ablation|classifier|detector|tilt|api|load|live|video|soak|memory|ondevice|peers|all|report ...
+"""python -m benchmarks accuracy|calm|balance|members|quantize|ablation|classifier|detector|tilt|api|load|live|video|soak|memory|ondevice|peers|all|report ...
 
 Runs the named benchmarks, saves each result under docs/benchmarks/, then rewrites docs/BENCHMARKS.md
 from every saved result. With no name it only lists them: running every benchmark (an hour or more) and
@@ -17,6 +17,7 @@ ORDER = [
     ("calm", "The model people meet: calm faces, per-class recall, calibration (FER+ test)"),
     ("balance", "Class balancing on the FER+ backbone (heads refitted; selected on FER+ val)"),
     ("members", "Ensemble members for the FER+ model (FER+ val only)"),
+    ("quantize", "int8 against float, and the two FER+ heads on real photos (issue 23)"),
     ("ablation", "Ablation on the validation split"),
     ("classifier", "Classifier cost per face"),
     ("detector", "Face detection: ONNX Runtime MTCNN against the mtcnn package"),
@@ -61,7 +62,7 @@ def report() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", help="accuracy calm balance members ablation classifier detector tilt api load live video soak memory ondevice peers all report (peers needs bash benchmarks/setup_peers.sh first)")
+    p.add_argument("names", nargs="*", help="accuracy calm balance members quantize ablation classifier detector tilt api load live video soak memory ondevice peers all report (peers needs bash benchmarks/setup_peers.sh first)")
     p.add_argument("--frames", type=int, default=200, help="test frames (detector)")
     p.add_argument("--tilt-faces", type=int, default=600, help="faces per angle (tilt)")
     p.add_argument("--requests", type=int, default=60, help="requests per case (api)")
@@ -69,6 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--soak-duration", type=int, default=600, help="seconds of load (soak)")
     p.add_argument("--memory-duration", type=int, default=40, help="seconds of 4 clients sending the hostile mix (memory)")
     p.add_argument("--member-cards", nargs="*", default=[], help="more candidate cards (members)")
+    p.add_argument("--quant-rounds", type=int, default=20, help="latency rounds of 10 faces per model (quantize)")
     p.add_argument("--concurrency", type=int, default=8, help="clients (load)")
     p.add_argument("--live-clients", type=int, default=8, help="live pages streaming at once (live)")
     p.add_argument("--live-duration", type=int, default=40, help="seconds per path, in two phases (live)")

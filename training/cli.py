@@ -1,4 +1,4 @@
-"""`python -m training {data,finetune,ship,evaluate,ensemble,heads,calibrate,faceres,pack}`: see `--help` of each.
+"""`python -m training {data,finetune,ship,evaluate,ensemble,heads,calibrate,quantize,faceres,pack}`: see `--help` of each.
 
 One PyTorch trainer (`finetune`) for every network in training/nets.py; the Keras commands (`train`,
 `export`, `experiments`) left with TensorFlow in issue 17."""
@@ -118,6 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     p_cal.add_argument("--card", required=True, nargs="+", help="card(s); members before their ensemble")
     p_cal.add_argument("--data", default="")
 
+    p_q = sub.add_parser("quantize", help="a served FER+ model in int8 (ONNX Runtime static quantization, QDQ, "
+                                          "calibrated on FER+ val as served); both scored on FER+ val and test")
+    p_q.add_argument("--card", required=True, help="the float card, e.g. models/ferplus_mobilenet_cal.json")
+    p_q.add_argument("--name", required=True, help="the int8 model's name: writes OUT_DIR/NAME.onnx + card")
+    p_q.add_argument("--out-dir", default="", help="default: the float card's folder")
+    p_q.add_argument("--tta", default="", help="what the int8 model is served with: flip or none (default: the card's)")
+    p_q.add_argument("--calibration", default="MinMax", choices=["MinMax", "Entropy", "Percentile"])
+    p_q.add_argument("--per-tensor", dest="per_channel", action="store_false",
+                     help="one scale per weight tensor (default: per output channel)")
+    p_q.add_argument("--op-types", default="Conv,Clip", help="comma list of op types to quantize (default Conv,Clip: the "
+                                                        "head's Gemm stays float)")
+    p_q.add_argument("--float-first", type=int, default=3, help="the first N convolutions and their ReLU6 stay "
+                                                                "float (default 3: conv1, dw1, pw1)")
+    p_q.add_argument("--exclude", default="", help="comma list of node names left float besides")
+    p_q.add_argument("--calibration-faces", type=int, default=0, help="FER+ val faces to calibrate on (0: all)")
+    p_q.add_argument("--title", default="")
+    p_q.add_argument("--data", default="")
+
     return parser
 
 
@@ -153,8 +171,6 @@ def _dispatch(args) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     elif args.command == "pack":
-        from pathlib import Path
-
         from .finetune import write_pack
         out = write_pack(Path(args.out), Path(args.data) if args.data else None, args.train_quality)
         size = sum(f.stat().st_size for f in out.iterdir())
@@ -188,4 +204,15 @@ def _dispatch(args) -> int:
         from .heads import calibrate_card
         for card in args.card:
             calibrate_card(card, data_dir=args.data or None)
+    elif args.command == "quantize":
+        from .quantize import quantize_card
+        settings = {"calibration": args.calibration, "per_channel": args.per_channel,
+                    "op_types": [t for t in args.op_types.split(",") if t],
+                    "exclude": [t for t in args.exclude.split(",") if t], "calibration_faces": args.calibration_faces,
+                    "float_first": args.float_first}
+        tta = None if not args.tta else [t for t in args.tta.split(",") if t not in ("", "none")]
+        command = "python -m training " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["quantize"] else ""
+        card = quantize_card(args.card, args.name, args.out_dir or None, tta, settings, args.data or None,
+                             args.title, command=command)
+        print(f"wrote {card['name']}.onnx and its card in {args.out_dir or Path(args.card).parent}")
     return 0

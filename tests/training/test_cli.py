@@ -27,9 +27,9 @@ def _recipe_commands(recipe: dict) -> list[str]:
     for cmd in [recipe.get("command", "")] + [s.get("command", "") for s in recipe.get("stages") or []
                                                if isinstance(s, dict)]:
         out += [c.strip() for c in cmd.split("&&") if c.strip()]
-    head = recipe.get("head") or {}
-    if head.get("command"):
-        out.append(head["command"])
+    for stage in ("head", "quantization"):  # a refitted head, an int8 copy: the command that made it
+        if (recipe.get(stage) or {}).get("command"):
+            out.append(recipe[stage]["command"])
     return out
 
 
@@ -59,5 +59,5 @@ def test_every_shipped_card_has_a_recipe_command_the_cli_parses():
                 args = parser.parse_args(words[3:])
             except SystemExit:
                 pytest.fail(f"{path.name}: the CLI refuses {cmd!r}")
-            assert args.command in ("finetune", "heads", "ship", "calibrate"), (path.name, cmd)
+            assert args.command in ("finetune", "heads", "ship", "calibrate", "quantize"), (path.name, cmd)
     assert singles >= 6
