@@ -176,7 +176,7 @@ def run(args) -> dict:
         found = [k for k, c in crops.items() if c is not None]
         probs = p.predict_probs([crops[k] for k in found])
         per_photo = {}
-        for k, pr in zip(found, probs):
+        for k, pr in zip(found, probs, strict=True):
             person = k.split(" / ")[0]
             want = PHOTOS[person]
             per_photo[k] = {"label": classes[int(pr.argmax())], "p_true": round(float(pr[classes.index(want)]), 3),
@@ -184,16 +184,16 @@ def run(args) -> dict:
         lfw_found = [i for i, c in lfw.items() if c is not None]
         lp = p.predict_probs([lfw[i] for i in lfw_found])
         lfw_labels = [classes[int(x.argmax())] for x in lp]
-        smiles = [l for i, l in zip(lfw_found, lfw_labels) if i in LFW_SMILES]
+        smiles = [lab for i, lab in zip(lfw_found, lfw_labels, strict=True) if i in LFW_SMILES]
         rows.append({
             "model": label, "classes": classes,
             "cpu_ms": percentiles(cpu[label]), "wall_ms": percentiles(wall[label]),
             "photos": per_photo, "photos_right": sum(v["right"] for v in per_photo.values()),
             "photos_found": len(found), "photos_total": len(full),
             "photos_p_true": round(float(np.mean([v["p_true"] for v in per_photo.values()])), 3) if per_photo else 0.0,
-            "lfw_found": len(lfw_found), "lfw_negative": sum(l in NEGATIVE for l in lfw_labels),
-            "lfw_happy_neutral": sum(l in ("happy", "neutral") for l in lfw_labels),
-            "lfw_smiles_found": len(smiles), "lfw_smiles_happy": sum(l == "happy" for l in smiles),
+            "lfw_found": len(lfw_found), "lfw_negative": sum(lab in NEGATIVE for lab in lfw_labels),
+            "lfw_happy_neutral": sum(lab in ("happy", "neutral") for lab in lfw_labels),
+            "lfw_smiles_found": len(smiles), "lfw_smiles_happy": sum(lab == "happy" for lab in smiles),
             "lfw_labels": lfw_labels,
         })
     by = {r["model"]: r for r in rows}

@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 from .data import SCHEMES, SPLITS, DataError
 from .heads import METHODS as HEAD_METHODS

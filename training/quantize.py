@@ -208,8 +208,15 @@ def quantize_card(card_path: str | Path, name: str, out_dir: str | Path | None =
     temperature when the TTA is the card's, else one refitted on val). Returns the card."""
     from model_core.card import load_card, metrics_key, read_card, write_card
 
-    from .heads import (confidence_thresholds, confident_share, expected_calibration_error, fit_temperature,
-                        score, view_logits, _softmax_mean)
+    from .heads import (
+        _softmax_mean,
+        confidence_thresholds,
+        confident_share,
+        expected_calibration_error,
+        fit_temperature,
+        score,
+        view_logits,
+    )
 
     card_path = Path(card_path)
     src = read_card(card_path)
