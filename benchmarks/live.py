@@ -172,7 +172,7 @@ def markdown(res: dict) -> str:
         lines.append(f"| {name} | **{r['fps']}** | {r['errors']} | {r['server_cpu_ms_per_frame']} | "
                      f"{r['core_per_user_at_page_rate']} | {r['latency_median_ms']} / {r['latency_p95_ms']} | "
                      f"{'-' if path == 'min_face' else f'{full} / {tracked}'} |")
-    lines += ["", f"Tracked / today, frames/s: **{res['ratio']}x**; server CPU per frame: {res['cpu_ratio']}x less. "
+    lines += ["", f"Now / before, frames/s: **{res['ratio']}x**; server CPU per frame: {res['cpu_ratio']}x less. "
               f"Capacity of one 2-core box from the server's CPU alone (clients elsewhere): "
               f"{round(2000 / max(0.01, res['paths']['tracked']['server_cpu_ms_per_frame']))} tracked frames/s, "
               f"{round(2000 / max(0.01, res['paths']['min_face']['server_cpu_ms_per_frame']))} before."]
