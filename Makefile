@@ -50,6 +50,7 @@ test: $(DEV) browser nginx
 # points. `ruff format --check` joins once the code base has had its one formatting pass.
 lint: $(DEV)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test-fast: $(DEV)

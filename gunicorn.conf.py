@@ -4,6 +4,7 @@ Each worker loads the detector and models itself, on ONNX Runtime. preload_app s
 runtime's thread pools do not survive fork. The app loads them in a background thread, so a worker
 answers gunicorn's heartbeat while it warms up and the first request simply waits.
 """
+
 import os
 
 # Issue 24, metrics: prometheus_client picks its multiprocess mode when it is first imported, so the
@@ -42,8 +43,10 @@ serving.install_chunk_limits()
 # Issue 16: after a request that grew the worker by more than GUNICORN_TRIM_GROWTH_MB, give glibc's
 # free pages back (malloc_trim); retire a worker still over GUNICORN_MAX_WORKER_RSS_MB (0: never).
 # Measured by `python -m benchmarks memory` (docs/BENCHMARKS.md).
-memory_guard = serving.MemoryGuard(trim_growth_mb=float(os.environ.get("GUNICORN_TRIM_GROWTH_MB", "64")),
-                                   max_rss_mb=float(os.environ.get("GUNICORN_MAX_WORKER_RSS_MB", "1024")))
+memory_guard = serving.MemoryGuard(
+    trim_growth_mb=float(os.environ.get("GUNICORN_TRIM_GROWTH_MB", "64")),
+    max_rss_mb=float(os.environ.get("GUNICORN_MAX_WORKER_RSS_MB", "1024")),
+)
 pre_request = memory_guard.pre_request
 post_request = memory_guard.post_request
 worker_exit = serving.worker_exit

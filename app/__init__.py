@@ -6,6 +6,7 @@ then `test_config`. The detector, models and TTS engine are built once per proce
 WARMUP="background" (the default) they load in a thread right after start-up so that a gunicorn
 worker answers its heartbeat while they load, and the first request waits for them.
 """
+
 from __future__ import annotations
 
 import io
@@ -108,14 +109,18 @@ class InMemoryRequest(Request):
             # A chunked body has no Content-Length: Werkzeug's stream stops it at the limit, having
             # read exactly `limit` bytes, so reaching the limit means "too large" (issue 16: a chunked
             # 17 MB form was answered 400 too_many_parts).
-            within = (counted is not None and (limit is None or counted.count < limit)
-                      and (self.content_length is None or limit is None or self.content_length <= limit))
+            within = (
+                counted is not None
+                and (limit is None or counted.count < limit)
+                and (self.content_length is None or limit is None or self.content_length <= limit)
+            )
             if not within:
                 raise
             from .errors import ApiError
 
-            raise ApiError(400, "too_many_parts",
-                           f"a form may have at most {self.max_form_parts} parts; the page sends 4") from None
+            raise ApiError(
+                400, "too_many_parts", f"a form may have at most {self.max_form_parts} parts; the page sends 4"
+            ) from None
 
 
 class _CountingStream:
@@ -163,8 +168,12 @@ class _Flask(Flask):
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    app = _Flask(__name__, template_folder=str(data_dir("templates")), static_folder=str(data_dir("static")),
-                static_url_path="/static")
+    app = _Flask(
+        __name__,
+        template_folder=str(data_dir("templates")),
+        static_folder=str(data_dir("static")),
+        static_url_path="/static",
+    )
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("EMOTION")
     if test_config is not None:

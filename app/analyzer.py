@@ -15,6 +15,7 @@ app/imaging.py (EXIF rotation, the same caps), faces found and classified by app
 decoded by app/video.py and followed by app/tracking.py's tracker (app/videoreport.py). Nothing here
 needs Flask's app context; the detector and the models load on first use, once per Analyzer.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -43,8 +44,14 @@ class Analyzer:
     `lang` is the replies' language ("en", "vi"); `config` overrides app/__init__.py's DEFAULTS
     (e.g. {"MIN_FACE_CONFIDENCE": 0.95}). Raises ValueError for an unknown model or language."""
 
-    def __init__(self, model: str | None = None, lang: str = assistant.DEFAULT_LANG, *,
-                 models_dir: str | Path | None = None, config: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        model: str | None = None,
+        lang: str = assistant.DEFAULT_LANG,
+        *,
+        models_dir: str | Path | None = None,
+        config: dict[str, Any] | None = None,
+    ):
         cfg = {**DEFAULTS, **(config or {})}
         self.config = cfg
         if lang not in assistant.LANGUAGES:
@@ -57,9 +64,14 @@ class Analyzer:
         if chosen is None:
             raise ValueError(f"no model card in {self.models.models_dir}")
         self.model: str = chosen
-        self.detector = FaceDetector(min_confidence=cfg["MIN_FACE_CONFIDENCE"], max_faces=cfg["MAX_FACES"],
-                                     max_side=cfg["DETECT_MAX_SIDE"], min_face_size=cfg["MIN_FACE_SIZE"],
-                                     scale_factor=cfg["DETECT_SCALE_FACTOR"], threads=cfg["DETECT_THREADS"])
+        self.detector = FaceDetector(
+            min_confidence=cfg["MIN_FACE_CONFIDENCE"],
+            max_faces=cfg["MAX_FACES"],
+            max_side=cfg["DETECT_MAX_SIDE"],
+            min_face_size=cfg["MIN_FACE_SIZE"],
+            scale_factor=cfg["DETECT_SCALE_FACTOR"],
+            threads=cfg["DETECT_THREADS"],
+        )
         self._speech: EspeakEngine | None = None
 
     @property
@@ -71,10 +83,17 @@ class Analyzer:
         errors: `app.imaging.ImageError` with `.status`, `.code` and `.message`)."""
         data = image if isinstance(image, bytes) else Path(image).read_bytes()
         cfg = self.config
-        return decode_image(data, MAX_FILE_BYTES, int(cfg["MAX_PIXELS"]), int(cfg["MAX_JPEG_SCANS"]),
-                            int(cfg["MAX_JPEG_SCAN_PIXELS"]), max_decode_bytes=int(cfg["MAX_DECODE_BYTES"]),
-                            max_side=int(cfg["MAX_IMAGE_SIDE"]), max_aspect=float(cfg["MAX_ASPECT_RATIO"]),
-                            decode_side=int(cfg["DECODE_SIDE"]) or None)
+        return decode_image(
+            data,
+            MAX_FILE_BYTES,
+            int(cfg["MAX_PIXELS"]),
+            int(cfg["MAX_JPEG_SCANS"]),
+            int(cfg["MAX_JPEG_SCAN_PIXELS"]),
+            max_decode_bytes=int(cfg["MAX_DECODE_BYTES"]),
+            max_side=int(cfg["MAX_IMAGE_SIDE"]),
+            max_aspect=float(cfg["MAX_ASPECT_RATIO"]),
+            decode_side=int(cfg["DECODE_SIDE"]) or None,
+        )
 
     def analyze(self, image: str | Path | bytes | np.ndarray, min_face: int | None = None) -> list[FaceResult]:
         """The faces of a photo (a path, its bytes, or an RGB uint8 array H x W x 3), largest first, each
@@ -83,8 +102,13 @@ class Analyzer:
             rgb = _as_rgb(image)
             return analyze(rgb, detector=self.detector, models=self.models, model=self.model, min_face=min_face)
         decoded = self.read(image)
-        results = analyze(decoded.rgb, detector=self.detector, models=self.models, model=self.model,
-                          min_face=int(min_face / max(decoded.scale)) if min_face else None)
+        results = analyze(
+            decoded.rgb,
+            detector=self.detector,
+            models=self.models,
+            model=self.model,
+            min_face=int(min_face / max(decoded.scale)) if min_face else None,
+        )
         return rescale(results, decoded.scale, decoded.width, decoded.height)
 
     def confident(self, result: FaceResult) -> bool:
@@ -95,17 +119,24 @@ class Analyzer:
         """The assistant's answer to a photo's faces, as /api/predict chooses it (hedged when the
         largest face is not confident; the no-face reply for [])."""
         first = results[0] if results else None
-        return assistant.choose_reply(first.emotion if first else None, lang or self.lang,
-                                      seed=f"{first.score:.2f}" if first else 0,
-                                      confident=first is None or self.confident(first))
+        return assistant.choose_reply(
+            first.emotion if first else None,
+            lang or self.lang,
+            seed=f"{first.score:.2f}" if first else 0,
+            confident=first is None or self.confident(first),
+        )
 
     def video_reply(self, report: VideoReport, lang: str | None = None) -> assistant.Reply:
         """The assistant's spoken summary of a clip: its answer to the dominant expression of the face
         seen longest (the no-face reply when there was none)."""
         main = report.main_track
         top = main.mean_scores[main.dominant] if main else 0.0
-        return assistant.choose_reply(main.dominant if main else None, lang or self.lang, seed=f"{top:.2f}",
-                                      confident=main is None or self.models.cards[report.model].confident(main.mean_scores))
+        return assistant.choose_reply(
+            main.dominant if main else None,
+            lang or self.lang,
+            seed=f"{top:.2f}",
+            confident=main is None or self.models.cards[report.model].confident(main.mean_scores),
+        )
 
     def speak(self, reply: assistant.Reply) -> bytes:
         """The reply's voice as WAV bytes, made offline by espeak-ng (app/speech.py)."""
@@ -113,15 +144,28 @@ class Analyzer:
             self._speech = EspeakEngine.shared()
         return self._speech.synthesize(reply.text, reply.lang)
 
-    def video(self, path: str | Path | bytes, fps: float = 4.0, *, limits: VideoLimits | None = None,
-              on_frame: Callable[[FrameResult], None] | None = None) -> VideoReport:
+    def video(
+        self,
+        path: str | Path | bytes,
+        fps: float = 4.0,
+        *,
+        limits: VideoLimits | None = None,
+        on_frame: Callable[[FrameResult], None] | None = None,
+    ) -> VideoReport:
         """A clip's faces tracked over time, sampled `fps` times a second (app/video.py's limits:
         by default at most 10 minutes are analysed; `report.truncated` says when the clip was cut).
         Raises `app.video.VideoError` (`.status`, `.code`, `.message`) for what is not a readable video."""
         with open_video(path, limits) as clip:
-            return analyze_video(clip, detector=self.detector, models=self.models, model=self.model, fps=fps,
-                                 full_every=int(self.config["TRACK_FULL_EVERY"]),
-                                 source=None if isinstance(path, bytes) else str(path), on_frame=on_frame)
+            return analyze_video(
+                clip,
+                detector=self.detector,
+                models=self.models,
+                model=self.model,
+                fps=fps,
+                full_every=int(self.config["TRACK_FULL_EVERY"]),
+                source=None if isinstance(path, bytes) else str(path),
+                on_frame=on_frame,
+            )
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
 """The JSON API of docs/ARCHITECTURE.md (contract 3); docs/API.md documents it for people."""
+
 from __future__ import annotations
 
 import hashlib
@@ -82,25 +83,35 @@ def _read_upload() -> tuple[bytes, dict]:
         if request.form.get("image"):  # a data URL sent as a text field
             return decode_data_url(request.form["image"], max_bytes), params
         got = sorted(set(request.files) | set(request.form))
-        raise ApiError(400, "missing_image", f"send the photo in the multipart field 'image' (got fields {quote(', '.join(got))})")
+        raise ApiError(
+            400, "missing_image", f"send the photo in the multipart field 'image' (got fields {quote(', '.join(got))})"
+        )
     if request.is_json:
         try:
             body = request.get_json(silent=True)
         except RecursionError:  # absurdly nested JSON: the parser gives up, the request is bad
             body = None
         if not isinstance(body, dict):
-            raise ApiError(400, "bad_json", 'the body must be a JSON object like {"image": "data:image/jpeg;base64,..."}')
+            raise ApiError(
+                400, "bad_json", 'the body must be a JSON object like {"image": "data:image/jpeg;base64,..."}'
+            )
         params.update({k: v for k, v in body.items() if k != "image"})
         image = body.get("image")
         if image is None:
-            raise ApiError(400, "missing_image", f"the JSON object needs an 'image' data URL (got keys {quote(', '.join(sorted(body)))})")
+            raise ApiError(
+                400,
+                "missing_image",
+                f"the JSON object needs an 'image' data URL (got keys {quote(', '.join(sorted(body)))})",
+            )
         if not isinstance(image, str):
             raise ApiError(400, "bad_data_url", "'image' must be a data URL string")
         return decode_data_url(image, max_bytes), params
     if mimetype.startswith("image/") or mimetype == "application/octet-stream":
         return request.get_data(cache=False), params
     if not request.content_length and not mimetype:
-        raise ApiError(400, "missing_image", "the request has no image; send multipart field 'image' or JSON {\"image\": data URL}")
+        raise ApiError(
+            400, "missing_image", "the request has no image; send multipart field 'image' or JSON {\"image\": data URL}"
+        )
     raise UnsupportedImage(f"request body of type {quote(mimetype)}; send multipart/form-data or application/json")
 
 
@@ -108,9 +119,15 @@ def _reply_payload(reply: assistant.Reply, speak: bool) -> tuple[dict, float]:
     """The reply as JSON, with the URL of its audio when asked to speak, and the seconds speaking took."""
     t0 = time.perf_counter()
     key = get_speech().speak(reply) if speak else None
-    payload = {"id": reply.id, "text": reply.text, "lang": reply.lang, "emotion": reply.emotion,
-               "display": reply.display, "hedged": reply.hedged,
-               "audio_url": url_for("api.audio", key=key) if key else None}
+    payload = {
+        "id": reply.id,
+        "text": reply.text,
+        "lang": reply.lang,
+        "emotion": reply.emotion,
+        "display": reply.display,
+        "hedged": reply.hedged,
+        "audio_url": url_for("api.audio", key=key) if key else None,
+    }
     return payload, (time.perf_counter() - t0) if speak else 0.0
 
 
@@ -152,20 +169,31 @@ def _parse_predict(timings: dict[str, float]) -> PredictRequest:
     if not registry.cards or model is None:
         raise ApiError(503, "no_model", "no model is installed on this server")
     t0 = time.perf_counter()
-    decoded = decode_image(data, int(cfg["MAX_IMAGE_BYTES"]), int(cfg["MAX_PIXELS"]),
-                           int(cfg["MAX_JPEG_SCANS"]), int(cfg["MAX_JPEG_SCAN_PIXELS"]),
-                           max_decode_bytes=int(cfg["MAX_DECODE_BYTES"]), max_side=int(cfg["MAX_IMAGE_SIDE"]),
-                           max_aspect=float(cfg["MAX_ASPECT_RATIO"]),
-                           decode_side=int(cfg["DECODE_SIDE"]) or None)
+    decoded = decode_image(
+        data,
+        int(cfg["MAX_IMAGE_BYTES"]),
+        int(cfg["MAX_PIXELS"]),
+        int(cfg["MAX_JPEG_SCANS"]),
+        int(cfg["MAX_JPEG_SCAN_PIXELS"]),
+        max_decode_bytes=int(cfg["MAX_DECODE_BYTES"]),
+        max_side=int(cfg["MAX_IMAGE_SIDE"]),
+        max_aspect=float(cfg["MAX_ASPECT_RATIO"]),
+        decode_side=int(cfg["DECODE_SIDE"]) or None,
+    )
     timings["decode"] = time.perf_counter() - t0
-    return PredictRequest(image=decoded, model=model, lang=lang, speak=speak,
-                          min_face=min_face, track=track)
+    return PredictRequest(image=decoded, model=model, lang=lang, speak=speak, min_face=min_face, track=track)
 
 
 def _face_json(result: FaceResult, lang: str, confident: bool) -> dict:
-    out = {"box": result.face.box, "confidence": result.face.confidence, "emotion": result.emotion,
-           "display": assistant.display_name(result.emotion, lang), "scores": result.scores,
-           "confident": confident, "keypoints": result.face.keypoints}
+    out = {
+        "box": result.face.box,
+        "confidence": result.face.confidence,
+        "emotion": result.emotion,
+        "display": assistant.display_name(result.emotion, lang),
+        "scores": result.scores,
+        "confident": confident,
+        "keypoints": result.face.keypoints,
+    }
     if result.face.track is not None:
         out["track"] = result.face.track
     return out
@@ -176,8 +204,11 @@ def _in_analysed_pixels(hint: TrackHint, scale: tuple[float, float]) -> TrackHin
     sx, sy = scale
     if (sx, sy) == (1.0, 1.0):
         return hint
-    return TrackHint(faces=[(tid, [x / sx, y / sy, w / sx, h / sy]) for tid, (x, y, w, h) in hint.faces],
-                     since_full=hint.since_full, age_ms=hint.age_ms)
+    return TrackHint(
+        faces=[(tid, [x / sx, y / sy, w / sx, h / sy]) for tid, (x, y, w, h) in hint.faces],
+        since_full=hint.since_full,
+        age_ms=hint.age_ms,
+    )
 
 
 @bp.post("/predict")
@@ -192,14 +223,27 @@ def predict():
     located = None
     try:
         if ask.track is None:
-            results = analyze(image.rgb, detector=get_detector(), models=get_models(), model=ask.model,
-                              min_face=min_face, timings=timings)
+            results = analyze(
+                image.rgb,
+                detector=get_detector(),
+                models=get_models(),
+                model=ask.model,
+                min_face=min_face,
+                timings=timings,
+            )
         else:
             cfg = current_app.config
-            results, located = analyze_live(image.rgb, _in_analysed_pixels(ask.track, image.scale),
-                                            detector=get_detector(), models=get_models(), model=ask.model,
-                                            min_face=min_face, full_every=int(cfg["TRACK_FULL_EVERY"]),
-                                            max_age_ms=float(cfg["TRACK_MAX_AGE_MS"]), timings=timings)
+            results, located = analyze_live(
+                image.rgb,
+                _in_analysed_pixels(ask.track, image.scale),
+                detector=get_detector(),
+                models=get_models(),
+                model=ask.model,
+                min_face=min_face,
+                full_every=int(cfg["TRACK_FULL_EVERY"]),
+                max_age_ms=float(cfg["TRACK_MAX_AGE_MS"]),
+                timings=timings,
+            )
     except ModelUnavailable as exc:
         raise ApiError(503, "model_unavailable", str(exc)) from None
     results = rescale(results, image.scale, image.width, image.height)
@@ -286,19 +330,25 @@ def health():
     detector = get_detector()
     starting = warming_up(current_app)
     loaded = registry.loaded()
-    ready = not starting and (current_app.config["WARMUP"] == "lazy" or registry.default is None
-                              or (detector.loaded and registry.default in loaded))
-    response = jsonify({
-        "status": ("starting" if starting else "unavailable" if not ready
-                   else "ok" if registry.default else "degraded"),
-        "ready": ready,
-        "default": registry.default,
-        "models": registry.names,
-        "models_loaded": loaded,
-        "detector_loaded": detector.loaded,
-        "speech_engine": get_speech().engine_name(),
-        "pid": os.getpid(),
-    })
+    ready = not starting and (
+        current_app.config["WARMUP"] == "lazy"
+        or registry.default is None
+        or (detector.loaded and registry.default in loaded)
+    )
+    response = jsonify(
+        {
+            "status": (
+                "starting" if starting else "unavailable" if not ready else "ok" if registry.default else "degraded"
+            ),
+            "ready": ready,
+            "default": registry.default,
+            "models": registry.names,
+            "models_loaded": loaded,
+            "detector_loaded": detector.loaded,
+            "speech_engine": get_speech().engine_name(),
+            "pid": os.getpid(),
+        }
+    )
     if not ready:
         response.status_code = 503
         response.headers["Retry-After"] = "1"

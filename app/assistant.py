@@ -7,6 +7,7 @@ of a label is a translation of the same sentence), so a reply and its audio can 
 language + id in any worker (the audio key, app/speech.py). When no face is found the assistant still answers, with the `noface`
 replies, and `emotion` stays null.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -61,8 +62,9 @@ def _stable_index(label: str, seed: str | int | None, n: int) -> int:
     return zlib.crc32(f"{label}:{seed}".encode()) % n
 
 
-def choose_reply(emotion: str | None, lang: str = DEFAULT_LANG, seed: str | int | None = None,
-                 confident: bool = True) -> Reply:
+def choose_reply(
+    emotion: str | None, lang: str = DEFAULT_LANG, seed: str | int | None = None, confident: bool = True
+) -> Reply:
     """The reply for an emotion (None: no face). Deterministic: the same emotion and seed give the
     same reply in every process; pass a different seed (e.g. derived from the scores) for variety.
     `confident=False` (the model's scores fail its card's confidence rule): a hedged reply that asks."""
@@ -71,8 +73,14 @@ def choose_reply(emotion: str | None, lang: str = DEFAULT_LANG, seed: str | int 
     if not confident and emotion in HEDGED[lang]:
         texts = HEDGED[lang][emotion]
         n = _stable_index(UNSURE + emotion, seed, len(texts))
-        return Reply(id=f"{UNSURE}{emotion}.{n}", emotion=emotion, lang=lang, text=texts[n],
-                     display=display_name(emotion, lang), hedged=True)
+        return Reply(
+            id=f"{UNSURE}{emotion}.{n}",
+            emotion=emotion,
+            lang=lang,
+            text=texts[n],
+            display=display_name(emotion, lang),
+            hedged=True,
+        )
     label = emotion if emotion in REPLIES[lang] else None
     key = label or NO_FACE
     if emotion is not None and label is None:
@@ -80,8 +88,13 @@ def choose_reply(emotion: str | None, lang: str = DEFAULT_LANG, seed: str | int 
         key = "neutral"
     texts = REPLIES[lang][key]
     n = _stable_index(key, seed, len(texts))
-    return Reply(id=f"{key}.{n}", emotion=emotion, lang=lang, text=texts[n],
-                 display=display_name(emotion, lang) if emotion else None)
+    return Reply(
+        id=f"{key}.{n}",
+        emotion=emotion,
+        lang=lang,
+        text=texts[n],
+        display=display_name(emotion, lang) if emotion else None,
+    )
 
 
 def reply_by_id(reply_id: str, lang: str) -> Reply | None:
@@ -93,15 +106,21 @@ def reply_by_id(reply_id: str, lang: str) -> Reply | None:
             return None
         hedged = key.startswith(UNSURE)
         if hedged:
-            key = key[len(UNSURE):]
+            key = key[len(UNSURE) :]
             text = HEDGED[lang][key][int(n)]
         else:
             text = REPLIES[lang][key][int(n)]
     except (KeyError, ValueError, IndexError):
         return None
     emotion = None if key == NO_FACE else key
-    return Reply(id=reply_id, emotion=emotion, lang=lang, text=text,
-                 display=display_name(emotion, lang) if emotion else None, hedged=hedged)
+    return Reply(
+        id=reply_id,
+        emotion=emotion,
+        lang=lang,
+        text=text,
+        display=display_name(emotion, lang) if emotion else None,
+        hedged=hedged,
+    )
 
 
 def catalogue(lang: str) -> Mapping[str, tuple[str, ...]]:

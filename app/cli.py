@@ -1,4 +1,5 @@
 """`flask cards`: list the model cards the app would serve (and check them)."""
+
 from __future__ import annotations
 
 import click

@@ -8,6 +8,7 @@ Everything runs locally through app/analyzer.py (the server's own pipeline); not
 nothing is kept but what is written to --out / --speak. A file that cannot be read is one row with its
 error, never a crash; the exit status is 1 when any input failed, 2 for a usage error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,9 +79,20 @@ def analyze_rows(analyzer, paths: Sequence[str], args) -> tuple[list[dict[str, A
                     rows.append({**base, "face": None, "emotion": None})
                 for k, r in enumerate(results, 1):
                     x, y, w, h = r.face.box
-                    rows.append({**base, "face": k, "x": x, "y": y, "w": w, "h": h, "emotion": r.emotion,
-                                 "score": round(r.score, 4), "confident": analyzer.confident(r),
-                                 "scores": r.scores})
+                    rows.append(
+                        {
+                            **base,
+                            "face": k,
+                            "x": x,
+                            "y": y,
+                            "w": w,
+                            "h": h,
+                            "emotion": r.emotion,
+                            "score": round(r.score, 4),
+                            "confident": analyzer.confident(r),
+                            "scores": r.scores,
+                        }
+                    )
                 replies.append((path, analyzer.reply(results)))
             bar.update(1)
     return rows, replies
@@ -94,17 +106,24 @@ def write_rows(rows: list[dict[str, Any]], fmt: str, labels: list[str], out: Tex
         writer = csv.DictWriter(out, [*COLUMNS, *labels], lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({**{k: "" if row.get(k) is None else row.get(k) for k in COLUMNS},
-                             **(row.get("scores") or {})})
+            writer.writerow(
+                {**{k: "" if row.get(k) is None else row.get(k) for k in COLUMNS}, **(row.get("scores") or {})}
+            )
     else:
         table = [["file", "face", "box", "emotion", "score", "confident", "error"]]
         for row in rows:
             box = "" if row.get("x") is None else f"{row['x']},{row['y']},{row['w']},{row['h']}"
-            table.append([row["file"], "" if row.get("face") is None else str(row["face"]), box,
-                          row.get("emotion") or ("(no face)" if not row.get("error") else ""),
-                          "" if row.get("score") is None else f"{row['score']:.2f}",
-                          "" if row.get("confident") is None else ("yes" if row["confident"] else "no"),
-                          row.get("error") or ""])
+            table.append(
+                [
+                    row["file"],
+                    "" if row.get("face") is None else str(row["face"]),
+                    box,
+                    row.get("emotion") or ("(no face)" if not row.get("error") else ""),
+                    "" if row.get("score") is None else f"{row['score']:.2f}",
+                    "" if row.get("confident") is None else ("yes" if row["confident"] else "no"),
+                    row.get("error") or "",
+                ]
+            )
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         for r in table:
             out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() + "\n")
@@ -147,17 +166,29 @@ def cmd_video(args) -> int:
     if not 0 < args.fps <= 30:
         return _usage("--fps must be above 0 and at most 30")
     analyzer = _analyzer(args)
-    limits = VideoLimits(max_seconds=args.max_seconds, max_decoded_frames=int(args.max_seconds * 60) + 60,
-                         max_frames=int(args.max_seconds * args.fps) + 1)
+    limits = VideoLimits(
+        max_seconds=args.max_seconds,
+        max_decoded_frames=int(args.max_seconds * 60) + 60,
+        max_frames=int(args.max_seconds * args.fps) + 1,
+    )
     from .video import open_video
     from .videoreport import analyze_video
 
     try:
-        with open_video(args.clip, limits) as clip, \
-                _progress(args, total=clip.expected_frames(args.fps) or None, unit="frame") as bar:
-            report = analyze_video(clip, detector=analyzer.detector, models=analyzer.models, model=analyzer.model,
-                                   fps=args.fps, full_every=int(analyzer.config["TRACK_FULL_EVERY"]),
-                                   source=str(args.clip), on_frame=lambda _frame: bar.update(1))
+        with (
+            open_video(args.clip, limits) as clip,
+            _progress(args, total=clip.expected_frames(args.fps) or None, unit="frame") as bar,
+        ):
+            report = analyze_video(
+                clip,
+                detector=analyzer.detector,
+                models=analyzer.models,
+                model=analyzer.model,
+                fps=args.fps,
+                full_every=int(analyzer.config["TRACK_FULL_EVERY"]),
+                source=str(args.clip),
+                on_frame=lambda _frame: bar.update(1),
+            )
     except VideoError as exc:
         print(f"emotion: {args.clip}: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
@@ -171,14 +202,21 @@ def cmd_video(args) -> int:
         if wav is not None:
             written["summary"] = wav
     if report.truncated:
-        print(f"emotion: analysed the first {report.to_dict(frames=False)['duration_analysed']:.1f} s only "
-              f"({report.truncated}; see --max-seconds)", file=sys.stderr)
+        print(
+            f"emotion: analysed the first {report.to_dict(frames=False)['duration_analysed']:.1f} s only "
+            f"({report.truncated}; see --max-seconds)",
+            file=sys.stderr,
+        )
     if "chart" not in written:
-        print("emotion: no chart.png: matplotlib is not installed (pip install 'emotion-assistant[chart]')",
-              file=sys.stderr)
+        print(
+            "emotion: no chart.png: matplotlib is not installed (pip install 'emotion-assistant[chart]')",
+            file=sys.stderr,
+        )
     for track in report.tracks:
         spans = ", ".join(f"{s.start:.1f}-{s.end:.1f} s {s.emotion}" for s in track.segments)
-        print(f"face {track.id}: {track.dominant} ({track.start:.1f}-{track.end:.1f} s, {track.frames} frames): {spans}")
+        print(
+            f"face {track.id}: {track.dominant} ({track.start:.1f}-{track.end:.1f} s, {track.frames} frames): {spans}"
+        )
     if not report.tracks:
         print("no face found")
     print(f"assistant: {reply.text}")
@@ -199,14 +237,22 @@ def parser() -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", help="a model name (`emotion models`; default: the shipped default)")
-    common.add_argument("--lang", default=assistant.DEFAULT_LANG, choices=list(assistant.LANGUAGES),
-                        help="the assistant's language")
+    common.add_argument(
+        "--lang", default=assistant.DEFAULT_LANG, choices=list(assistant.LANGUAGES), help="the assistant's language"
+    )
     common.add_argument("--models-dir", help="a folder of model cards (default: the shipped models)")
     bar = common.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="show a progress bar (default: when stderr is a terminal)")
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show a progress bar (default: when stderr is a terminal)",
+    )
     bar.add_argument("--no-progress", dest="progress", action="store_false")
-    p = argparse.ArgumentParser(prog="emotion", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="emotion", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("analyze", parents=[common], help="photos and folders: one row per face")
     a.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders (searched recursively)")
@@ -217,8 +263,12 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("clip", help="an MP4, MOV, WebM, MKV or AVI file")
     v.add_argument("--fps", type=float, default=4.0, help="frames analysed per second of video (default 4)")
     v.add_argument("--out", default="emotion-report", help="folder for timeline.csv, report.json, chart.png")
-    v.add_argument("--max-seconds", type=float, default=600.0,
-                   help="analyse at most this much of the clip (default 600; the report says when it was cut)")
+    v.add_argument(
+        "--max-seconds",
+        type=float,
+        default=600.0,
+        help="analyse at most this much of the clip (default 600; the report says when it was cut)",
+    )
     v.add_argument("--speak", metavar="DIR", help="write the assistant's spoken summary as DIR/summary.wav")
     v.set_defaults(run=cmd_video)
     m = sub.add_parser("models", parents=[common], help="list the models")

@@ -4,6 +4,7 @@ The models themselves run through `model_core.predictor.Predictor` (ONNX Runtime
 ensemble), the same code training measured them with: `crop_face` -> `Predictor.predict_probs`, with
 every face of an image in one batch. This module loads them once per process and names the scores.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,12 @@ def scores_for(probs: np.ndarray, classes: Sequence[str]) -> list[dict]:
         row = np.clip(np.nan_to_num(row), 0.0, None)
         total = row.sum()
         row = row / total if total > 0 else np.full_like(row, 1.0 / len(row))
-        out.append({"emotion": classes[int(np.argmax(row))],
-                    "scores": {label: round(float(p), 5) for label, p in zip(classes, row, strict=True)}})
+        out.append(
+            {
+                "emotion": classes[int(np.argmax(row))],
+                "scores": {label: round(float(p), 5) for label, p in zip(classes, row, strict=True)},
+            }
+        )
     return out
 
 
@@ -139,10 +144,12 @@ def get_models() -> ModelRegistry:
 
 
 def init_app(app) -> ModelRegistry:
-    registry = ModelRegistry(app.config["MODELS_DIR"], default=app.config.get("DEFAULT_MODEL") or None,
-                             strict=bool(app.config.get("STRICT_CARDS", False)))
+    registry = ModelRegistry(
+        app.config["MODELS_DIR"],
+        default=app.config.get("DEFAULT_MODEL") or None,
+        strict=bool(app.config.get("STRICT_CARDS", False)),
+    )
     app.extensions["models"] = registry
     if not registry.cards:
-        log.warning("no model cards in %s: /api/predict will answer 503 until models are added",
-                    registry.models_dir)
+        log.warning("no model cards in %s: /api/predict will answer 503 until models are added", registry.models_dir)
     return registry

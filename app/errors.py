@@ -1,4 +1,5 @@
 """Every error is JSON `{"error": {"code", "message"}}`, and every response carries the security headers."""
+
 from __future__ import annotations
 
 import logging

@@ -9,6 +9,7 @@ TensorFlow detector, whose outputs on the test photos are kept as golden files
 (tests/app/mtcnn_golden.json, checked by tests/app/test_mtcnn_ort.py); TensorFlow left the project
 in issue 17.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,9 +53,16 @@ def box_iou(a, b) -> float:
 
 
 class FaceDetector:
-    def __init__(self, min_confidence: float = 0.9, max_faces: int = 20, max_side: int = 1024,
-                 min_face_size: int = 20, scale_factor: float = DEFAULT_SCALE_FACTOR,
-                 backend: str = "onnx", threads: int = 2):
+    def __init__(
+        self,
+        min_confidence: float = 0.9,
+        max_faces: int = 20,
+        max_side: int = 1024,
+        min_face_size: int = 20,
+        scale_factor: float = DEFAULT_SCALE_FACTOR,
+        backend: str = "onnx",
+        threads: int = 2,
+    ):
         self.min_confidence = float(min_confidence)
         self.max_faces = int(max_faces)
         self.max_side = int(max_side)
@@ -101,8 +109,7 @@ class FaceDetector:
             scale *= extra
         if min(small.shape[:2]) < MIN_SIDE:
             return []
-        raw = self.load().detect_faces(small, min_face_size=min(wanted, MTCNN_MIN_FACE),
-                                       scale_factor=self.scale_factor)
+        raw = self.load().detect_faces(small, min_face_size=min(wanted, MTCNN_MIN_FACE), scale_factor=self.scale_factor)
         faces = [f for f in (self._to_image(face, scale, w, h) for face in raw or []) if f is not None]
         faces.sort(key=lambda f: f["box"][2] * f["box"][3], reverse=True)
         return faces[: self.max_faces]
@@ -131,8 +138,10 @@ class FaceDetector:
         if x1 - x0 < 2 or y1 - y0 < 2:
             return None
         keypoints = {
-            name: [int(round(min(max(float(p[0]) / scale, 0), w - 1))),
-                   int(round(min(max(float(p[1]) / scale, 0), h - 1)))]
+            name: [
+                int(round(min(max(float(p[0]) / scale, 0), w - 1))),
+                int(round(min(max(float(p[1]) / scale, 0), h - 1))),
+            ]
             for name, p in (face.get("keypoints") or {}).items()
         }
         return {"box": [x0, y0, x1 - x0, y1 - y0], "confidence": round(conf, 4), "keypoints": keypoints}

@@ -16,6 +16,7 @@ result back to the uploaded image's.
 
 Error messages speak of the app's documented limits, never of Pillow's internals.
 """
+
 from __future__ import annotations
 
 import base64
@@ -47,8 +48,9 @@ ACCEPTED_TYPES = "JPEG, PNG, WebP, BMP or GIF"
 # broken image (400); anything else is a type we do not take (415).
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
-_DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,",
-                       re.IGNORECASE)
+_DATA_URL = re.compile(
+    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,", re.IGNORECASE
+)
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
@@ -160,7 +162,7 @@ def jpeg_scan_count(data: bytes, stop_after: int | None = None) -> int:
             continue
         if i + 4 > n:
             break
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
         if marker == 0xDA:
             scans += 1
             if stop_after is not None and scans > stop_after:
@@ -172,13 +174,16 @@ def jpeg_scan_count(data: bytes, stop_after: int | None = None) -> int:
     return scans
 
 
-def check_jpeg_scans(data: bytes, width: int, height: int, max_scans: int = MAX_JPEG_SCANS,
-                     max_scan_pixels: int = MAX_JPEG_SCAN_PIXELS) -> None:
+def check_jpeg_scans(
+    data: bytes, width: int, height: int, max_scans: int = MAX_JPEG_SCANS, max_scan_pixels: int = MAX_JPEG_SCAN_PIXELS
+) -> None:
     allowed = max(1, min(max_scans, max_scan_pixels // max(1, width * height)))
     scans = jpeg_scan_count(data, stop_after=allowed)
     if scans > allowed:
-        raise ImageTooComplex(f"a JPEG of {width}x{height} pixels may have at most {allowed} scans; this one has "
-                              f"more (re-save it as a baseline or standard progressive JPEG)")
+        raise ImageTooComplex(
+            f"a JPEG of {width}x{height} pixels may have at most {allowed} scans; this one has "
+            f"more (re-save it as a baseline or standard progressive JPEG)"
+        )
 
 
 @dataclass
@@ -208,7 +213,7 @@ def decode_data_url(value: str, max_bytes: int) -> bytes:
         mime = (m.group("mime") or "").lower()
         if mime and not mime.startswith("image/"):
             raise UnsupportedImage(f"data URL of type {quote(mime)}; send a {ACCEPTED_TYPES} image")
-        payload = value[m.end():]
+        payload = value[m.end() :]
     else:
         payload = value
     payload = re.sub(r"\s+", "", payload)
@@ -220,8 +225,9 @@ def decode_data_url(value: str, max_bytes: int) -> bytes:
     # else is refused as bad base64 rather than skipped (issue 16: "!!!!" decoded to 0 bytes, and the
     # error said the image was empty).
     if _BASE64.fullmatch(payload) is None:
-        raise BadImage("the image is not valid base64 (only A-Z, a-z, 0-9, '+', '/', '-', '_' and '=' padding)",
-                       code="bad_base64")
+        raise BadImage(
+            "the image is not valid base64 (only A-Z, a-z, 0-9, '+', '/', '-', '_' and '=' padding)", code="bad_base64"
+        )
     body = payload.rstrip("=").translate(_URLSAFE)
     try:
         data = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
@@ -286,7 +292,7 @@ def _to_rgb(img: Image.Image, factor: int = 1) -> np.ndarray:
         rgb = _strip_to_rgb(strip, grey_scale)
         if factor > 1:
             rgb = np.asarray(Image.fromarray(rgb).reduce(factor))
-        out[top // factor:top // factor + rgb.shape[0]] = rgb
+        out[top // factor : top // factor + rgb.shape[0]] = rgb
     return out
 
 
@@ -314,8 +320,9 @@ def _decode_failure(exc: Exception) -> ImageError:
     """A Pillow exception -> a 4xx in the app's words (Pillow's own wording names its internals)."""
     text = str(exc)
     if "MAX_TEXT_CHUNK" in text or "text chunks" in text:
-        return BadImage("the image carries too much text metadata (a PNG text chunk over 1 MB); "
-                        "save it again without metadata")
+        return BadImage(
+            "the image carries too much text metadata (a PNG text chunk over 1 MB); save it again without metadata"
+        )
     return BadImage("the image could not be decoded: it is corrupt or uses a variant this server does not read")
 
 
@@ -336,16 +343,23 @@ def _pillow_errors(max_pixels: int):
         raise ImageTooLarge(f"image over the limit of {max_pixels} pixels") from None
     except UnidentifiedImageError:
         raise BadImage("the image data is corrupt or not a supported format") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
-            struct.error, MemoryError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error, MemoryError) as exc:
         log.info("undecodable image: %s: %s", type(exc).__name__, str(exc)[:200])
         raise _decode_failure(exc) from None
 
 
-def decode_image(data: bytes, max_bytes: int, max_pixels: int, max_jpeg_scans: int = MAX_JPEG_SCANS,
-                 max_jpeg_scan_pixels: int = MAX_JPEG_SCAN_PIXELS, *, max_decode_bytes: int = MAX_DECODE_BYTES,
-                 max_side: int = MAX_IMAGE_SIDE, max_aspect: float = MAX_ASPECT_RATIO,
-                 decode_side: int | None = DECODE_SIDE) -> Decoded:
+def decode_image(
+    data: bytes,
+    max_bytes: int,
+    max_pixels: int,
+    max_jpeg_scans: int = MAX_JPEG_SCANS,
+    max_jpeg_scan_pixels: int = MAX_JPEG_SCAN_PIXELS,
+    *,
+    max_decode_bytes: int = MAX_DECODE_BYTES,
+    max_side: int = MAX_IMAGE_SIDE,
+    max_aspect: float = MAX_ASPECT_RATIO,
+    decode_side: int | None = DECODE_SIDE,
+) -> Decoded:
     if not data:
         raise BadImage("the image is empty (0 bytes)", code="empty_image")
     if len(data) > max_bytes:
@@ -362,8 +376,10 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int, max_jpeg_scans: i
         if max(width, height) > max_side:
             raise ImageTooLarge(f"image of {width}x{height} pixels; the limit is {max_side} pixels a side")
         if max(width, height) > max_aspect * min(width, height):
-            raise ImageTooComplex(f"image of {width}x{height} pixels; the limit is an aspect ratio of "
-                                  f"{max_aspect:g}:1", code="bad_aspect_ratio")
+            raise ImageTooComplex(
+                f"image of {width}x{height} pixels; the limit is an aspect ratio of {max_aspect:g}:1",
+                code="bad_aspect_ratio",
+            )
         fmt = img.format or "unknown"
         if fmt in ("JPEG", "MPO"):
             check_jpeg_scans(data, width, height, max_jpeg_scans, max_jpeg_scan_pixels)
@@ -376,8 +392,10 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int, max_jpeg_scans: i
         factor = max(1, max(img.size) // decode_side) if decode_side else 1
         cost = decode_cost(fmt, img.mode, *img.size, factor=factor)
         if cost > max_decode_bytes:
-            raise ImageTooLarge(f"image of {width}x{height} pixels in mode {img.mode} would take "
-                                f"{cost >> 20} MB to decode; the limit is {max_decode_bytes >> 20} MB")
+            raise ImageTooLarge(
+                f"image of {width}x{height} pixels in mode {img.mode} would take "
+                f"{cost >> 20} MB to decode; the limit is {max_decode_bytes >> 20} MB"
+            )
     # One large decode at a time per process: two threads of a worker decoding 40 MP at once held both
     # peaks together. A second one waits (at most about a second) for the first to finish.
     with _LARGE_DECODE if cost > LARGE_DECODE_BYTES else nullcontext():
@@ -411,4 +429,3 @@ def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     scale = max_side / float(longest)
     size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
-

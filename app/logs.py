@@ -12,6 +12,7 @@ What a client sent never reaches a log whole: every argument of a log message an
 access line taken from the request (path, query, user agent, referer, request id) is cut to
 `QUOTE_LIMIT` (100) characters; bodies (images) are never logged.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ _NO_REQUEST = "-"
 
 
 def log_format(app=None) -> str:
-    """"json" or "text": the app's LOG_FORMAT setting, else the LOG_FORMAT variable."""
+    """ "json" or "text": the app's LOG_FORMAT setting, else the LOG_FORMAT variable."""
     value = (app.config.get("LOG_FORMAT") if app is not None else None) or os.environ.get("LOG_FORMAT") or "text"
     return "json" if str(value).strip().lower() == "json" else "text"
 
@@ -93,8 +94,13 @@ class JsonFormatter(logging.Formatter):
     traceback) when there is one; a record's `fields` dict (access lines) is merged in."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": _iso(record.created), "level": record.levelname.lower(), "logger": record.name,
-               "pid": record.process, "request_id": getattr(record, "request_id", None) or current_request_id()}
+        out = {
+            "ts": _iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "request_id": getattr(record, "request_id", None) or current_request_id(),
+        }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             out.update(fields)
@@ -145,6 +151,7 @@ def _is_test_handler(handler: logging.Handler) -> bool:
 
 # ---- gunicorn --------------------------------------------------------------------------------------
 
+
 def gunicorn_json_logger():
     """gunicorn's Logger, writing its error log and access log as JSON lines (gunicorn.conf.py sets it
     as `logger_class` when LOG_FORMAT=json). Imported lazily: the app runs without gunicorn too."""
@@ -163,8 +170,13 @@ def gunicorn_json_logger():
             if not self.access_log_enabled:
                 return
             try:
-                self.access_log.info("access", extra={"fields": access_fields(resp, req, environ, request_time),
-                                                      "request_id": _response_request_id(resp, environ)})
+                self.access_log.info(
+                    "access",
+                    extra={
+                        "fields": access_fields(resp, req, environ, request_time),
+                        "request_id": _response_request_id(resp, environ),
+                    },
+                )
             except Exception:
                 self.error(traceback.format_exc())
 
@@ -190,9 +202,16 @@ def access_fields(resp, req, environ, request_time) -> dict:
     except (TypeError, ValueError):
         pass
     seconds = request_time.seconds + request_time.microseconds / 1e6
-    return {"msg": "access", "remote": environ.get("REMOTE_ADDR", "-"),
-            "method": cut(environ.get("REQUEST_METHOD", "-"), 20),
-            "path": cut(environ.get("PATH_INFO", "")), "query": cut(environ.get("QUERY_STRING", "")),
-            "status": status, "bytes": getattr(resp, "sent", None),
-            "duration_ms": round(seconds * 1000, 1), "protocol": cut(environ.get("SERVER_PROTOCOL", "-"), 20),
-            "user_agent": cut(environ.get("HTTP_USER_AGENT", "")), "referer": cut(environ.get("HTTP_REFERER", ""))}
+    return {
+        "msg": "access",
+        "remote": environ.get("REMOTE_ADDR", "-"),
+        "method": cut(environ.get("REQUEST_METHOD", "-"), 20),
+        "path": cut(environ.get("PATH_INFO", "")),
+        "query": cut(environ.get("QUERY_STRING", "")),
+        "status": status,
+        "bytes": getattr(resp, "sent", None),
+        "duration_ms": round(seconds * 1000, 1),
+        "protocol": cut(environ.get("SERVER_PROTOCOL", "-"), 20),
+        "user_agent": cut(environ.get("HTTP_USER_AGENT", "")),
+        "referer": cut(environ.get("HTTP_REFERER", "")),
+    }

@@ -28,6 +28,7 @@ functions):
 Metric objects are made on first use, in the worker: a module that only defines them would leave a
 file per metric behind in the master, which never serves a request.
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,6 +54,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 # ---- the master: where the files live, the exporter, dead workers -----------------------------------
+
 
 def setup_multiprocess(environ=os.environ) -> Path:
     """Give this server a multiprocess directory before prometheus_client is imported (it picks its
@@ -150,8 +152,7 @@ class WorkerCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         pids = sorted(self._pids())
-        rss = GaugeMetricFamily("emotion_worker_rss_bytes", "Resident memory of each gunicorn worker",
-                                labels=["pid"])
+        rss = GaugeMetricFamily("emotion_worker_rss_bytes", "Resident memory of each gunicorn worker", labels=["pid"])
         for pid in pids:
             rss.add_metric([str(pid)], process_rss_bytes(pid))
         yield rss
@@ -206,29 +207,44 @@ def start_exporter(arbiter, port: int, addr: str = "0.0.0.0"):
 
 # ---- the workers: what requests record ------------------------------------------------------------
 
+
 class _Metrics:
     def __init__(self):
         from prometheus_client import Counter, Gauge, Histogram
 
-        self.requests = Counter("emotion_http_requests_total", "HTTP requests answered by the app",
-                                ["route", "method", "status"])
-        self.duration = Histogram("emotion_http_request_duration_seconds",
-                                  "Time from the request reaching the app to its response", ["route"],
-                                  buckets=REQUEST_BUCKETS)
-        self.rejected = Counter("emotion_http_rejected_total",
-                                "Requests the app refused with a 4xx, by status and error code",
-                                ["status", "reason"])
-        self.in_flight = Gauge("emotion_http_requests_in_flight", "Requests being served by the app now",
-                               multiprocess_mode="livesum")
-        self.stages = Histogram("emotion_predict_stage_duration_seconds",
-                                "Time of each /api/predict stage", ["stage"], buckets=STAGE_BUCKETS)
+        self.requests = Counter(
+            "emotion_http_requests_total", "HTTP requests answered by the app", ["route", "method", "status"]
+        )
+        self.duration = Histogram(
+            "emotion_http_request_duration_seconds",
+            "Time from the request reaching the app to its response",
+            ["route"],
+            buckets=REQUEST_BUCKETS,
+        )
+        self.rejected = Counter(
+            "emotion_http_rejected_total",
+            "Requests the app refused with a 4xx, by status and error code",
+            ["status", "reason"],
+        )
+        self.in_flight = Gauge(
+            "emotion_http_requests_in_flight", "Requests being served by the app now", multiprocess_mode="livesum"
+        )
+        self.stages = Histogram(
+            "emotion_predict_stage_duration_seconds",
+            "Time of each /api/predict stage",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+        )
         self.faces = Histogram("emotion_predict_faces", "Faces found per analysed image", buckets=FACE_BUCKETS)
         self.predictions = Counter("emotion_predictions_total", "Images analysed, by model", ["model"])
-        self.live_frames = Counter("emotion_live_frames_total",
-                                   "Live frames (a track hint), by how their faces were found and why",
-                                   ["mode", "reason"])
-        self.tracks_per_frame = Histogram("emotion_live_tracks_per_frame", "Faces with a track id per live frame",
-                                          ["mode"], buckets=FACE_BUCKETS)
+        self.live_frames = Counter(
+            "emotion_live_frames_total",
+            "Live frames (a track hint), by how their faces were found and why",
+            ["mode", "reason"],
+        )
+        self.tracks_per_frame = Histogram(
+            "emotion_live_tracks_per_frame", "Faces with a track id per live frame", ["mode"], buckets=FACE_BUCKETS
+        )
 
 
 _lock = threading.Lock()

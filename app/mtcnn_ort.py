@@ -17,6 +17,7 @@ windows at once; boxes made square before each refinement stage; crops sampled b
 out-of-image pixels mid-grey; NMS per pyramid level (IoU 0.5), across levels (0.7), after RNet
 (0.7) and after ONet (0.7 over the smaller box).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,14 +32,52 @@ KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # ON
 # Keras layer layouts of mtcnn 1.0's networks, in the order their weights are stored:
 # ("conv", filters, kernel) | ("prelu",) | ("pool", size, stride, "same"/"valid") | ("flatten",) |
 # ("dense", units) | ("heads", (units, activation), ...)
-_PNET = [("conv", 3), ("prelu",), ("pool", 2, 2, "same"), ("conv", 3), ("prelu",), ("conv", 3), ("prelu",),
-         ("heads", (4, None), (2, "softmax"))]
-_RNET = [("conv", 3), ("prelu",), ("pool", 3, 2, "same"), ("conv", 3), ("prelu",), ("pool", 3, 2, "valid"),
-         ("conv", 2), ("prelu",), ("flatten",), ("dense",), ("prelu",), ("heads", (4, None), (2, "softmax"))]
-_ONET = [("conv", 3), ("prelu",), ("pool", 3, 2, "same"), ("conv", 3), ("prelu",), ("pool", 3, 2, "valid"),
-         ("conv", 3), ("prelu",), ("pool", 2, 2, "same"), ("conv", 2), ("prelu",), ("flatten",), ("dense",),
-         ("prelu",), ("heads", (4, None), (10, None), (2, "softmax"))]
-NETWORKS: dict[str, tuple[list[tuple[Any, ...]], int | None]] = {"pnet": (_PNET, None), "rnet": (_RNET, 24), "onet": (_ONET, 48)}
+_PNET = [
+    ("conv", 3),
+    ("prelu",),
+    ("pool", 2, 2, "same"),
+    ("conv", 3),
+    ("prelu",),
+    ("conv", 3),
+    ("prelu",),
+    ("heads", (4, None), (2, "softmax")),
+]
+_RNET = [
+    ("conv", 3),
+    ("prelu",),
+    ("pool", 3, 2, "same"),
+    ("conv", 3),
+    ("prelu",),
+    ("pool", 3, 2, "valid"),
+    ("conv", 2),
+    ("prelu",),
+    ("flatten",),
+    ("dense",),
+    ("prelu",),
+    ("heads", (4, None), (2, "softmax")),
+]
+_ONET = [
+    ("conv", 3),
+    ("prelu",),
+    ("pool", 3, 2, "same"),
+    ("conv", 3),
+    ("prelu",),
+    ("pool", 3, 2, "valid"),
+    ("conv", 3),
+    ("prelu",),
+    ("pool", 2, 2, "same"),
+    ("conv", 2),
+    ("prelu",),
+    ("flatten",),
+    ("dense",),
+    ("prelu",),
+    ("heads", (4, None), (10, None), (2, "softmax")),
+]
+NETWORKS: dict[str, tuple[list[tuple[Any, ...]], int | None]] = {
+    "pnet": (_PNET, None),
+    "rnet": (_RNET, 24),
+    "onet": (_ONET, 48),
+}
 
 
 def weights_dir() -> Path:
@@ -93,15 +132,20 @@ def build_graph(name: str, weights: list[np.ndarray] | None = None, raw_pixels: 
     for layer in layers:
         kind = layer[0]
         if kind == "conv":
-            kernel, bias = take(4), take(1)                    # Keras (kh, kw, in, out)
+            kernel, bias = take(4), take(1)  # Keras (kh, kw, in, out)
             x = node("Conv", [x, const(kernel.transpose(3, 2, 0, 1)), const(bias)])
         elif kind == "prelu":
-            alpha = take(1 if flat else 3)                     # (1, 1, C) after a conv, (C,) after a dense
+            alpha = take(1 if flat else 3)  # (1, 1, C) after a conv, (C,) after a dense
             x = node("PRelu", [x, const(alpha.reshape(-1) if flat else alpha.reshape(-1, 1, 1))])
         elif kind == "pool":
             _, size, stride, padding = layer
-            x = node("MaxPool", [x], kernel_shape=[size, size], strides=[stride, stride],
-                     auto_pad="SAME_UPPER" if padding == "same" else "VALID")
+            x = node(
+                "MaxPool",
+                [x],
+                kernel_shape=[size, size],
+                strides=[stride, stride],
+                auto_pad="SAME_UPPER" if padding == "same" else "VALID",
+            )
         elif kind == "flatten":
             # mtcnn permutes (H, W) before flattening (its weights came from column-major Caffe):
             # NCHW -> N, W, H, C reproduces the order the dense weights expect.
@@ -124,10 +168,15 @@ def build_graph(name: str, weights: list[np.ndarray] | None = None, raw_pixels: 
         raise ValueError(f"{name}: {len(weights)} weight arrays left over; the layer layout does not match")
     shape: list[str | int] = ["n", 3, side, side] if side else [1, 3, "h", "w"]
     graph = helper.make_graph(
-        nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                              producer_name="emotion-assistant app.mtcnn_ort")
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="emotion-assistant app.mtcnn_ort"
+    )
     # The IR version of opset 13's time, not this onnx package's newest (14): the browser's runtime
     # (onnxruntime-web, private mode) reads up to IR 13 and runs these very graphs.
     model.ir_version = 8
@@ -172,8 +221,13 @@ def square(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
-def crops(image: np.ndarray, boxes: np.ndarray, side: int, origin: tuple[int, int] = (0, 0),
-          full_size: tuple[int, int] | None = None) -> np.ndarray:
+def crops(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    side: int,
+    origin: tuple[int, int] = (0, 0),
+    full_size: tuple[int, int] | None = None,
+) -> np.ndarray:
     """`side` x `side` bilinear crops of `boxes` from a float image (pixels 0-255), NCHW, mid-grey
     (127.5, what mtcnn's zero padding of the normalised image is) outside the image.
 
@@ -186,10 +240,19 @@ def crops(image: np.ndarray, boxes: np.ndarray, side: int, origin: tuple[int, in
     out = np.zeros((len(boxes), side, side, 3), np.float32)
     sx, sy = (w - 1) / w, (h - 1) / h
     for k, (x1, y1, x2, y2) in enumerate(boxes[:, :4]):
-        m = np.array([[(x2 - x1) * sx / (side - 1), 0.0, x1 * sx - ox],
-                      [0.0, (y2 - y1) * sy / (side - 1), y1 * sy - oy]], np.float64)
-        cv2.warpAffine(image, m, (side, side), dst=out[k], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=(127.5, 127.5, 127.5))
+        m = np.array(
+            [[(x2 - x1) * sx / (side - 1), 0.0, x1 * sx - ox], [0.0, (y2 - y1) * sy / (side - 1), y1 * sy - oy]],
+            np.float64,
+        )
+        cv2.warpAffine(
+            image,
+            m,
+            (side, side),
+            dst=out[k],
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(127.5, 127.5, 127.5),
+        )
     return out.transpose(0, 3, 1, 2)
 
 
@@ -240,20 +303,28 @@ class MtcnnOrt:
         # (issue 16: +280 MB per worker after a grid of small faces; without it the worker returns to
         # its size after malloc_trim). A webcam frame detects as fast; a face grid ~15% slower.
         options.enable_cpu_mem_arena = False
-        self._sessions = {name: ort.InferenceSession(build_graph(name).SerializeToString(), options,
-                                                     providers=["CPUExecutionProvider"])
-                          for name in NETWORKS}
+        self._sessions = {
+            name: ort.InferenceSession(
+                build_graph(name).SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
+            for name in NETWORKS
+        }
 
     def _run(self, name: str, x: np.ndarray, batch: int = 256) -> list[np.ndarray]:
         session = self._sessions[name]
         if name == "pnet" or len(x) <= batch:
             return session.run(None, {"x": x})
-        parts = [session.run(None, {"x": x[i:i + batch]}) for i in range(0, len(x), batch)]
+        parts = [session.run(None, {"x": x[i : i + batch]}) for i in range(0, len(x), batch)]
         return [np.concatenate(p) for p in zip(*parts, strict=True)]
 
-    def detect_faces(self, rgb: np.ndarray, min_face_size: float = 20, scale_factor: float = 0.709,
-                     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)) -> list[dict]:
-        image = np.asarray(rgb)[..., :3].astype(np.float32)   # the graphs take raw pixels
+    def detect_faces(
+        self,
+        rgb: np.ndarray,
+        min_face_size: float = 20,
+        scale_factor: float = 0.709,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8),
+    ) -> list[dict]:
+        image = np.asarray(rgb)[..., :3].astype(np.float32)  # the graphs take raw pixels
         height, width = image.shape[:2]
 
         # Stage 1, PNet: a fully convolutional 12x12 window over an image pyramid.
@@ -268,10 +339,17 @@ class MtcnnOrt:
             ys, xs = np.nonzero(prob[0, 1] > thresholds[0])
             if len(ys) == 0:
                 continue
-            d = reg[0][:, ys, xs] * 12.0                      # regression is in units of the window
-            boxes = np.stack([(xs * 2 + d[0]) / scale, (ys * 2 + d[1]) / scale,
-                              (xs * 2 + 12 + d[2]) / scale, (ys * 2 + 12 + d[3]) / scale,
-                              prob[0, 1, ys, xs]], axis=1)
+            d = reg[0][:, ys, xs] * 12.0  # regression is in units of the window
+            boxes = np.stack(
+                [
+                    (xs * 2 + d[0]) / scale,
+                    (ys * 2 + d[1]) / scale,
+                    (xs * 2 + 12 + d[2]) / scale,
+                    (ys * 2 + 12 + d[3]) / scale,
+                    prob[0, 1, ys, xs],
+                ],
+                axis=1,
+            )
             boxes = best(boxes, PNET_MAX_PER_LEVEL)
             found.append(boxes[nms(boxes, 0.5)])
         if not found:
@@ -312,8 +390,10 @@ class MtcnnOrt:
         sq = square(rows)
         grow = (sq[:, 2] - sq[:, 0])[:, None] * np.array([[-1.0, -1.0, 1.0, 1.0]])
         x0, y0 = (int(max(0, np.floor(v))) for v in (sq[:, :4] + grow)[:, :2].min(axis=0))
-        x1, y1 = (int(min(lim, np.ceil(v))) for v, lim in zip((sq[:, :4] + grow)[:, 2:4].max(axis=0),
-                                                                  (width, height), strict=True))
+        x1, y1 = (
+            int(min(lim, np.ceil(v)))
+            for v, lim in zip((sq[:, :4] + grow)[:, 2:4].max(axis=0), (width, height), strict=True)
+        )
         if x1 - x0 < 1 or y1 - y0 < 1:
             x0, y0, x1, y1 = 0, 0, width, height
         window = rgb[y0:y1, x0:x1, :3].astype(np.float32)
@@ -324,8 +404,13 @@ class MtcnnOrt:
                 break
         return self._faces(rows, width, height)
 
-    def _onet(self, image: np.ndarray, boxes: np.ndarray, origin: tuple[int, int] = (0, 0),
-              full_size: tuple[int, int] | None = None) -> np.ndarray:
+    def _onet(
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray,
+        origin: tuple[int, int] = (0, 0),
+        full_size: tuple[int, int] | None = None,
+    ) -> np.ndarray:
         """ONet on square `boxes` (x1, y1, x2, y2, ...): rows (x1, y1, x2, y2, score, 5 landmark xs,
         5 landmark ys), the box regressed, in the input order, no threshold."""
         reg, marks, prob = self._run("onet", crops(image, boxes, 48, origin, full_size))
@@ -342,12 +427,15 @@ class MtcnnOrt:
             x1, y1, x2, y2, score = (float(v) for v in row[:5])
             x1, y1 = max(x1, 0.0), max(y1, 0.0)
             x2, y2 = min(x2, float(width)), min(y2, float(height))
-            faces.append({
-                "box": [int(round(x1)), int(round(y1)), int(round(x2 - x1)), int(round(y2 - y1))],
-                "confidence": score,
-                "keypoints": {name: [int(round(row[5 + i])), int(round(row[10 + i]))]
-                              for i, name in enumerate(KEYPOINTS)},
-            })
+            faces.append(
+                {
+                    "box": [int(round(x1)), int(round(y1)), int(round(x2 - x1)), int(round(y2 - y1))],
+                    "confidence": score,
+                    "keypoints": {
+                        name: [int(round(row[5 + i])), int(round(row[10 + i]))] for i, name in enumerate(KEYPOINTS)
+                    },
+                }
+            )
         return faces
 
     @staticmethod

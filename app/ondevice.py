@@ -16,6 +16,7 @@ them on onnxruntime-web, and never sends a frame, a crop or a pixel. It fetches,
   MANIFEST.json); nothing is fetched from anywhere else. The version is in the URL, so these files are
   served with a year's max-age and `immutable` (`runtime_cache_control`, and nginx likewise).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,9 +36,9 @@ from .security import quote
 
 bp = Blueprint("ondevice", __name__, url_prefix="/api")
 
-RUNTIME_DIR = "vendor/onnxruntime-web"   # under static/; the files in <version>/, MANIFEST.json here
+RUNTIME_DIR = "vendor/onnxruntime-web"  # under static/; the files in <version>/, MANIFEST.json here
 IMMUTABLE = "public, max-age=31536000, immutable"
-THRESHOLDS = (0.6, 0.7, 0.8)             # MtcnnOrt.detect_faces' defaults, which the server uses
+THRESHOLDS = (0.6, 0.7, 0.8)  # MtcnnOrt.detect_faces' defaults, which the server uses
 _graph_lock = threading.Lock()
 _graphs: dict[str, bytes] = {}
 
@@ -88,37 +89,58 @@ def settings():
         if path is not None and path.exists():
             models[name] = {"url": url_for("ondevice.model_file", name=name), "bytes": path.stat().st_size}
     lang = assistant.DEFAULT_LANG
-    return jsonify({
-        "runtime": {"package": manifest["package"], "version": manifest["version"],
-                    "entry": base + manifest["entry"], "wasm_paths": base,
-                    "bytes": sum(f["bytes"] for f in manifest["files"].values())},
-        "detector": {
-            "networks": {n: url_for("ondevice.detector_file", name=n) for n in mtcnn_ort.NETWORKS},
-            "bytes": {n: len(detector_graph(n)) for n in mtcnn_ort.NETWORKS},
-            "min_confidence": det.min_confidence, "max_faces": det.max_faces, "max_side": det.max_side,
-            "min_face_size": det.min_face_size, "scale_factor": det.scale_factor,
-            "thresholds": list(THRESHOLDS), "mtcnn_min_face": MTCNN_MIN_FACE, "min_side": MIN_SIDE,
-            "pnet_max_per_level": mtcnn_ort.PNET_MAX_PER_LEVEL,
-            "rnet_max_candidates": mtcnn_ort.RNET_MAX_CANDIDATES,
-            "onet_max_candidates": mtcnn_ort.ONET_MAX_CANDIDATES,
-            "keypoints": list(mtcnn_ort.KEYPOINTS),
-        },
-        "tracking": tracking.settings(current_app.config["TRACK_FULL_EVERY"], current_app.config["TRACK_MAX_AGE_MS"]),
-        "crop": {"margin": FACE_MARGIN, "align_min_degrees": ALIGN_MIN_DEGREES,
-                 "align_max_degrees": ALIGN_MAX_DEGREES},
-        "models": models,
-        # Entry n of a label translates entry n in every language (tests/app/test_languages.py), so
-        # the sizes of one language hold for all.
-        "replies": {"counts": {k: len(v) for k, v in assistant.REPLIES[lang].items()},
-                    "hedged": {k: len(v) for k, v in assistant.HEDGED[lang].items()},
-                    "no_face": assistant.NO_FACE, "unsure_prefix": assistant.UNSURE},
-    })
+    return jsonify(
+        {
+            "runtime": {
+                "package": manifest["package"],
+                "version": manifest["version"],
+                "entry": base + manifest["entry"],
+                "wasm_paths": base,
+                "bytes": sum(f["bytes"] for f in manifest["files"].values()),
+            },
+            "detector": {
+                "networks": {n: url_for("ondevice.detector_file", name=n) for n in mtcnn_ort.NETWORKS},
+                "bytes": {n: len(detector_graph(n)) for n in mtcnn_ort.NETWORKS},
+                "min_confidence": det.min_confidence,
+                "max_faces": det.max_faces,
+                "max_side": det.max_side,
+                "min_face_size": det.min_face_size,
+                "scale_factor": det.scale_factor,
+                "thresholds": list(THRESHOLDS),
+                "mtcnn_min_face": MTCNN_MIN_FACE,
+                "min_side": MIN_SIDE,
+                "pnet_max_per_level": mtcnn_ort.PNET_MAX_PER_LEVEL,
+                "rnet_max_candidates": mtcnn_ort.RNET_MAX_CANDIDATES,
+                "onet_max_candidates": mtcnn_ort.ONET_MAX_CANDIDATES,
+                "keypoints": list(mtcnn_ort.KEYPOINTS),
+            },
+            "tracking": tracking.settings(
+                current_app.config["TRACK_FULL_EVERY"], current_app.config["TRACK_MAX_AGE_MS"]
+            ),
+            "crop": {
+                "margin": FACE_MARGIN,
+                "align_min_degrees": ALIGN_MIN_DEGREES,
+                "align_max_degrees": ALIGN_MAX_DEGREES,
+            },
+            "models": models,
+            # Entry n of a label translates entry n in every language (tests/app/test_languages.py), so
+            # the sizes of one language hold for all.
+            "replies": {
+                "counts": {k: len(v) for k, v in assistant.REPLIES[lang].items()},
+                "hedged": {k: len(v) for k, v in assistant.HEDGED[lang].items()},
+                "no_face": assistant.NO_FACE,
+                "unsure_prefix": assistant.UNSURE,
+            },
+        }
+    )
 
 
 @bp.get("/detector/<name>.onnx")
 def detector_file(name: str):
     if name not in mtcnn_ort.NETWORKS:
-        raise ApiError(404, "unknown_network", f"no detector network {quote(name)}; known: {sorted(mtcnn_ort.NETWORKS)}")
+        raise ApiError(
+            404, "unknown_network", f"no detector network {quote(name)}; known: {sorted(mtcnn_ort.NETWORKS)}"
+        )
     body = detector_graph(name)
     return _cacheable(Response(body, mimetype="application/octet-stream"), body)
 

@@ -1,4 +1,5 @@
 """The page: GET / renders templates/index.html (the template and its static files live at the repo root)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, render_template
@@ -19,12 +20,12 @@ def index():
             "index.html",
             default_model=registry.default,
             models=[card.summary() for card in registry.cards.values()],
-            languages=LANGUAGE_NAMES,      # code -> its own name, the default language first
+            languages=LANGUAGE_NAMES,  # code -> its own name, the default language first
             labels=LABELS,
             display_names=DISPLAY_NAMES,
             split_names=SPLIT_NAMES,
-            strings=UI_STRINGS,            # every language's page texts (static/js/strings.js)
-            ui=UI_STRINGS[DEFAULT_LANG],   # the texts the page is rendered with, before its script runs
+            strings=UI_STRINGS,  # every language's page texts (static/js/strings.js)
+            ui=UI_STRINGS[DEFAULT_LANG],  # the texts the page is rendered with, before its script runs
         )
     except TemplateNotFound:
         return error_response(503, "page_missing", "templates/index.html is not there yet; the API works")

@@ -11,6 +11,7 @@ Flask or HTTP, so the route (app/api.py), the benchmarks and any script call the
     results = analyze(rgb, detector=FaceDetector(), models=ModelRegistry("models"))
     results[0].emotion, results[0].scores, results[0].face.box
 """
+
 from __future__ import annotations
 
 import time
@@ -47,8 +48,15 @@ class FaceResult:
         return self.scores[self.emotion]
 
 
-def analyze(image: np.ndarray, *, detector: FaceDetector, models: ModelRegistry, model: str | None = None,
-            min_face: int | None = None, timings: dict[str, float] | None = None) -> list[FaceResult]:
+def analyze(
+    image: np.ndarray,
+    *,
+    detector: FaceDetector,
+    models: ModelRegistry,
+    model: str | None = None,
+    min_face: int | None = None,
+    timings: dict[str, float] | None = None,
+) -> list[FaceResult]:
     """The faces of `image` (RGB, uint8, H x W x 3), largest first, each with its emotion.
 
     `model` names a card of `models` (None: its default). `min_face` raises the smallest face looked
@@ -64,10 +72,18 @@ def analyze(image: np.ndarray, *, detector: FaceDetector, models: ModelRegistry,
     return classify(image, found, models=models, model=model, timings=timings)
 
 
-def analyze_live(image: np.ndarray, hint: TrackHint | None, *, detector: FaceDetector, models: ModelRegistry,
-                 model: str | None = None, min_face: int | None = None, full_every: int = 8,
-                 max_age_ms: float = 1000.0, timings: dict[str, float] | None = None
-                 ) -> tuple[list[FaceResult], Located]:
+def analyze_live(
+    image: np.ndarray,
+    hint: TrackHint | None,
+    *,
+    detector: FaceDetector,
+    models: ModelRegistry,
+    model: str | None = None,
+    min_face: int | None = None,
+    full_every: int = 8,
+    max_age_ms: float = 1000.0,
+    timings: dict[str, float] | None = None,
+) -> tuple[list[FaceResult], Located]:
     """`analyze` for a frame of a live stream: the faces of the previous frame (`hint`, from the
     client) are re-found around their boxes instead of searched for anew, when app/tracking.py's rules
     allow; every face carries a track id. Returns the results and how the faces were found."""
@@ -78,8 +94,14 @@ def analyze_live(image: np.ndarray, hint: TrackHint | None, *, detector: FaceDet
     return classify(image, located.faces, models=models, model=model, timings=timings), located
 
 
-def classify(image: np.ndarray, found: list[dict], *, models: ModelRegistry, model: str | None = None,
-             timings: dict[str, float] | None = None) -> list[FaceResult]:
+def classify(
+    image: np.ndarray,
+    found: list[dict],
+    *,
+    models: ModelRegistry,
+    model: str | None = None,
+    timings: dict[str, float] | None = None,
+) -> list[FaceResult]:
     """The emotion of each found face (FaceDetector's dicts, largest first) of `image`, in batches; only
     the largest `models.max_faces(model)` are kept (issue 24: an image's classification is bounded)."""
     t0 = time.perf_counter()
@@ -87,10 +109,14 @@ def classify(image: np.ndarray, found: list[dict], *, models: ModelRegistry, mod
     scored = models.classify(image, found, model) if found else []
     if timings is not None:
         timings["classify"] = time.perf_counter() - t0
-    return [FaceResult(face=Face(box=f["box"], confidence=f["confidence"], keypoints=f["keypoints"],
-                                 track=f.get("track")),
-                       emotion=r["emotion"], scores=r["scores"])
-            for f, r in zip(found, scored, strict=True)]
+    return [
+        FaceResult(
+            face=Face(box=f["box"], confidence=f["confidence"], keypoints=f["keypoints"], track=f.get("track")),
+            emotion=r["emotion"],
+            scores=r["scores"],
+        )
+        for f, r in zip(found, scored, strict=True)
+    ]
 
 
 def rescale(results: list[FaceResult], scale: tuple[float, float], width: int, height: int) -> list[FaceResult]:
@@ -105,8 +131,11 @@ def rescale(results: list[FaceResult], scale: tuple[float, float], width: int, h
         x, y, w, h = r.face.box
         x0, y0 = min(width - 1, int(round(x * sx))), min(height - 1, int(round(y * sy)))
         x1, y1 = min(width, int(round((x + w) * sx))), min(height, int(round((y + h) * sy)))
-        keypoints = {name: [min(width - 1, int(round(px * sx))), min(height - 1, int(round(py * sy)))]
-                     for name, (px, py) in r.face.keypoints.items()}
-        out.append(replace(r, face=replace(r.face, box=[x0, y0, max(1, x1 - x0), max(1, y1 - y0)],
-                                           keypoints=keypoints)))
+        keypoints = {
+            name: [min(width - 1, int(round(px * sx))), min(height - 1, int(round(py * sy)))]
+            for name, (px, py) in r.face.keypoints.items()
+        }
+        out.append(
+            replace(r, face=replace(r.face, box=[x0, y0, max(1, x1 - x0), max(1, y1 - y0)], keypoints=keypoints))
+        )
     return out

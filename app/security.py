@@ -6,19 +6,21 @@ the three agree)."""
 
 # The page loads its scripts and styles from /static only (no inline script); images and audio may
 # come from data:/blob: URLs the page makes itself (webcam snapshots, annotated canvas, audio).
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    # private mode runs onnxruntime-web: compiling WebAssembly needs 'wasm-unsafe-eval' (not 'unsafe-eval')
-    "script-src 'self' 'wasm-unsafe-eval'",
-    "worker-src 'self' blob:",
-    "img-src 'self' data: blob:",
-    "media-src 'self' blob:",
-    "connect-src 'self'",
-    "frame-ancestors 'none'",
-    "object-src 'none'",
-    "base-uri 'self'",
-    "form-action 'self'",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        # private mode runs onnxruntime-web: compiling WebAssembly needs 'wasm-unsafe-eval' (not 'unsafe-eval')
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "worker-src 'self' blob:",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+    ]
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",

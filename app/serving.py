@@ -20,6 +20,7 @@
 
 Nothing here imports gunicorn: without it (flask run, the test client) the middleware does nothing.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -39,8 +40,9 @@ _local = threading.local()  # the gunicorn request being served by this thread (
 
 # ---- gunicorn's own errors, as JSON -------------------------------------------------------------
 
+
 def error_code(reason: str) -> str:
-    """"URI Too Long" -> "uri_too_long", the way app.errors names Werkzeug's exceptions."""
+    """ "URI Too Long" -> "uri_too_long", the way app.errors names Werkzeug's exceptions."""
     return "_".join("".join(c if c.isalnum() else " " for c in reason.lower()).split()) or "error"
 
 
@@ -52,11 +54,14 @@ def _cut(message: str) -> str:
 
 
 def json_error_bytes(status: int, reason: str, message: str) -> bytes:
-    body = json.dumps({"error": {"code": error_code(reason),
-                                 "message": _cut(message or reason)}}).encode()
+    body = json.dumps({"error": {"code": error_code(reason), "message": _cut(message or reason)}}).encode()
     reason = "".join(c for c in reason if 32 <= ord(c) < 127)
-    head = [f"HTTP/1.1 {status} {reason}", "Connection: close", "Content-Type: application/json",
-            f"Content-Length: {len(body)}"]
+    head = [
+        f"HTTP/1.1 {status} {reason}",
+        "Connection: close",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
     head += [f"{name}: {value}" for name, value in SECURITY_HEADERS.items()]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
@@ -135,6 +140,7 @@ def install_chunk_limits(max_body: int | None = None) -> None:
 
 
 # ---- close the connection when the body was not read ---------------------------------------------
+
 
 def pre_request(worker, req) -> None:
     _local.req = req
@@ -271,8 +277,12 @@ class MemoryGuard:
         if self.max_rss_mb and idle and worker.alive:
             rss = rss_mb()
             if rss > self.max_rss_mb:
-                worker.log.info("worker %s at %.0f MB RSS (limit %.0f MB): restarting after this request",
-                                os.getpid(), rss, self.max_rss_mb)
+                worker.log.info(
+                    "worker %s at %.0f MB RSS (limit %.0f MB): restarting after this request",
+                    os.getpid(),
+                    rss,
+                    self.max_rss_mb,
+                )
                 worker.alive = False  # gunicorn closes this connection and replaces the worker
                 self.retired = True
 
@@ -293,6 +303,7 @@ class MemoryGuard:
 
 
 # ---- leaving a worker -----------------------------------------------------------------------------
+
 
 def worker_exit(server, worker) -> None:
     """gunicorn calls this in the worker's `finally`, while its SystemExit is on its way out; leave

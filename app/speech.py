@@ -10,6 +10,7 @@ engine, language, reply id, text hash), so a reply heard before costs no synthes
 rebuild the audio for a key on demand because the key names a catalogue entry (app/assistant.py), not
 something in one process's memory.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -37,8 +38,7 @@ _INITIALIZE_DONT_EXIT = 0x8000  # report a missing data file as an error instead
 _CHARS_UTF8 = 1
 _POS_CHARACTER = 1
 _PARAM_RATE = 1
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                                   ctypes.c_void_p)
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 # Voices of the wheel's espeak-ng-data for the app's languages (each language module's VOICE).
 ESPEAK_VOICES = {code: lang.voice for code, lang in _LANGS.items()}
@@ -73,12 +73,19 @@ class EspeakEngine:
         lib.espeak_SetParameter.restype = ctypes.c_int
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_Synth.restype = ctypes.c_int
-        lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                     ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
         lib.espeak_Synchronize.restype = ctypes.c_int
         data_path = espeakng_loader.get_data_path().encode()
-        self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path,
-                                                 _INITIALIZE_DONT_EXIT)
+        self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, _INITIALIZE_DONT_EXIT)
         if self.sample_rate <= 0:
             raise SpeechError(f"espeak-ng failed to initialise with data at {data_path.decode()}")
         # Keep a reference: ctypes frees the trampoline when the Python object dies.
@@ -178,7 +185,9 @@ OFFLINE = "espeak"
 # "unsure-happy", app/assistant.py). Only dots, hyphens, letters and digits:
 # nothing here can name a path. The text hash makes the key content-addressed, so a worker running an
 # edited catalogue answers 404 rather than someone else's audio.
-AUDIO_KEY = re.compile(rf"^({'|'.join(ENGINES)})\.({'|'.join(LANGUAGES)})\.((?:unsure-)?[a-z]{{1,16}})\.(0|[1-9][0-9]?)\.([0-9a-f]{{8}})$")
+AUDIO_KEY = re.compile(
+    rf"^({'|'.join(ENGINES)})\.({'|'.join(LANGUAGES)})\.((?:unsure-)?[a-z]{{1,16}})\.(0|[1-9][0-9]?)\.([0-9a-f]{{8}})$"
+)
 
 
 def text_hash(text: str) -> str:
@@ -297,8 +306,9 @@ class Speech:
                 return eng.synthesize(text, lang), eng.mimetype, engine
             except Exception as exc:  # any failure of the online path degrades to offline
                 self._online_down_until = time.monotonic() + self.retry_online_after_s
-                log.warning("%s failed (%s: %s); speaking offline with %s", engine,
-                            type(exc).__name__, str(exc)[:200], OFFLINE)
+                log.warning(
+                    "%s failed (%s: %s); speaking offline with %s", engine, type(exc).__name__, str(exc)[:200], OFFLINE
+                )
         eng = self._engine(OFFLINE)
         return eng.synthesize(text, lang), eng.mimetype, OFFLINE
 

@@ -22,6 +22,7 @@ A hint can only make a frame cheaper: a bad one costs at most one batched ONet r
 `MAX_FACES` boxes) before the full pass it falls back to. A hint that is not shaped as above is a 400
 (`bad_track`); one that is shaped right but wrong for this frame is a full detection, never an error.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,14 @@ REFIND_PASSES = 2  # ONet passes per re-found face (MtcnnOrt.refind)
 def settings(full_every: int, max_age_ms: float) -> dict:
     """The numbers private mode's copy of this module (static/js/ondevice/tracking.js) runs with,
     served by /api/ondevice so the browser keeps none of its own."""
-    return {"full_every": int(full_every), "max_age_ms": float(max_age_ms), "match_iou": TRACK_MATCH_IOU,
-            "duplicate_iou": DUPLICATE_IOU, "size_change": SIZE_CHANGE, "passes": REFIND_PASSES}
+    return {
+        "full_every": int(full_every),
+        "max_age_ms": float(max_age_ms),
+        "match_iou": TRACK_MATCH_IOU,
+        "duplicate_iou": DUPLICATE_IOU,
+        "size_change": SIZE_CHANGE,
+        "passes": REFIND_PASSES,
+    }
 
 
 class BadHint(ValueError):
@@ -139,8 +146,9 @@ def _plausible(found: dict | None, hinted: list[float]) -> bool:
 def assign_ids(faces: list[dict], hint: TrackHint) -> list[dict]:
     """Give each face of a full detection the id of the hinted box it overlaps most (greedy, best
     overlap first, at least TRACK_MATCH_IOU), and the others new ids above every hinted one."""
-    pairs = sorted(((box_iou(f["box"], box), fi, tid) for fi, f in enumerate(faces) for tid, box in hint.faces),
-                   reverse=True)
+    pairs = sorted(
+        ((box_iou(f["box"], box), fi, tid) for fi, f in enumerate(faces) for tid, box in hint.faces), reverse=True
+    )
     ids: dict[int, int] = {}
     used: set[int] = set()
     for overlap, fi, tid in pairs:
@@ -166,8 +174,15 @@ def _with_ids(faces: list[dict], ids: dict[int, int], hint: TrackHint) -> list[d
     return out
 
 
-def locate(detector: FaceDetector, rgb, hint: TrackHint | None, *, min_face: int | None = None,
-           full_every: int = 8, max_age_ms: float = 1000.0) -> Located:
+def locate(
+    detector: FaceDetector,
+    rgb,
+    hint: TrackHint | None,
+    *,
+    min_face: int | None = None,
+    full_every: int = 8,
+    max_age_ms: float = 1000.0,
+) -> Located:
     """The faces of one live frame with their track ids: re-found from the hint when it allows,
     else a full detection (see the module's docstring for when)."""
     height, width = rgb.shape[:2]
@@ -184,13 +199,23 @@ def locate(detector: FaceDetector, rgb, hint: TrackHint | None, *, min_face: int
         found = detector.refind(rgb, boxes, passes=REFIND_PASSES)
         if all(_plausible(f, box) for f, box in zip(found, boxes, strict=True)):
             faces = [{**f, "track": tid} for f, (tid, _) in zip(found, hint.faces, strict=True) if f is not None]
-            return Located(faces=_dedupe(faces), mode="tracked", reason="ok", since_full=hint.since_full + 1,
-                           refind_tried=len(boxes))
+            return Located(
+                faces=_dedupe(faces),
+                mode="tracked",
+                reason="ok",
+                since_full=hint.since_full + 1,
+                refind_tried=len(boxes),
+            )
         reason = "lost"
     faces = detector.detect(rgb, min_face=min_face)
     tried = len(hint.faces) if reason == "lost" and hint is not None else 0
-    return Located(faces=assign_ids(faces, hint or TrackHint(faces=[])), mode="full", reason=reason,
-                   since_full=0, refind_tried=tried)
+    return Located(
+        faces=assign_ids(faces, hint or TrackHint(faces=[])),
+        mode="full",
+        reason=reason,
+        since_full=0,
+        refind_tried=tried,
+    )
 
 
 def _dedupe(faces: list[dict]) -> list[dict]:

@@ -24,6 +24,7 @@ VIDEO_CODECS. Then `VideoLimits` bounds the work whatever the header claims:
 `open_video(source, limits)` checks and probes (raising VideoError with an HTTP status and code, like
 app/imaging.py's errors); `Video.sampled(fps)` yields the frames to analyse.
 """
+
 from __future__ import annotations
 
 import io
@@ -43,8 +44,9 @@ log = logging.getLogger(__name__)
 # Sniffed container -> the FFmpeg demuxer it is opened with (and nothing else).
 CONTAINERS = {"mp4": "mov", "webm": "matroska", "avi": "avi"}
 # FFmpeg decoder names accepted: what phones, cameras, browsers (MediaRecorder) and screen recorders write.
-VIDEO_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "mpeg4", "mjpeg", "mpeg2video",
-                          "mpeg1video", "h263"})
+VIDEO_CODECS = frozenset(
+    {"h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "mpeg4", "mjpeg", "mpeg2video", "mpeg1video", "h263"}
+)
 ACCEPTED = "an MP4, MOV, WebM, MKV or AVI video (H.264, H.265, VP8, VP9, AV1, MPEG-4 or MJPEG)"
 # ISO base media (MP4, MOV, 3GP) files start with one of these boxes (QuickTime's older files with
 # `moov`/`mdat`/`wide`/`free`/`skip`).
@@ -220,8 +222,7 @@ class Video:
             if t + 1e-6 < next_time:
                 continue
             rgb, scale = _to_rgb(frame, limits.analysis_side, self._reformatter)
-            yield Sampled(index=index, time=round(t, 4), rgb=rgb, scale=scale, width=frame.width,
-                          height=frame.height)
+            yield Sampled(index=index, time=round(t, 4), rgb=rgb, scale=scale, width=frame.width, height=frame.height)
             sampled += 1
             if sampled >= limits.max_frames:
                 self.truncated = "max_frames"
@@ -241,8 +242,10 @@ def _check_size(width: int, height: int, limits: VideoLimits) -> None:
     if width < 1 or height < 1:
         raise VideoError("the video has frames without pixels")
     if width * height > limits.max_pixels or max(width, height) > limits.max_side:
-        raise VideoTooLarge(f"video of {width}x{height} pixels; the limit is {limits.max_pixels:,} pixels a frame "
-                            f"and {limits.max_side} a side (re-encode it smaller, e.g. 1080p)")
+        raise VideoTooLarge(
+            f"video of {width}x{height} pixels; the limit is {limits.max_pixels:,} pixels a frame "
+            f"and {limits.max_side} a side (re-encode it smaller, e.g. 1080p)"
+        )
 
 
 def _to_rgb(frame, side: int, reformatter) -> tuple[np.ndarray, tuple[float, float]]:
@@ -332,12 +335,18 @@ def _probe(container, kind: str, limits: VideoLimits) -> VideoInfo:
     if frame_rate is not None and not (0 < frame_rate < 100_000):
         frame_rate = None
     if limits.refuse_seconds is not None and duration is not None and duration > limits.refuse_seconds:
-        raise VideoTooLong(f"video of {duration:.0f} s; the limit is {limits.refuse_seconds:.0f} s "
-                           f"(cut the part to analyse)")
+        raise VideoTooLong(
+            f"video of {duration:.0f} s; the limit is {limits.refuse_seconds:.0f} s (cut the part to analyse)"
+        )
     stream.thread_type = "AUTO"
     stream.codec_context.thread_count = max(1, int(limits.threads))
-    return VideoInfo(format=kind, codec=codec, width=width, height=height,
-                     duration=round(duration, 3) if duration is not None else None,
-                     frame_rate=round(frame_rate, 3) if frame_rate else None,
-                     frames=int(stream.frames) if stream.frames else None,
-                     has_audio=bool(container.streams.audio))
+    return VideoInfo(
+        format=kind,
+        codec=codec,
+        width=width,
+        height=height,
+        duration=round(duration, 3) if duration is not None else None,
+        frame_rate=round(frame_rate, 3) if frame_rate else None,
+        frames=int(stream.frames) if stream.frames else None,
+        has_audio=bool(container.streams.audio),
+    )

@@ -24,6 +24,7 @@ worker's other thread keeps answering photos and live frames); at most `VIDEO_MA
 analysed at most `VIDEO_MAX_FPS` frames a second (481 frames at 14-65 ms each on the 2-core build
 machine: 7-31 s), frames over 720p shrunk before analysis, and the decoded-frames cap of app/video.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,11 +63,17 @@ def _slot(app) -> threading.BoundedSemaphore:
 
 def limits_from(cfg) -> VideoLimits:
     seconds = float(cfg["VIDEO_MAX_SECONDS"])
-    return VideoLimits(max_bytes=int(cfg["VIDEO_MAX_BYTES"]), max_pixels=int(cfg["VIDEO_MAX_PIXELS"]),
-                       max_side=int(cfg["VIDEO_MAX_SIDE"]), max_seconds=seconds, refuse_seconds=seconds,
-                       max_decoded_frames=int(seconds * 60) + 60,
-                       max_frames=int(seconds * float(cfg["VIDEO_MAX_FPS"])) + 1,
-                       analysis_side=int(cfg["VIDEO_ANALYSIS_SIDE"]), threads=int(cfg["VIDEO_DECODE_THREADS"]))
+    return VideoLimits(
+        max_bytes=int(cfg["VIDEO_MAX_BYTES"]),
+        max_pixels=int(cfg["VIDEO_MAX_PIXELS"]),
+        max_side=int(cfg["VIDEO_MAX_SIDE"]),
+        max_seconds=seconds,
+        refuse_seconds=seconds,
+        max_decoded_frames=int(seconds * 60) + 60,
+        max_frames=int(seconds * float(cfg["VIDEO_MAX_FPS"])) + 1,
+        analysis_side=int(cfg["VIDEO_ANALYSIS_SIDE"]),
+        threads=int(cfg["VIDEO_DECODE_THREADS"]),
+    )
 
 
 def _read_clip() -> tuple[bytes, dict]:
@@ -80,15 +87,23 @@ def _read_clip() -> tuple[bytes, dict]:
         upload = request.files.get("video")
         if upload is None:
             got = sorted(set(request.files) | set(request.form))
-            raise ApiError(400, "missing_video", f"send the clip in the multipart field 'video' (got fields {quote(', '.join(got))})")
+            raise ApiError(
+                400,
+                "missing_video",
+                f"send the clip in the multipart field 'video' (got fields {quote(', '.join(got))})",
+            )
         data = upload.stream.read(max_bytes + 1)
     elif mimetype.startswith("video/") or mimetype == "application/octet-stream":
         data = request.get_data(cache=False)
     elif not request.content_length and not mimetype:
         raise ApiError(400, "missing_video", "the request has no clip; send the multipart field 'video'")
     else:
-        raise ApiError(415, "unsupported_type", f"request body of type {quote(mimetype)}; send multipart/form-data "
-                                                "with a field 'video', or the clip as a video/* body")
+        raise ApiError(
+            415,
+            "unsupported_type",
+            f"request body of type {quote(mimetype)}; send multipart/form-data "
+            "with a field 'video', or the clip as a video/* body",
+        )
     return data, params
 
 
@@ -154,23 +169,48 @@ def video():
         finished = False
         try:
             labels = list(registry.get(model).classes)
-            yield _line({"type": "start", "video": clip.info.as_dict(), "fps": fps, "expected_frames": expected,
-                         "model": model, "labels": labels,
-                         "limits": {"max_seconds": clip.limits.max_seconds, "max_frames": clip.limits.max_frames}})
+            yield _line(
+                {
+                    "type": "start",
+                    "video": clip.info.as_dict(),
+                    "fps": fps,
+                    "expected_frames": expected,
+                    "model": model,
+                    "labels": labels,
+                    "limits": {"max_seconds": clip.limits.max_seconds, "max_frames": clip.limits.max_frames},
+                }
+            )
             frames = []
             timings: dict[str, float] = {}
-            for frame in track_frames(clip.sampled(fps), detector=detector, models=registry, model=model,
-                                      full_every=full_every, timings=timings):
+            for frame in track_frames(
+                clip.sampled(fps),
+                detector=detector,
+                models=registry,
+                model=model,
+                full_every=full_every,
+                timings=timings,
+            ):
                 frames.append(frame)
                 done += 1
                 yield _line({"type": "frame", **frame_json(frame), "done": done, "expected": max(expected, done)})
             timings["total"] = time.perf_counter() - t0
-            report = build_report(frames, video=clip.info, model=model, labels=labels, fps=fps,
-                                  truncated=clip.truncated, decoded_frames=clip.decoded, timings=timings)
+            report = build_report(
+                frames,
+                video=clip.info,
+                model=model,
+                labels=labels,
+                fps=fps,
+                truncated=clip.truncated,
+                decoded_frames=clip.decoded,
+                timings=timings,
+            )
             main = report.main_track
             choice = assistant.choose_reply(
-                main.dominant if main else None, lang, seed=f"{main.mean_scores[main.dominant]:.2f}" if main else 0,
-                confident=main is None or registry.cards[model].confident(main.mean_scores))
+                main.dominant if main else None,
+                lang,
+                seed=f"{main.mean_scores[main.dominant]:.2f}" if main else 0,
+                confident=main is None or registry.cards[model].confident(main.mean_scores),
+            )
             reply, _ = _reply_payload(choice, speak)
             finished = True
             yield _line({"type": "report", "report": report.to_dict(), "reply": reply})
@@ -179,8 +219,12 @@ def video():
         except ModelUnavailable as exc:
             yield _line({"type": "error", "status": 503, "error": {"code": "model_unavailable", "message": str(exc)}})
         except GeneratorExit:
-            log.info("video analysis stopped: the client left after %d of about %d frames (%.1f s)", done, expected,
-                     time.perf_counter() - t0)
+            log.info(
+                "video analysis stopped: the client left after %d of about %d frames (%.1f s)",
+                done,
+                expected,
+                time.perf_counter() - t0,
+            )
             raise
         finally:
             release()

@@ -12,6 +12,7 @@ folding runs shorter than `min_segment_s` into their neighbour) and its dominant
 of its mean scores); `to_dict()` is the JSON of the command, the library and `POST /api/video`,
 `timeline_csv()` the CSV, `chart()` the PNG (matplotlib, optional).
 """
+
 from __future__ import annotations
 
 import csv
@@ -94,8 +95,13 @@ class VideoReport:
     def to_dict(self, frames: bool = True) -> dict[str, Any]:
         main = self.main_track
         out: dict[str, Any] = {
-            "source": self.source, "video": self.video.as_dict(), "model": self.model, "labels": self.labels,
-            "fps": self.fps, "analysed_frames": len(self.frames), "decoded_frames": self.decoded_frames,
+            "source": self.source,
+            "video": self.video.as_dict(),
+            "model": self.model,
+            "labels": self.labels,
+            "fps": self.fps,
+            "analysed_frames": len(self.frames),
+            "decoded_frames": self.decoded_frames,
             "truncated": self.truncated,
             "duration_analysed": round(self.frames[-1].time, 3) if self.frames else 0.0,
             "emotion": main.dominant if main else None,
@@ -112,15 +118,29 @@ class VideoReport:
         for f in self.frames:
             for r, ok in zip(f.faces, f.confident, strict=True):
                 x, y, w, h = r.face.box
-                rows.append({"time": f.time, "frame": f.index, "track": r.face.track, "x": x, "y": y, "w": w,
-                             "h": h, "emotion": r.emotion, "confident": ok,
-                             **{label: r.scores.get(label, 0.0) for label in self.labels}})
+                rows.append(
+                    {
+                        "time": f.time,
+                        "frame": f.index,
+                        "track": r.face.track,
+                        "x": x,
+                        "y": y,
+                        "w": w,
+                        "h": h,
+                        "emotion": r.emotion,
+                        "confident": ok,
+                        **{label: r.scores.get(label, 0.0) for label in self.labels},
+                    }
+                )
         return rows
 
     def timeline_csv(self) -> str:
         out = io.StringIO()
-        writer = csv.DictWriter(out, ["time", "frame", "track", "x", "y", "w", "h", "emotion", "confident",
-                                      *self.labels], lineterminator="\n")
+        writer = csv.DictWriter(
+            out,
+            ["time", "frame", "track", "x", "y", "w", "h", "emotion", "confident", *self.labels],
+            lineterminator="\n",
+        )
         writer.writeheader()
         writer.writerows(self.timeline_rows())
         return out.getvalue()
@@ -150,8 +170,15 @@ class VideoReport:
                 ax.plot(times, scores[:, k], label=display_name(label), color=colours[label], lw=1.4)
             for seg in track.segments:
                 ax.axvspan(seg.start, seg.end, color=colours.get(seg.emotion, "grey"), alpha=0.12, lw=0)
-                ax.text((seg.start + seg.end) / 2, 1.02, display_name(seg.emotion), ha="center", va="bottom",
-                        fontsize=7, transform=ax.get_xaxis_transform())
+                ax.text(
+                    (seg.start + seg.end) / 2,
+                    1.02,
+                    display_name(seg.emotion),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    transform=ax.get_xaxis_transform(),
+                )
             ax.set_ylim(0, 1)
             ax.set_ylabel(f"face {track.id}")
             ax.set_xlim(0, end)
@@ -182,25 +209,51 @@ class VideoReport:
 
 
 def face_json(result: FaceResult, confident: bool) -> dict[str, Any]:
-    return {"track": result.face.track, "box": result.face.box, "confidence": result.face.confidence,
-            "emotion": result.emotion, "scores": result.scores, "confident": confident}
+    return {
+        "track": result.face.track,
+        "box": result.face.box,
+        "confidence": result.face.confidence,
+        "emotion": result.emotion,
+        "scores": result.scores,
+        "confident": confident,
+    }
 
 
 def frame_json(frame: FrameResult) -> dict[str, Any]:
-    return {"index": frame.index, "time": frame.time, "mode": frame.mode,
-            "faces": [face_json(r, c) for r, c in zip(frame.faces, frame.confident, strict=True)]}
+    return {
+        "index": frame.index,
+        "time": frame.time,
+        "mode": frame.mode,
+        "faces": [face_json(r, c) for r, c in zip(frame.faces, frame.confident, strict=True)],
+    }
 
 
 def _track_json(track: Track) -> dict[str, Any]:
-    return {"id": track.id, "start": track.start, "end": track.end, "frames": track.frames,
-            "dominant": track.dominant, "mean_scores": track.mean_scores, "shares": track.shares,
-            "segments": [{"start": s.start, "end": s.end, "emotion": s.emotion, "frames": s.frames,
-                          "score": s.score} for s in track.segments]}
+    return {
+        "id": track.id,
+        "start": track.start,
+        "end": track.end,
+        "frames": track.frames,
+        "dominant": track.dominant,
+        "mean_scores": track.mean_scores,
+        "shares": track.shares,
+        "segments": [
+            {"start": s.start, "end": s.end, "emotion": s.emotion, "frames": s.frames, "score": s.score}
+            for s in track.segments
+        ],
+    }
 
 
-def track_frames(frames: Iterable[Sampled], *, detector: FaceDetector, models: ModelRegistry,
-                 model: str | None = None, full_every: int = 8, min_face: int | None = None,
-                 timings: dict[str, float] | None = None) -> Iterator[FrameResult]:
+def track_frames(
+    frames: Iterable[Sampled],
+    *,
+    detector: FaceDetector,
+    models: ModelRegistry,
+    model: str | None = None,
+    full_every: int = 8,
+    min_face: int | None = None,
+    timings: dict[str, float] | None = None,
+) -> Iterator[FrameResult]:
     """Each sampled frame's faces, followed from frame to frame by app/tracking.py, with clip-wide
     track ids (1, 2, ... in order of appearance; a face found anew gets a new id)."""
     name = model or models.default
@@ -212,10 +265,18 @@ def track_frames(frames: Iterable[Sampled], *, detector: FaceDetector, models: M
     for sample in frames:
         age_ms = 0.0 if last_time is None else (sample.time - last_time) * 1000.0
         step: dict[str, float] = {}
-        results, located = analyze_live(sample.rgb, replace(hint, age_ms=age_ms), detector=detector,
-                                        models=models, model=name, min_face=min_face, full_every=full_every,
-                                        # the hint is this loop's own: it is as fresh as the frames are apart
-                                        max_age_ms=max(1000.0, age_ms + 1.0), timings=step)
+        results, located = analyze_live(
+            sample.rgb,
+            replace(hint, age_ms=age_ms),
+            detector=detector,
+            models=models,
+            model=name,
+            min_face=min_face,
+            full_every=full_every,
+            # the hint is this loop's own: it is as fresh as the frames are apart
+            max_age_ms=max(1000.0, age_ms + 1.0),
+            timings=step,
+        )
         for key, value in step.items():
             timings[key] = timings.get(key, 0.0) + value
         hinted = {tid for tid, _ in hint.faces}
@@ -225,12 +286,18 @@ def track_frames(frames: Iterable[Sampled], *, detector: FaceDetector, models: M
             if tid not in hinted:  # a face the tracker did not carry over: the clip's next id
                 tid, next_id = next_id, next_id + 1
             kept.append(replace(r, face=replace(r.face, track=tid)))
-        hint = TrackHint(faces=[(r.face.track or 0, [float(v) for v in r.face.box]) for r in kept],
-                         since_full=located.since_full)
+        hint = TrackHint(
+            faces=[(r.face.track or 0, [float(v) for v in r.face.box]) for r in kept], since_full=located.since_full
+        )
         last_time = sample.time
         kept = rescale(kept, sample.scale, sample.width, sample.height)
-        yield FrameResult(index=sample.index, time=sample.time, faces=kept,
-                          confident=[card.confident(r.scores) for r in kept], mode=located.mode)
+        yield FrameResult(
+            index=sample.index,
+            time=sample.time,
+            faces=kept,
+            confident=[card.confident(r.scores) for r in kept],
+            mode=located.mode,
+        )
 
 
 def _series(frames: list[FrameResult], track_id: int, labels: list[str]) -> tuple[list[float], np.ndarray]:
@@ -243,8 +310,14 @@ def _series(frames: list[FrameResult], track_id: int, labels: list[str]) -> tupl
     return times, np.asarray(rows, np.float64).reshape(len(rows), len(labels))
 
 
-def segments(times: list[float], scores: np.ndarray, labels: list[str], fps: float,
-             smooth_s: float = SMOOTH_S, min_segment_s: float = MIN_SEGMENT_S) -> list[Segment]:
+def segments(
+    times: list[float],
+    scores: np.ndarray,
+    labels: list[str],
+    fps: float,
+    smooth_s: float = SMOOTH_S,
+    min_segment_s: float = MIN_SEGMENT_S,
+) -> list[Segment]:
     """One track's runs of one expression: scores averaged over `smooth_s` (a centred window), the top
     label per frame, runs shorter than `min_segment_s` folded into the run before (the first into the
     one after). A segment ends where the next begins, the last one frame step after its last frame."""
@@ -252,7 +325,7 @@ def segments(times: list[float], scores: np.ndarray, labels: list[str], fps: flo
     if n == 0:
         return []
     half = max(0, int(round(smooth_s * fps / 2)))
-    smooth = np.stack([scores[max(0, i - half): i + half + 1].mean(axis=0) for i in range(n)])
+    smooth = np.stack([scores[max(0, i - half) : i + half + 1].mean(axis=0) for i in range(n)])
     top = smooth.argmax(axis=1)
     runs: list[list[int]] = []  # [label index, first frame, last frame]
     for i, k in enumerate(top):
@@ -282,15 +355,32 @@ def segments(times: list[float], scores: np.ndarray, labels: list[str], fps: flo
     out = []
     for j, (k, first, last) in enumerate(runs):
         end = times[runs[j + 1][1]] if j + 1 < len(runs) else times[last] + step
-        out.append(Segment(start=round(times[first], 3), end=round(end, 3), emotion=labels[k],
-                           frames=last - first + 1, score=round(float(scores[first:last + 1, k].mean()), 4)))
+        out.append(
+            Segment(
+                start=round(times[first], 3),
+                end=round(end, 3),
+                emotion=labels[k],
+                frames=last - first + 1,
+                score=round(float(scores[first : last + 1, k].mean()), 4),
+            )
+        )
     return out
 
 
-def build_report(frames: list[FrameResult], *, video: VideoInfo, model: str, labels: list[str], fps: float,
-                 source: str | None = None, truncated: str | None = None, decoded_frames: int = 0,
-                 timings: dict[str, float] | None = None, smooth_s: float = SMOOTH_S,
-                 min_segment_s: float = MIN_SEGMENT_S) -> VideoReport:
+def build_report(
+    frames: list[FrameResult],
+    *,
+    video: VideoInfo,
+    model: str,
+    labels: list[str],
+    fps: float,
+    source: str | None = None,
+    truncated: str | None = None,
+    decoded_frames: int = 0,
+    timings: dict[str, float] | None = None,
+    smooth_s: float = SMOOTH_S,
+    min_segment_s: float = MIN_SEGMENT_S,
+) -> VideoReport:
     """The report of a clip's analysed frames: per track, its mean scores, dominant expression, the
     share of frames per label and its segments. Tracks in order of first appearance."""
     ids: list[int] = []
@@ -303,18 +393,43 @@ def build_report(frames: list[FrameResult], *, video: VideoInfo, model: str, lab
         times, scores = _series(frames, tid, labels)
         mean = scores.mean(axis=0)
         tops = scores.argmax(axis=1)
-        tracks.append(Track(id=tid, start=round(times[0], 3), end=round(times[-1] + 1.0 / fps, 3), frames=len(times),
-                            dominant=labels[int(mean.argmax())],
-                            mean_scores={label: round(float(p), 4) for label, p in zip(labels, mean, strict=True)},
-                            shares={label: round(float((tops == k).mean()), 4) for k, label in enumerate(labels)},
-                            segments=segments(times, scores, labels, fps, smooth_s, min_segment_s)))
-    return VideoReport(source=source, video=video, model=model, labels=list(labels), fps=fps, frames=list(frames),
-                       tracks=tracks, truncated=truncated, decoded_frames=decoded_frames, timings=dict(timings or {}))
+        tracks.append(
+            Track(
+                id=tid,
+                start=round(times[0], 3),
+                end=round(times[-1] + 1.0 / fps, 3),
+                frames=len(times),
+                dominant=labels[int(mean.argmax())],
+                mean_scores={label: round(float(p), 4) for label, p in zip(labels, mean, strict=True)},
+                shares={label: round(float((tops == k).mean()), 4) for k, label in enumerate(labels)},
+                segments=segments(times, scores, labels, fps, smooth_s, min_segment_s),
+            )
+        )
+    return VideoReport(
+        source=source,
+        video=video,
+        model=model,
+        labels=list(labels),
+        fps=fps,
+        frames=list(frames),
+        tracks=tracks,
+        truncated=truncated,
+        decoded_frames=decoded_frames,
+        timings=dict(timings or {}),
+    )
 
 
-def analyze_video(video, *, detector: FaceDetector, models: ModelRegistry, model: str | None = None,
-                  fps: float = 4.0, full_every: int = 8, source: str | None = None,
-                  on_frame: Callable[[FrameResult], None] | None = None) -> VideoReport:
+def analyze_video(
+    video,
+    *,
+    detector: FaceDetector,
+    models: ModelRegistry,
+    model: str | None = None,
+    fps: float = 4.0,
+    full_every: int = 8,
+    source: str | None = None,
+    on_frame: Callable[[FrameResult], None] | None = None,
+) -> VideoReport:
     """An opened clip (app/video.py's `Video`) analysed start to end: `track_frames` over
     `video.sampled(fps)`, then `build_report`. `on_frame` is called with each analysed frame (progress)."""
     name = model or models.default
@@ -323,11 +438,21 @@ def analyze_video(video, *, detector: FaceDetector, models: ModelRegistry, model
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     frames = []
-    for frame in track_frames(video.sampled(fps), detector=detector, models=models, model=name,
-                              full_every=full_every, timings=timings):
+    for frame in track_frames(
+        video.sampled(fps), detector=detector, models=models, model=name, full_every=full_every, timings=timings
+    ):
         frames.append(frame)
         if on_frame is not None:
             on_frame(frame)
     timings["total"] = time.perf_counter() - t0
-    return build_report(frames, video=video.info, model=name, labels=list(models.get(name).classes), fps=fps,
-                        source=source, truncated=video.truncated, decoded_frames=video.decoded, timings=timings)
+    return build_report(
+        frames,
+        video=video.info,
+        model=name,
+        labels=list(models.get(name).classes),
+        fps=fps,
+        source=source,
+        truncated=video.truncated,
+        decoded_frames=video.decoded,
+        timings=timings,
+    )

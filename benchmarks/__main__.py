@@ -4,6 +4,7 @@ Runs the named benchmarks, saves each result under docs/benchmarks/, then rewrit
 from every saved result. With no name it only lists them: running every benchmark (an hour or more) and
 rewriting the tracked docs/BENCHMARKS.md takes an explicit `all`; `report` only rewrites the page.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,10 @@ def report() -> str:
             continue
         mod = importlib.import_module(f"benchmarks.{name}")
         m = res["machine"]
-        parts.append(f"## {title}\n\n`{res['command']}` — {res['date']}, git {res.get('git', '?')}, "
-                     f"{m['cpu']} ({m['cores']} cores, {m['memory']}), Python {m['python']}\n")
+        parts.append(
+            f"## {title}\n\n`{res['command']}` — {res['date']}, git {res.get('git', '?')}, "
+            f"{m['cpu']} ({m['cores']} cores, {m['memory']}), Python {m['python']}\n"
+        )
         parts.append(mod.markdown(res) + "\n")
     if notes.exists():
         parts.append(notes.read_text())
@@ -60,15 +63,22 @@ def report() -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", help="accuracy calm balance members quantize ablation classifier detector tilt api load live video soak memory ondevice peers all report (peers needs bash benchmarks/setup_peers.sh first)")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "names",
+        nargs="*",
+        help="accuracy calm balance members quantize ablation classifier detector tilt api load live video soak memory ondevice peers all report (peers needs bash benchmarks/setup_peers.sh first)",
+    )
     p.add_argument("--frames", type=int, default=200, help="test frames (detector)")
     p.add_argument("--tilt-faces", type=int, default=600, help="faces per angle (tilt)")
     p.add_argument("--requests", type=int, default=60, help="requests per case (api)")
     p.add_argument("--duration", type=int, default=60, help="seconds of load (load)")
     p.add_argument("--soak-duration", type=int, default=600, help="seconds of load (soak)")
-    p.add_argument("--memory-duration", type=int, default=40, help="seconds of 4 clients sending the hostile mix (memory)")
+    p.add_argument(
+        "--memory-duration", type=int, default=40, help="seconds of 4 clients sending the hostile mix (memory)"
+    )
     p.add_argument("--member-cards", nargs="*", default=[], help="more candidate cards (members)")
     p.add_argument("--quant-rounds", type=int, default=20, help="latency rounds of 10 faces per model (quantize)")
     p.add_argument("--concurrency", type=int, default=8, help="clients (load)")
@@ -84,8 +94,10 @@ def main(argv=None) -> int:
         print("\nbenchmarks:")
         for name, title in ORDER:
             print(f"  {name:11s} {title}")
-        print("  all         every one of them (then `report`)\n  report      rewrite docs/BENCHMARKS.md "
-              "from the saved results")
+        print(
+            "  all         every one of them (then `report`)\n  report      rewrite docs/BENCHMARKS.md "
+            "from the saved results"
+        )
         return 0
     names = [n for n, _ in ORDER] if "all" in args.names else [n for n in args.names if n != "report"]
     for name in names:

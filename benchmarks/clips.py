@@ -13,6 +13,7 @@ the next frame's hint, app/tracking.py) and, on the same frames, runs the full d
 reference; `summary` gives the agreement the issue asks for. tests/app/test_tracking.py and
 `python -m benchmarks live` both use it.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,7 +45,7 @@ def _sprites() -> dict[str, tuple[np.ndarray, tuple[float, float, float, float]]
     a = data.astronaut()
     x, y, w, h = ASTRONAUT_SPRITE
     fx, fy, fw, fh = ASTRONAUT_FACE
-    out = {"astronaut": (np.ascontiguousarray(a[y:y + h, x:x + w]), (fx - x, fy - y, fw, fh))}
+    out = {"astronaut": (np.ascontiguousarray(a[y : y + h, x : x + w]), (fx - x, fy - y, fw, fh))}
     lfw = lfw_faces()
     for k, i in enumerate((3, 11, 27)):
         # A 25x25 crop is the face alone: upscale it and give it a margin of its own border pixels, so
@@ -58,13 +59,19 @@ def _sprites() -> dict[str, tuple[np.ndarray, tuple[float, float, float, float]]
 def _backgrounds() -> list[np.ndarray]:
     from skimage import data
 
-    return [cv2.resize(img[..., :3] if img.ndim == 3 else np.repeat(img[..., None], 3, 2), (WIDTH, HEIGHT),
-                       interpolation=cv2.INTER_AREA)
-            for img in (data.coffee(), data.chelsea(), data.rocket(), data.immunohistochemistry())]
+    return [
+        cv2.resize(
+            img[..., :3] if img.ndim == 3 else np.repeat(img[..., None], 3, 2),
+            (WIDTH, HEIGHT),
+            interpolation=cv2.INTER_AREA,
+        )
+        for img in (data.coffee(), data.chelsea(), data.rocket(), data.immunohistochemistry())
+    ]
 
 
-def _paste(frame: np.ndarray, sprite: np.ndarray, face: tuple, cx: float, cy: float, scale: float,
-           angle: float) -> list[float] | None:
+def _paste(
+    frame: np.ndarray, sprite: np.ndarray, face: tuple, cx: float, cy: float, scale: float, angle: float
+) -> list[float] | None:
     """Paste `sprite` so that its face's centre lands at (cx, cy), scaled and turned; returns the
     turned face's bounding box, clipped to the frame, or None when less than half of it is inside."""
     sh, sw = sprite.shape[:2]
@@ -95,14 +102,18 @@ def _walk(t: float):
 
 
 def _two(t: float):
-    return 1, {1: ("astronaut", 110 + 260 * t, 160, 100, 10 * math.sin(7 * t)),
-               2: ("lfw0", 370 - 250 * t, 200 + 20 * math.sin(5 * t), 95, -8 * math.sin(6 * t))}
+    return 1, {
+        1: ("astronaut", 110 + 260 * t, 160, 100, 10 * math.sin(7 * t)),
+        2: ("lfw0", 370 - 250 * t, 200 + 20 * math.sin(5 * t), 95, -8 * math.sin(6 * t)),
+    }
 
 
 def _three(t: float):
-    return 3, {1: ("astronaut", 100 + 40 * math.sin(4 * t), 150, 90, 0),
-               2: ("lfw1", 240, 190 + 30 * math.sin(5 * t), 85, 6 * math.sin(3 * t)),
-               3: ("lfw2", 390 - 40 * math.sin(4 * t), 170, 88, 0)}
+    return 3, {
+        1: ("astronaut", 100 + 40 * math.sin(4 * t), 150, 90, 0),
+        2: ("lfw1", 240, 190 + 30 * math.sin(5 * t), 85, 6 * math.sin(3 * t)),
+        3: ("lfw2", 390 - 40 * math.sin(4 * t), 170, 88, 0),
+    }
 
 
 def _leave_return(t: float):
@@ -117,8 +128,7 @@ def _cut(t: float):
     return 1, {2: ("lfw0", 330, 160 + 20 * (t - 0.55), 90, 5)}
 
 
-SCENES = {"walk": _walk, "two_people": _two, "three_people": _three, "leave_and_return": _leave_return,
-          "cut": _cut}
+SCENES = {"walk": _walk, "two_people": _two, "three_people": _three, "leave_and_return": _leave_return, "cut": _cut}
 
 
 def make_clip(name: str, n_frames: int = 48, quality: int = 80) -> Clip:
@@ -144,8 +154,9 @@ def make_clip(name: str, n_frames: int = 48, quality: int = 80) -> Clip:
     return Clip(name=name, frames=frames, truth=truth, jpegs=jpegs)
 
 
-def follow(clip: Clip, detector, models, model: str | None = None, full_every: int = 8,
-           min_face_fraction: float = 1 / 8) -> list[dict]:
+def follow(
+    clip: Clip, detector, models, model: str | None = None, full_every: int = 8, min_face_fraction: float = 1 / 8
+) -> list[dict]:
     """Play `clip` as the live page does (app/pipeline.analyze_live with the previous answer's hint)
     and run the full detector on the same frames as the reference. One record per frame."""
     from app.faces import box_iou
@@ -156,11 +167,15 @@ def follow(clip: Clip, detector, models, model: str | None = None, full_every: i
     hint = TrackHint(faces=[])
     records = []
     for i, frame in enumerate(clip.frames):
-        live, located = analyze_live(frame, hint, detector=detector, models=models, model=model,
-                                     min_face=min_face, full_every=full_every)
+        live, located = analyze_live(
+            frame, hint, detector=detector, models=models, model=model, min_face=min_face, full_every=full_every
+        )
         reference = analyze(frame, detector=detector, models=models, model=model, min_face=min_face)
-        hint = TrackHint(faces=[(r.face.track, [float(v) for v in r.face.box]) for r in live],
-                         since_full=located.since_full, age_ms=83.0)
+        hint = TrackHint(
+            faces=[(r.face.track, [float(v) for v in r.face.box]) for r in live],
+            since_full=located.since_full,
+            age_ms=83.0,
+        )
         # each true person -> the live face over it (its track id) and the reference face over it
         lives, refs = _match(clip.truth[i], live), _match(clip.truth[i], reference)
         persons = {}
@@ -179,8 +194,11 @@ def _match(truth: dict[int, list[float]], results: list) -> dict:
     """True persons -> the found faces over them, one to one, greedily by overlap (at least 0.3)."""
     from app.faces import box_iou
 
-    pairs = sorted(((box_iou(r.face.box, box), person, k) for person, box in truth.items()
-                    for k, r in enumerate(results)), key=lambda p: p[0], reverse=True)
+    pairs = sorted(
+        ((box_iou(r.face.box, box), person, k) for person, box in truth.items() for k, r in enumerate(results)),
+        key=lambda p: p[0],
+        reverse=True,
+    )
     out, used = {}, set()
     for overlap, person, k in pairs:
         if overlap < 0.3:
@@ -222,12 +240,21 @@ def summary(records: list[dict], full_every: int) -> dict:
         for person in set(last_id) - set(rec["persons"]):
             last_id[person] = None  # out of view: coming back with a new id is not a switch
     modes = [r["mode"] for r in records]
-    return {"frames": len(records), "tracked_frames": modes.count("tracked"), "full_frames": modes.count("full"),
-            "faces_compared": compared, "label_agreement": agree / compared if compared else None,
-            "iou_ge_0_8": iou_ok / compared if compared else None, "id_switches": switches,
-            "longest_miss_frames": longest_miss, "full_every": full_every,
-            "full_reasons": {k: sum(1 for r in records if r["mode"] == "full" and r["reason"] == k)
-                             for k in sorted({r["reason"] for r in records if r["mode"] == "full"})}}
+    return {
+        "frames": len(records),
+        "tracked_frames": modes.count("tracked"),
+        "full_frames": modes.count("full"),
+        "faces_compared": compared,
+        "label_agreement": agree / compared if compared else None,
+        "iou_ge_0_8": iou_ok / compared if compared else None,
+        "id_switches": switches,
+        "longest_miss_frames": longest_miss,
+        "full_every": full_every,
+        "full_reasons": {
+            k: sum(1 for r in records if r["mode"] == "full" and r["reason"] == k)
+            for k in sorted({r["reason"] for r in records if r["mode"] == "full"})
+        },
+    }
 
 
 # -- clips as video files (issue 25) ------------------------------------------------------------------
@@ -242,8 +269,13 @@ ENCODINGS = {
 }
 
 
-def encode(frames: list[np.ndarray], encoding: str = "mp4-h264", fps: float = 12.0,
-           times: list[float] | None = None, audio_seconds: float = 0.0) -> bytes:
+def encode(
+    frames: list[np.ndarray],
+    encoding: str = "mp4-h264",
+    fps: float = 12.0,
+    times: list[float] | None = None,
+    audio_seconds: float = 0.0,
+) -> bytes:
     """RGB frames as a video file's bytes (PyAV, in memory). `times` (seconds, increasing) gives each
     frame its own timestamp: a variable frame rate clip. `audio_seconds` adds a silent AAC / Opus track."""
     import io
@@ -282,8 +314,9 @@ def _silence(out, stream, seconds: float) -> None:
     fmt = stream.codec_context.format
     dtype = {"s16": np.int16, "s16p": np.int16, "s32": np.int32, "s32p": np.int32}.get(fmt.name, np.float32)
     for k in range(int(seconds * stream.rate / n)):
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, n * 2) if fmt.is_packed else (2, n), dtype),
-                                           format=fmt.name, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, n * 2) if fmt.is_packed else (2, n), dtype), format=fmt.name, layout="stereo"
+        )
         frame.sample_rate, frame.pts = stream.rate, k * n
         for packet in stream.encode(frame):
             out.mux(packet)

@@ -29,14 +29,24 @@ def machine() -> dict:
         mem = f"{kb / 2**20:.0f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "python": platform.python_version(),
-            "os": platform.platform(terse=True)}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": mem,
+        "python": platform.python_version(),
+        "os": platform.platform(terse=True),
+    }
 
 
 def percentiles(ms) -> dict:
     a = np.asarray(ms, np.float64)
-    return {"n": int(a.size), "median": round(float(np.median(a)), 2), "p95": round(float(np.percentile(a, 95)), 2),
-            "mean": round(float(a.mean()), 2), "min": round(float(a.min()), 2)}
+    return {
+        "n": int(a.size),
+        "median": round(float(np.median(a)), 2),
+        "p95": round(float(np.percentile(a, 95)), 2),
+        "mean": round(float(a.mean()), 2),
+        "min": round(float(a.min()), 2),
+    }
 
 
 def save(name: str, result: dict) -> Path:
@@ -46,8 +56,12 @@ def save(name: str, result: dict) -> Path:
     result.setdefault("command", "python -m benchmarks " + " ".join(sys.argv[1:]))
     result.setdefault("date", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     try:
-        result.setdefault("git", subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                                capture_output=True, text=True).stdout.strip())
+        result.setdefault(
+            "git",
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+            ).stdout.strip(),
+        )
     except OSError:
         pass
     path = RESULTS / f"{name}.json"

@@ -10,6 +10,7 @@ Reported per backend: recall (a pasted face is found when a box overlaps it with
 detections per frame, median time per frame; and how well the two backends agree with each other
 (the same faces, boxes with IoU >= 0.5).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,20 @@ def _backgrounds() -> list[np.ndarray]:
     from skimage import color, data
 
     out = []
-    for name in ("coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "cat",
-                 "retina", "colorwheel", "brick", "grass", "gravel", "page"):
+    for name in (
+        "coffee",
+        "chelsea",
+        "rocket",
+        "immunohistochemistry",
+        "hubble_deep_field",
+        "cat",
+        "retina",
+        "colorwheel",
+        "brick",
+        "grass",
+        "gravel",
+        "page",
+    ):
         img = getattr(data, name)()
         img = color.gray2rgb(img) if img.ndim == 2 else img[..., :3]
         out.append(np.ascontiguousarray(img.astype(np.uint8)))
@@ -43,7 +56,7 @@ def make_frames(faces: np.ndarray, n_frames: int, seed: int = 0):
         h, w = bg.shape[:2]
         side = int(min(h, w * 0.75) * rng.uniform(0.6, 1.0))
         y0, x0 = rng.integers(0, h - side + 1), rng.integers(0, w - int(side / 0.75) + 1)
-        frame = cv2.resize(bg[y0:y0 + side, x0:x0 + int(side / 0.75)], (640, 480), interpolation=cv2.INTER_AREA)
+        frame = cv2.resize(bg[y0 : y0 + side, x0 : x0 + int(side / 0.75)], (640, 480), interpolation=cv2.INTER_AREA)
         boxes = []
         for _ in range(int(rng.integers(1, 4))):
             size = int(rng.integers(56, 221))
@@ -55,7 +68,7 @@ def make_frames(faces: np.ndarray, n_frames: int, seed: int = 0):
                 continue
             face = cv2.resize(faces[k % len(faces)], (size, size), interpolation=cv2.INTER_CUBIC)
             k += 1
-            frame[y:y + size, x:x + size] = face[..., None]
+            frame[y : y + size, x : x + size] = face[..., None]
             boxes.append((x, y, size, size))
         frames.append((np.ascontiguousarray(frame), boxes))
     return frames
@@ -99,9 +112,14 @@ def run(args) -> dict:
         sample = [f for f, _ in frames[:20]]
         it = iter(range(10**9))
         wall, cpu = timed(lambda det=det, sample=sample, it=it: det.detect(sample[next(it) % len(sample)]), repeat=60)
-        out["backends"][backend] = {"recall": round(tp / n_truth, 4), "found": tp,
-                                    "false_per_frame": round(fp / len(frames), 3), "false": fp,
-                                    "ms_per_frame": percentiles(wall), "cpu_ms_per_frame": percentiles(cpu)}
+        out["backends"][backend] = {
+            "recall": round(tp / n_truth, 4),
+            "found": tp,
+            "false_per_frame": round(fp / len(frames), 3),
+            "false": fp,
+            "ms_per_frame": percentiles(wall),
+            "cpu_ms_per_frame": percentiles(cpu),
+        }
     if "mtcnn" not in found:  # the TensorFlow reference left with TensorFlow (issue 17)
         return out
     same, ious, only = 0, [], {"onnx": 0, "mtcnn": 0}
@@ -114,25 +132,37 @@ def run(args) -> dict:
             else:
                 only["mtcnn"] += 1
         only["onnx"] += sum(1 for box in a if max((iou(box, x) for x in b), default=0.0) < 0.5)
-    out["agreement"] = {"same_faces": same, "only_onnx": only["onnx"], "only_mtcnn": only["mtcnn"],
-                        "mean_iou_same": round(float(np.mean(ious)), 3) if ious else None}
+    out["agreement"] = {
+        "same_faces": same,
+        "only_onnx": only["onnx"],
+        "only_mtcnn": only["mtcnn"],
+        "mean_iou_same": round(float(np.mean(ious)), 3) if ious else None,
+    }
     return out
 
 
 def markdown(res: dict) -> str:
-    lines = [f"{res['frames']} frames of 640x480 with {res['faces']} pasted FER-2013 PublicTest faces "
-             "(56-220 px) on scikit-image photos; the app's settings (pyramid step 0.6, confidence >= 0.9), "
-             "no `min_face` hint.", "",
-             "| backend | recall | false detections / frame | median ms / frame | p95 ms | CPU ms / frame |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"{res['frames']} frames of 640x480 with {res['faces']} pasted FER-2013 PublicTest faces "
+        "(56-220 px) on scikit-image photos; the app's settings (pyramid step 0.6, confidence >= 0.9), "
+        "no `min_face` hint.",
+        "",
+        "| backend | recall | false detections / frame | median ms / frame | p95 ms | CPU ms / frame |",
+        "|---|---|---|---|---|---|",
+    ]
     names = {"onnx": "`onnx` (app/mtcnn_ort.py, default)", "mtcnn": "`mtcnn` package 1.0 (TensorFlow)"}
     for name, r in res["backends"].items():
-        lines.append(f"| {names.get(name, name)} | {r['recall']:.1%} ({r['found']}/{res['faces']}) | "
-                     f"{r['false_per_frame']} | **{r['ms_per_frame']['median']}** | {r['ms_per_frame']['p95']} | "
-                     f"{r['cpu_ms_per_frame']['median']} |")
+        lines.append(
+            f"| {names.get(name, name)} | {r['recall']:.1%} ({r['found']}/{res['faces']}) | "
+            f"{r['false_per_frame']} | **{r['ms_per_frame']['median']}** | {r['ms_per_frame']['p95']} | "
+            f"{r['cpu_ms_per_frame']['median']} |"
+        )
     a = res.get("agreement")
     if a is None:
         return "\n".join(lines)
-    lines += ["", f"Agreement: {a['same_faces']} faces found by both with box IoU >= 0.5 (mean IoU "
-              f"{a['mean_iou_same']}); {a['only_onnx']} only by `onnx`, {a['only_mtcnn']} only by `mtcnn`."]
+    lines += [
+        "",
+        f"Agreement: {a['same_faces']} faces found by both with box IoU >= 0.5 (mean IoU "
+        f"{a['mean_iou_same']}); {a['only_onnx']} only by `onnx`, {a['only_mtcnn']} only by `mtcnn`.",
+    ]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """The benchmark photos, made from scikit-image's bundled astronaut photo (a real face)."""
+
 from __future__ import annotations
 
 import io
@@ -9,12 +10,13 @@ from PIL import Image
 
 def _astronaut() -> np.ndarray:
     from skimage import data
+
     return data.astronaut()
 
 
 def webcam_640x480() -> np.ndarray:
     """One face in a 640x480 frame, framed like a laptop webcam (head and shoulders)."""
-    a = _astronaut()[0:384, 40:552]                  # 512x384 around the face
+    a = _astronaut()[0:384, 40:552]  # 512x384 around the face
     return np.asarray(Image.fromarray(a).resize((640, 480), Image.BILINEAR))
 
 
@@ -64,8 +66,9 @@ def ondevice_parity_set(n_lfw: int = 90) -> dict[str, np.ndarray]:
     out["astronaut"] = np.ascontiguousarray(a)
     for angle in (-20, 15, 35):
         m = cv2.getRotationMatrix2D((230.0, 120.0), angle, 1.0)
-        out[f"astronaut_tilt{angle}"] = cv2.warpAffine(a, m, (512, 512), flags=cv2.INTER_LINEAR,
-                                                       borderMode=cv2.BORDER_REFLECT)
+        out[f"astronaut_tilt{angle}"] = cv2.warpAffine(
+            a, m, (512, 512), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
     out["three_faces"] = photo_1280x960_three_faces()
     out["webcam"] = webcam_640x480()
     return out

@@ -17,6 +17,7 @@ figures per path: analysed frames per second, latency, errors, and the workers' 
 rate follows. The clients run on the same two cores, so frames/s is what the box does with its
 clients; CPU per frame is the server's alone.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -46,10 +47,15 @@ def _cpu_s(pid: int) -> float:
 
 def _multipart(fields: dict[str, str], image: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-             for k, v in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="frame.jpg"\r\n'
-                 f"Content-Type: image/jpeg\r\n\r\n".encode() + image + b"\r\n")
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="frame.jpg"\r\n'
+        f"Content-Type: image/jpeg\r\n\r\n".encode()
+        + image
+        + b"\r\n"
+    )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
@@ -93,8 +99,10 @@ def stream(port: int, jpegs: list[bytes], path: str, seconds: float, client: int
         codes[code] = codes.get(code, 0) + 1
         if code == 200 and path == "tracked":
             answer = json.loads(data)
-            hint = {"faces": [{"id": f["track"], "box": f["box"]} for f in answer["faces"]],
-                    "since_full": answer["track"]["since_full"]}
+            hint = {
+                "faces": [{"id": f["track"], "box": f["box"]} for f in answer["faces"]],
+                "since_full": answer["track"]["since_full"],
+            }
             modes[answer["track"]["mode"]] = modes.get(answer["track"]["mode"], 0) + 1
             last = t
         i += 1
@@ -119,9 +127,16 @@ def phase(port: int, pids: list[int], jpegs: list[bytes], path: str, clients: in
     wall = time.perf_counter() - t0
     cpu = sum(_cpu_s(p) for p in pids) - cpu0
     n = len(out["latency_ms"])
-    return {"path": path, "frames": n, "wall_s": round(wall, 2), "fps": round(n / wall, 1),
-            "server_cpu_ms_per_frame": round(1000 * cpu / max(1, n), 2), "latency_ms": percentiles(out["latency_ms"]),
-            "status": out["status"], "modes": out["modes"]}
+    return {
+        "path": path,
+        "frames": n,
+        "wall_s": round(wall, 2),
+        "fps": round(n / wall, 1),
+        "server_cpu_ms_per_frame": round(1000 * cpu / max(1, n), 2),
+        "latency_ms": percentiles(out["latency_ms"]),
+        "status": out["status"],
+        "modes": out["modes"],
+    }
 
 
 def run(args) -> dict:
@@ -143,41 +158,69 @@ def run(args) -> dict:
         wall = sum(p["wall_s"] for p in ps)
         cpu_ms = sum(p["server_cpu_ms_per_frame"] * p["frames"] for p in ps) / max(1, frames)
         errors = sum(v for p in ps for k, v in p["status"].items() if k != "200")
-        per_path[path] = {"fps": round(frames / wall, 1), "frames": frames, "errors": errors,
-                          "server_cpu_ms_per_frame": round(cpu_ms, 2),
-                          "core_per_user_at_page_rate": round(cpu_ms * PAGE_FPS / 1000, 3),
-                          "latency_median_ms": round(sum(p["latency_ms"]["median"] for p in ps) / len(ps), 1),
-                          "latency_p95_ms": round(max(p["latency_ms"]["p95"] for p in ps), 1)}
+        per_path[path] = {
+            "fps": round(frames / wall, 1),
+            "frames": frames,
+            "errors": errors,
+            "server_cpu_ms_per_frame": round(cpu_ms, 2),
+            "core_per_user_at_page_rate": round(cpu_ms * PAGE_FPS / 1000, 3),
+            "latency_median_ms": round(sum(p["latency_ms"]["median"] for p in ps) / len(ps), 1),
+            "latency_p95_ms": round(max(p["latency_ms"]["p95"] for p in ps), 1),
+        }
     ratio = per_path["tracked"]["fps"] / max(0.1, per_path["min_face"]["fps"])
-    return {"clients": args.live_clients, "seconds_per_phase": seconds, "clip": clip.name, "overhead": overhead,
-            "clip_frames": len(clip.jpegs), "phases": phases, "paths": per_path, "ratio": round(ratio, 2),
-            "cpu_ratio": round(per_path["min_face"]["server_cpu_ms_per_frame"]
-                               / max(0.01, per_path["tracked"]["server_cpu_ms_per_frame"]), 2)}
+    return {
+        "clients": args.live_clients,
+        "seconds_per_phase": seconds,
+        "clip": clip.name,
+        "overhead": overhead,
+        "clip_frames": len(clip.jpegs),
+        "phases": phases,
+        "paths": per_path,
+        "ratio": round(ratio, 2),
+        "cpu_ratio": round(
+            per_path["min_face"]["server_cpu_ms_per_frame"] / max(0.01, per_path["tracked"]["server_cpu_ms_per_frame"]),
+            2,
+        ),
+    }
 
 
 def markdown(res: dict) -> str:
-    lines = [f"{res['clients']} clients, each a live page streaming the `{res['clip']}` clip ({res['clip_frames']} "
-             f"480x360 JPEGs at q0.8, looped) with one frame in flight, against gunicorn as shipped (2 workers x "
-             f"2 threads); phases of {res['seconds_per_phase']:.0f} s alternate between the paths. Clients and server "
-             "share the 2 cores.", "",
-             "| path | analysed frames/s | errors | server CPU ms / frame | server cores per live user at "
-             f"{PAGE_FPS} frames/s | latency median / p95 ms | full / tracked frames |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{res['clients']} clients, each a live page streaming the `{res['clip']}` clip ({res['clip_frames']} "
+        f"480x360 JPEGs at q0.8, looped) with one frame in flight, against gunicorn as shipped (2 workers x "
+        f"2 threads); phases of {res['seconds_per_phase']:.0f} s alternate between the paths. Clients and server "
+        "share the 2 cores.",
+        "",
+        "| path | analysed frames/s | errors | server CPU ms / frame | server cores per live user at "
+        f"{PAGE_FPS} frames/s | latency median / p95 ms | full / tracked frames |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for path, r in res["paths"].items():
         modes = [p["modes"] for p in res["phases"] if p["path"] == path]
         full = sum(m.get("full", 0) for m in modes)
         tracked = sum(m.get("tracked", 0) for m in modes)
-        name = ("before: full detection (`min_face`), multipart" if path == "min_face"
-                else "**now: tracked** (`track` hint), raw JPEG body")
-        lines.append(f"| {name} | **{r['fps']}** | {r['errors']} | {r['server_cpu_ms_per_frame']} | "
-                     f"{r['core_per_user_at_page_rate']} | {r['latency_median_ms']} / {r['latency_p95_ms']} | "
-                     f"{'-' if path == 'min_face' else f'{full} / {tracked}'} |")
-    lines += ["", f"Now / before, frames/s: **{res['ratio']}x**; server CPU per frame: {res['cpu_ratio']}x less. "
-              f"Capacity of one 2-core box from the server's CPU alone (clients elsewhere): "
-              f"{round(2000 / max(0.01, res['paths']['tracked']['server_cpu_ms_per_frame']))} tracked frames/s, "
-              f"{round(2000 / max(0.01, res['paths']['min_face']['server_cpu_ms_per_frame']))} before."]
+        name = (
+            "before: full detection (`min_face`), multipart"
+            if path == "min_face"
+            else "**now: tracked** (`track` hint), raw JPEG body"
+        )
+        lines.append(
+            f"| {name} | **{r['fps']}** | {r['errors']} | {r['server_cpu_ms_per_frame']} | "
+            f"{r['core_per_user_at_page_rate']} | {r['latency_median_ms']} / {r['latency_p95_ms']} | "
+            f"{'-' if path == 'min_face' else f'{full} / {tracked}'} |"
+        )
+    lines += [
+        "",
+        f"Now / before, frames/s: **{res['ratio']}x**; server CPU per frame: {res['cpu_ratio']}x less. "
+        f"Capacity of one 2-core box from the server's CPU alone (clients elsewhere): "
+        f"{round(2000 / max(0.01, res['paths']['tracked']['server_cpu_ms_per_frame']))} tracked frames/s, "
+        f"{round(2000 / max(0.01, res['paths']['min_face']['server_cpu_ms_per_frame']))} before.",
+    ]
     if "overhead" in res:
         o = res["overhead"]
-        lines += ["", f"The stack alone (the same clients asking `GET /api/health`: gunicorn's gthread worker, Flask, a "
-                  f"small JSON answer): {o['server_cpu_ms_per_frame']} ms of server CPU a request, {o['fps']} requests/s."]
+        lines += [
+            "",
+            f"The stack alone (the same clients asking `GET /api/health`: gunicorn's gthread worker, Flask, a "
+            f"small JSON answer): {o['server_cpu_ms_per_frame']} ms of server CPU a request, {o['fps']} requests/s.",
+        ]
     return "\n".join(lines)

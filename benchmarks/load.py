@@ -3,6 +3,7 @@
 Worker recycling (gunicorn's max_requests) is switched off for the measurement, so a leak could not
 hide behind a restarted worker; the workers' RSS is sampled every few seconds during the load.
 """
+
 from __future__ import annotations
 
 import threading
@@ -15,8 +16,9 @@ from .images import CASES, jpeg
 from .server import gunicorn, rss_mb, worker_pids
 
 
-def hammer(base: str, body: bytes, clients: int, seconds: float, pids=(), every: float = 5.0,
-           keepalive: bool = True) -> dict:
+def hammer(
+    base: str, body: bytes, clients: int, seconds: float, pids=(), every: float = 5.0, keepalive: bool = True
+) -> dict:
     lat, codes, lock = [], {}, threading.Lock()
     stop = time.perf_counter() + seconds
     samples = []  # (seconds since start, [RSS MB per worker])
@@ -26,8 +28,9 @@ def hammer(base: str, body: bytes, clients: int, seconds: float, pids=(), every:
         while time.perf_counter() < stop:
             t = time.perf_counter()
             try:
-                code = s.post(base + "/api/predict", files={"image": ("a.jpg", body, "image/jpeg")},
-                              timeout=60).status_code
+                code = s.post(
+                    base + "/api/predict", files={"image": ("a.jpg", body, "image/jpeg")}, timeout=60
+                ).status_code
             except requests.RequestException:
                 code = "error"
             with lock:
@@ -44,8 +47,13 @@ def hammer(base: str, body: bytes, clients: int, seconds: float, pids=(), every:
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return {"requests": len(lat), "rps": round(len(lat) / wall, 1), "latency_ms": percentiles(lat),
-            "status": {str(k): v for k, v in codes.items()}, "rss_samples": samples}
+    return {
+        "requests": len(lat),
+        "rps": round(len(lat) / wall, 1),
+        "latency_ms": percentiles(lat),
+        "status": {str(k): v for k, v in codes.items()},
+        "rss_samples": samples,
+    }
 
 
 def run(args, duration: float | None = None) -> dict:
@@ -60,16 +68,29 @@ def run(args, duration: float | None = None) -> dict:
         res = hammer(base, body, args.concurrency, duration, pids=pids, every=max(5.0, duration / 60))
         rss_after = [round(rss_mb(p)) for p in pids]
         alive = worker_pids(proc.pid)
-    res.update({"concurrency": args.concurrency, "duration_s": duration, "workers_restarted": sorted(alive) != sorted(pids),
-                "rss_mb_after_warmup": rss_before, "rss_mb_after_load": rss_after})
+    res.update(
+        {
+            "concurrency": args.concurrency,
+            "duration_s": duration,
+            "workers_restarted": sorted(alive) != sorted(pids),
+            "rss_mb_after_warmup": rss_before,
+            "rss_mb_after_load": rss_after,
+        }
+    )
     return res
 
 
 def markdown(res: dict) -> str:
-    growth = [round(100 * (a - b) / b, 1) for a, b in zip(res["rss_mb_after_load"], res["rss_mb_after_warmup"], strict=True) if b]
+    growth = [
+        round(100 * (a - b) / b, 1)
+        for a, b in zip(res["rss_mb_after_load"], res["rss_mb_after_warmup"], strict=True)
+        if b
+    ]
     errors = sum(v for k, v in res["status"].items() if k != "200")
-    return (f"{res['concurrency']} clients for {res['duration_s']} s on case (a): **{res['rps']} requests/s**, "
-            f"p95 {res['latency_ms']['p95']} ms (median {res['latency_ms']['median']} ms), "
-            f"{res['requests']} requests, non-200: {errors} ({res['status']}). Worker RSS after warm-up "
-            f"{res['rss_mb_after_warmup']} MB, after the load {res['rss_mb_after_load']} MB (growth {growth} %; "
-            f"worker recycling off, workers restarted: {res.get('workers_restarted', '?')}).")
+    return (
+        f"{res['concurrency']} clients for {res['duration_s']} s on case (a): **{res['rps']} requests/s**, "
+        f"p95 {res['latency_ms']['p95']} ms (median {res['latency_ms']['median']} ms), "
+        f"{res['requests']} requests, non-200: {errors} ({res['status']}). Worker RSS after warm-up "
+        f"{res['rss_mb_after_warmup']} MB, after the load {res['rss_mb_after_load']} MB (growth {growth} %; "
+        f"worker recycling off, workers restarted: {res.get('workers_restarted', '?')})."
+    )

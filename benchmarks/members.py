@@ -14,6 +14,7 @@ For each: its val accuracy alone, how often its label differs from the reference
 probability average with the reference over the weights 0, 0.05, ..., 1 (val accuracy, then
 log-likelihood: `training.ensemble.tune_weights`, the search `training ensemble` runs).
 A candidate earns a place only if that average beats the reference alone."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,9 @@ def fer2013_backbone_probs(card, splits, cache_dir: Path, log=print) -> np.ndarr
     of the FER+ training faces (every view a row), averaged over the card's views."""
     from training import heads
 
-    feats = {k: heads.cached_features(card, k, splits[k].images, cache_dir, log=log)
-             for k in ("Training", "PublicTest")}
+    feats = {
+        k: heads.cached_features(card, k, splits[k].images, cache_dir, log=log) for k in ("Training", "PublicTest")
+    }
     train = splits["Training"]
     x, y, _ = heads._rows(feats["Training"], train.soft, train.labels)
     n_classes = train.soft.shape[1]
@@ -86,28 +88,47 @@ def run(args) -> dict:
             continue
         pair = best_pair(ref, probs, val.labels, classes)
         pair["macro_f1"] = classification_metrics(val.labels, pair.pop("pred"), classes)["macro_f1"]
-        rows.append({"member": raw["name"], "how": how,
-                     "input": card.input["size"], "tta": list(card.tta),
-                     "val_accuracy": float((probs.argmax(1) == val.labels).mean()),
-                     "disagreement": float((probs.argmax(1) != ref.argmax(1)).mean()),
-                     "pair": pair})
-        print(f"[members] {raw['name']}: val {rows[-1]['val_accuracy']:.4f}, best weight {pair['weight']} "
-              f"-> {pair['accuracy']:.4f}", flush=True)
+        rows.append(
+            {
+                "member": raw["name"],
+                "how": how,
+                "input": card.input["size"],
+                "tta": list(card.tta),
+                "val_accuracy": float((probs.argmax(1) == val.labels).mean()),
+                "disagreement": float((probs.argmax(1) != ref.argmax(1)).mean()),
+                "pair": pair,
+            }
+        )
+        print(
+            f"[members] {raw['name']}: val {rows[-1]['val_accuracy']:.4f}, best weight {pair['weight']} "
+            f"-> {pair['accuracy']:.4f}",
+            flush=True,
+        )
     ref_m = classification_metrics(val.labels, ref.argmax(1), classes)
-    return {"reference": REFERENCE, "reference_val_accuracy": ref_m["accuracy"],
-            "reference_val_macro_f1": ref_m["macro_f1"], "split": "ferplus_val", "rows": rows}
+    return {
+        "reference": REFERENCE,
+        "reference_val_accuracy": ref_m["accuracy"],
+        "reference_val_macro_f1": ref_m["macro_f1"],
+        "split": "ferplus_val",
+        "rows": rows,
+    }
 
 
 def markdown(res: dict) -> str:
     lines = [
         f"Reference: `{res['reference']}` as served, FER+ val accuracy {res['reference_val_accuracy']:.2%}, "
         f"macro-F1 {res['reference_val_macro_f1']:.3f}. Every number is FER+ val (the selecting split); a "
-        "weight of 0 means the member only lowers val accuracy when averaged in.", "",
+        "weight of 0 means the member only lowers val accuracy when averaged in.",
+        "",
         "| candidate | how | px | val acc alone | labels unlike the reference | best weight | val acc of the pair | "
-        "gain | val macro-F1 of the pair |", "|" + "---|" * 9]
+        "gain | val macro-F1 of the pair |",
+        "|" + "---|" * 9,
+    ]
     for r in res["rows"]:
         p = r["pair"]
-        lines.append(f"| `{r['member']}` | {r['how']} | {r['input']} | {r['val_accuracy']:.2%} | "
-                     f"{r['disagreement']:.1%} | {p['weight']:.2f} | {p['accuracy']:.2%} | "
-                     f"{p['accuracy'] - res['reference_val_accuracy']:+.2%} | {p['macro_f1']:.3f} |")
+        lines.append(
+            f"| `{r['member']}` | {r['how']} | {r['input']} | {r['val_accuracy']:.2%} | "
+            f"{r['disagreement']:.1%} | {p['weight']:.2f} | {p['accuracy']:.2%} | "
+            f"{p['accuracy'] - res['reference_val_accuracy']:+.2%} | {p['macro_f1']:.3f} |"
+        )
     return "\n".join(lines)

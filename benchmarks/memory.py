@@ -13,6 +13,7 @@ the kernel's high-water mark VmHWM, reset before each request through /proc/PID/
 clients sending the mix at once for a while (peak RSS per worker); then 20 webcam frames and the
 steady-state RSS per worker.
 """
+
 from __future__ import annotations
 
 import io
@@ -112,8 +113,9 @@ def _variant(name: str, env: dict, cases: dict, concurrent_s: float) -> dict:
                 time.sleep(0.3)  # post_request (the trim) runs after the response is sent
                 cpu = sum(_cpu_s(p) for p in pids) - cpu0
                 growth = max((_status(p).get("VmHWM", 0) - before.get(p, 0) for p in pids), default=0)
-                per_case.setdefault(case, []).append({"status": code, "wall_s": round(wall, 2),
-                                                      "cpu_s": round(cpu, 2), "peak_growth_mb": round(growth)})
+                per_case.setdefault(case, []).append(
+                    {"status": code, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_growth_mb": round(growth)}
+                )
         # Concurrent phase: 4 clients cycling through the mix.
         pids = worker_pids(proc.pid)
         for p in pids:
@@ -148,10 +150,20 @@ def _variant(name: str, env: dict, cases: dict, concurrent_s: float) -> dict:
         final_pids = worker_pids(proc.pid)
         steady = {p: round(_status(p).get("VmRSS", 0)) for p in final_pids}
         restarted = len(set(final_pids) - set(baseline))
-    return {"variant": name, "env": env, "baseline_rss_mb": list(baseline.values()), "per_case": per_case,
-            "concurrent": {"clients": 4, "seconds": concurrent_s, "status": codes,
-                           "peak_rss_mb": [round(v) for v in peaks.values()]},
-            "steady_rss_mb": list(steady.values()), "workers_replaced": restarted}
+    return {
+        "variant": name,
+        "env": env,
+        "baseline_rss_mb": list(baseline.values()),
+        "per_case": per_case,
+        "concurrent": {
+            "clients": 4,
+            "seconds": concurrent_s,
+            "status": codes,
+            "peak_rss_mb": [round(v) for v in peaks.values()],
+        },
+        "steady_rss_mb": list(steady.values()),
+        "workers_replaced": restarted,
+    }
 
 
 def run(args) -> dict:
@@ -164,19 +176,31 @@ def run(args) -> dict:
 def markdown(res: dict) -> str:
     variants = res["variants"]
     shipped = next((v for v in variants if v["variant"] == "shipped"), variants[-1])
-    lines = ["Per request (one client, each case twice, `shipped` variant): status, CPU-s of the workers, "
-             "peak RSS growth of the worker (VmHWM).", "",
-             "| case | size | status | CPU-s | peak growth MB |", "|---|---|---|---|---|"]
+    lines = [
+        "Per request (one client, each case twice, `shipped` variant): status, CPU-s of the workers, "
+        "peak RSS growth of the worker (VmHWM).",
+        "",
+        "| case | size | status | CPU-s | peak growth MB |",
+        "|---|---|---|---|---|",
+    ]
     for case, runs in shipped["per_case"].items():
         size = res["cases"][case]["bytes"]
-        lines.append(f"| {case} | {size / 1024:.0f} KB | {runs[-1]['status']} | "
-                     f"{max(r['cpu_s'] for r in runs)} | {max(r['peak_growth_mb'] for r in runs)} |")
-    lines += ["", "Worker RSS by memory-guard variant (MB per worker): after warm-up, peak while 4 clients "
-              "send the mix at once, and after 20 webcam frames that follow.", "",
-              "| variant | after warm-up | peak under the mix | steady state after | workers replaced | concurrent statuses |",
-              "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {case} | {size / 1024:.0f} KB | {runs[-1]['status']} | "
+            f"{max(r['cpu_s'] for r in runs)} | {max(r['peak_growth_mb'] for r in runs)} |"
+        )
+    lines += [
+        "",
+        "Worker RSS by memory-guard variant (MB per worker): after warm-up, peak while 4 clients "
+        "send the mix at once, and after 20 webcam frames that follow.",
+        "",
+        "| variant | after warm-up | peak under the mix | steady state after | workers replaced | concurrent statuses |",
+        "|---|---|---|---|---|---|",
+    ]
     for v in variants:
-        lines.append(f"| {v['variant']} | {'/'.join(map(str, v['baseline_rss_mb']))} | "
-                     f"{'/'.join(map(str, v['concurrent']['peak_rss_mb']))} | {'/'.join(map(str, v['steady_rss_mb']))} | "
-                     f"{v['workers_replaced']} | {v['concurrent']['status']} |")
+        lines.append(
+            f"| {v['variant']} | {'/'.join(map(str, v['baseline_rss_mb']))} | "
+            f"{'/'.join(map(str, v['concurrent']['peak_rss_mb']))} | {'/'.join(map(str, v['steady_rss_mb']))} | "
+            f"{v['workers_replaced']} | {v['concurrent']['status']} |"
+        )
     return "\n".join(lines)

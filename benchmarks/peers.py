@@ -16,6 +16,7 @@ of the whole process (time.process_time, all threads).
   min_face = shorter side // 8 on (a). For that hint fer has no parameter on its MTCNN path, so the
   hinted fer row swaps in `mtcnn.MTCNN(min_face_size=...)` as its detector, else unchanged.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,7 @@ WARMUP = 3
 MARK = "@@PEERS_JSON@@"
 
 # Runs inside .venv-peers. argv: path of benchmarks/images.py, repeat, warmup, path of benchmarks/common.py.
-PEER_SCRIPT = r'''
+PEER_SCRIPT = r"""
 import importlib.util, io, json, os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
@@ -83,7 +84,7 @@ for case, (make, n_faces) in images.CASES.items():
         out["cases"][label] = {"case": case, "system": name, "min_face": hint, "expected_faces": n_faces,
                                "faces": summary(res), "wall_ms": wall, "cpu_ms": cpu}
 print("@@PEERS_JSON@@" + json.dumps(out), flush=True)
-'''
+"""
 
 
 def _peer_python() -> str:
@@ -96,14 +97,27 @@ def _peer_python() -> str:
 def _run_peers() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    proc = subprocess.run([_peer_python(), "-c", PEER_SCRIPT, str(REPO / "benchmarks" / "images.py"),
-                           str(REPEAT), str(WARMUP), str(REPO / "benchmarks" / "common.py")], cwd="/tmp", env=env, capture_output=True, text=True,
-                          timeout=3600)
+    proc = subprocess.run(
+        [
+            _peer_python(),
+            "-c",
+            PEER_SCRIPT,
+            str(REPO / "benchmarks" / "images.py"),
+            str(REPEAT),
+            str(WARMUP),
+            str(REPO / "benchmarks" / "common.py"),
+        ],
+        cwd="/tmp",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stderr[-4000:])
         raise RuntimeError(f"peer measurement failed (exit {proc.returncode})")
-    return json.loads(lines[-1][len(MARK):])
+    return json.loads(lines[-1][len(MARK) :])
 
 
 def _ours() -> dict:
@@ -121,9 +135,13 @@ def _ours() -> dict:
     max_bytes, max_pixels = int(app.config["MAX_IMAGE_BYTES"]), int(app.config["MAX_PIXELS"])
     model = registry.default
     from importlib.metadata import version
-    out = {"versions": {"mtcnn": version("mtcnn"), "onnxruntime": onnxruntime.__version__,
-                        "numpy": np.__version__},
-           "detector": f"MTCNN ({faces_det.backend} backend)", "model": model, "cases": {}}
+
+    out = {
+        "versions": {"mtcnn": version("mtcnn"), "onnxruntime": onnxruntime.__version__, "numpy": np.__version__},
+        "detector": f"MTCNN ({faces_det.backend} backend)",
+        "model": model,
+        "cases": {},
+    }
     for case, (make, n_faces) in CASES.items():
         body = jpeg(make())
         hints = [None]
@@ -136,8 +154,9 @@ def _ours() -> dict:
                 t0 = time.perf_counter()
                 decoded = decode_image(body, max_bytes, max_pixels)
                 t = {"decode": time.perf_counter() - t0}
-                results = analyze(decoded.rgb, detector=faces_det, models=registry, model=model,
-                                  min_face=hint, timings=t)   # the route's own face -> label path
+                results = analyze(
+                    decoded.rgb, detector=faces_det, models=registry, model=model, min_face=hint, timings=t
+                )  # the route's own face -> label path
                 for k in stages:
                     stages[k].append(t[k] * 1e3)
                 return results
@@ -147,19 +166,31 @@ def _ours() -> dict:
                 once()
             for v in stages.values():
                 v.clear()
-            wall, cpu = timed(once, REPEAT, warmup=0)   # warmed up above, stage timings cleared
+            wall, cpu = timed(once, REPEAT, warmup=0)  # warmed up above, stage timings cleared
             label = f"{case} ours" + (f" min_face={hint}" if hint else "")
             out["cases"][label] = {
-                "case": case, "system": "ours", "min_face": hint, "expected_faces": n_faces,
-                "faces": [{"box": r.face.box, "confidence": r.face.confidence, "emotion": r.emotion,
-                           "score": round(float(r.score), 2)} for r in results],
-                "wall_ms": wall, "cpu_ms": cpu,
-                "stages_ms_median": {k: round(float(np.median(v)), 1) for k, v in stages.items()}}
+                "case": case,
+                "system": "ours",
+                "min_face": hint,
+                "expected_faces": n_faces,
+                "faces": [
+                    {
+                        "box": r.face.box,
+                        "confidence": r.face.confidence,
+                        "emotion": r.emotion,
+                        "score": round(float(r.score), 2),
+                    }
+                    for r in results
+                ],
+                "wall_ms": wall,
+                "cpu_ms": cpu,
+                "stages_ms_median": {k: round(float(np.median(v)), 1) for k, v in stages.items()},
+            }
     return out
 
 
 def run(args) -> dict:
-    peers = _run_peers()     # first, in its own process: the two never share the CPU
+    peers = _run_peers()  # first, in its own process: the two never share the CPU
     ours = _ours()
     rows = {}
     for label, c in {**peers["cases"], **ours["cases"]}.items():
@@ -178,27 +209,42 @@ def run(args) -> dict:
         mine = rows.get(f"{r['case']} ours min_face={r['min_face']}")
         if mine:
             ratios[f"{r['case']} min_face={r['min_face']}"] = round(r["wall"]["median"] / mine["wall"]["median"], 2)
-    return {"machine": machine(), "repeat": REPEAT, "warmup": WARMUP, "peer_versions": peers["versions"],
-            "our_versions": ours["versions"], "our_model": ours["model"], "rows": rows,
-            "ratio_fer_mtcnn_over_ours": ratios, "ratio_fer_haar_over_ours": haar_ratios}
+    return {
+        "machine": machine(),
+        "repeat": REPEAT,
+        "warmup": WARMUP,
+        "peer_versions": peers["versions"],
+        "our_versions": ours["versions"],
+        "our_model": ours["model"],
+        "rows": rows,
+        "ratio_fer_mtcnn_over_ours": ratios,
+        "ratio_fer_haar_over_ours": haar_ratios,
+    }
 
 
-NAMES = {"fer_haar": "fer, Haar cascade (`FER(mtcnn=False)`)", "fer_mtcnn": "fer, MTCNN (`FER(mtcnn=True)`)",
-         "ours": "ours (decode + MTCNN on ONNX Runtime + ONNX classifier)"}
+NAMES = {
+    "fer_haar": "fer, Haar cascade (`FER(mtcnn=False)`)",
+    "fer_mtcnn": "fer, MTCNN (`FER(mtcnn=True)`)",
+    "ours": "ours (decode + MTCNN on ONNX Runtime + ONNX classifier)",
+}
 
 
 def markdown(res: dict) -> str:
     pv = ", ".join(f"{k} {v}" for k, v in res["peer_versions"].items())
     ov = ", ".join(f"{k} {v}" for k, v in res["our_versions"].items())
-    lines = [f"Both in-process on this machine, one after the other (never sharing the CPU), on the same "
-             f"pixels: the two benchmark photos JPEG-encoded (q85) and decoded with Pillow. {res['warmup']} "
-             f"warm-up calls, then {res['repeat']} timed calls per row; CPU ms is process time over all "
-             f"threads. fer is timed on `detect_emotions(bgr)` (it takes decoded pixels); ours on "
-             f"decode + detect + classify (what the server's `timings_ms` adds up), default model "
-             f"`{res['our_model']}`.", "",
-             f"Peer stack (`.venv-peers`, `benchmarks/setup_peers.sh`): {pv}. Ours: {ov}.", "",
-             "| image | system | min_face | faces found | top emotions | median ms | p95 ms | CPU ms median (p95) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Both in-process on this machine, one after the other (never sharing the CPU), on the same "
+        f"pixels: the two benchmark photos JPEG-encoded (q85) and decoded with Pillow. {res['warmup']} "
+        f"warm-up calls, then {res['repeat']} timed calls per row; CPU ms is process time over all "
+        f"threads. fer is timed on `detect_emotions(bgr)` (it takes decoded pixels); ours on "
+        f"decode + detect + classify (what the server's `timings_ms` adds up), default model "
+        f"`{res['our_model']}`.",
+        "",
+        f"Peer stack (`.venv-peers`, `benchmarks/setup_peers.sh`): {pv}. Ours: {ov}.",
+        "",
+        "| image | system | min_face | faces found | top emotions | median ms | p95 ms | CPU ms median (p95) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     order = {"fer_haar": 0, "fer_mtcnn": 1, "ours": 2}
     rows = sorted(res["rows"].values(), key=lambda c: (c["case"], order.get(c["system"], 9), c["min_face"] or 0))
     for c in rows:
@@ -207,17 +253,25 @@ def markdown(res: dict) -> str:
         extra = ""
         if "stages_ms_median" in c:
             extra = " (" + ", ".join(f"{k} {v}" for k, v in c["stages_ms_median"].items()) + ")"
-        lines.append(f"| {c['case']} | {NAMES.get(c['system'], c['system'])} | {c['min_face'] or 'default'} | "
-                     f"{found} of {c['expected_faces']} | {emos} | **{c['wall']['median']}**{extra} | "
-                     f"{c['wall']['p95']} | {c['cpu']['median']} ({c['cpu']['p95']}) |")
-    lines += ["", "Speed ratio, fer-MTCNN median wall / ours median wall (above 1: ours is faster): " +
-              "; ".join(f"{k}: **{v}x**" for k, v in res["ratio_fer_mtcnn_over_ours"].items()) + ". "
-              "fer-Haar / ours: " +
-              "; ".join(f"{k}: **{v}x**" for k, v in res.get("ratio_fer_haar_over_ours", {}).items()) + ".", "",
-              "Notes: ours is charged for JPEG decode and fer is not; our detector keeps faces with MTCNN "
-              "confidence >= 0.9, fer keeps every MTCNN box; fer 22.4.0 hands its BGR image to MTCNN (which "
-              "expects RGB) as it ships; fer's emotion scores are rounded to 2 decimals by fer. fer >= 22.5 "
-              "moved its MTCNN path to facenet-pytorch (torch), so 22.4.0 is the newest fer whose MTCNN path "
-              "runs on the TensorFlow `mtcnn` package; it needs TensorFlow 2.15 / Keras 2, so its stack is "
-              "older than ours (see the versions above)."]
+        lines.append(
+            f"| {c['case']} | {NAMES.get(c['system'], c['system'])} | {c['min_face'] or 'default'} | "
+            f"{found} of {c['expected_faces']} | {emos} | **{c['wall']['median']}**{extra} | "
+            f"{c['wall']['p95']} | {c['cpu']['median']} ({c['cpu']['p95']}) |"
+        )
+    lines += [
+        "",
+        "Speed ratio, fer-MTCNN median wall / ours median wall (above 1: ours is faster): "
+        + "; ".join(f"{k}: **{v}x**" for k, v in res["ratio_fer_mtcnn_over_ours"].items())
+        + ". "
+        "fer-Haar / ours: "
+        + "; ".join(f"{k}: **{v}x**" for k, v in res.get("ratio_fer_haar_over_ours", {}).items())
+        + ".",
+        "",
+        "Notes: ours is charged for JPEG decode and fer is not; our detector keeps faces with MTCNN "
+        "confidence >= 0.9, fer keeps every MTCNN box; fer 22.4.0 hands its BGR image to MTCNN (which "
+        "expects RGB) as it ships; fer's emotion scores are rounded to 2 decimals by fer. fer >= 22.5 "
+        "moved its MTCNN path to facenet-pytorch (torch), so 22.4.0 is the newest fer whose MTCNN path "
+        "runs on the TensorFlow `mtcnn` package; it needs TensorFlow 2.15 / Keras 2, so its stack is "
+        "older than ours (see the versions above).",
+    ]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """Start the production server (gunicorn with the repo's gunicorn.conf.py) for a benchmark."""
+
 from __future__ import annotations
 
 import os
@@ -38,13 +39,26 @@ def worker_pids(master: int) -> list[int]:
 @contextmanager
 def gunicorn(workers: int = 2, env: dict | None = None, ready_timeout: float = 120.0):
     port = free_port()
-    e = dict(os.environ, PORT=str(port), WEB_CONCURRENCY=str(workers), GUNICORN_LOGLEVEL="warning",
-             **(env or {}))
+    e = dict(os.environ, PORT=str(port), WEB_CONCURRENCY=str(workers), GUNICORN_LOGLEVEL="warning", **(env or {}))
     bin_dir = Path(sys.executable).parent
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-                             "--access-logfile", "/dev/null", "wsgi:app"], cwd=REPO, env=e,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            str(bin_dir / "gunicorn"),
+            "-c",
+            "gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            "/dev/null",
+            "wsgi:app",
+        ],
+        cwd=REPO,
+        env=e,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         while True:

@@ -14,6 +14,7 @@ Per clip and library, all from memory (both read an in-memory file object):
   against the truth;
 - an audio-only file and a text file: what each says.
 """
+
 from __future__ import annotations
 
 import io
@@ -157,8 +158,9 @@ def cv_seek(data: bytes, target: float) -> float:
 def _frame_number(rgb: np.ndarray, frames: list[np.ndarray]) -> int:
     """Which source frame a decoded one is (nearest by mean absolute difference)."""
     small = cv2.resize(rgb, (64, 36), interpolation=cv2.INTER_AREA).astype(np.int16)
-    diffs = [np.abs(cv2.resize(f, (64, 36), interpolation=cv2.INTER_AREA).astype(np.int16) - small).mean()
-             for f in frames]
+    diffs = [
+        np.abs(cv2.resize(f, (64, 36), interpolation=cv2.INTER_AREA).astype(np.int16) - small).mean() for f in frames
+    ]
     return int(np.argmin(diffs))
 
 
@@ -197,8 +199,14 @@ def vfr_timestamps(frames: list[np.ndarray]) -> dict:
     fps_cv = cap.get(cv2.CAP_PROP_FPS)
     cap.release()
     err = lambda got: max(abs(a - b) for a, b in zip(got, VFR_TIMES, strict=False)) if got else None  # noqa: E731
-    return {"truth": VFR_TIMES, "pyav": got_av, "opencv": got_cv, "pyav_max_error_s": err(got_av),
-            "opencv_max_error_s": err(got_cv), "opencv_fps": round(fps_cv, 3)}
+    return {
+        "truth": VFR_TIMES,
+        "pyav": got_av,
+        "opencv": got_cv,
+        "pyav_max_error_s": err(got_av),
+        "opencv_max_error_s": err(got_cv),
+        "opencv_fps": round(fps_cv, 3),
+    }
 
 
 def refusals() -> dict:
@@ -232,10 +240,15 @@ def run(args) -> dict:
             data = encode(frames, encoding, fps=FPS)
             n = len(frames)
             row = {"size": size_name, "encoding": encoding, "bytes": len(data), "frames": n}
-            for key, fn in (("pyav_decode", pyav_decode_all), ("pyav_decode_rgb", pyav_decode_rgb),
-                            ("pyav_decode_rgb_new_scaler", lambda d: pyav_decode_rgb(d, reuse=False)),
-                            ("pyav_sampled", pyav_sampled), ("cv_grab", cv_grab_all), ("cv_read", cv_read_all),
-                            ("cv_sampled", cv_sampled)):
+            for key, fn in (
+                ("pyav_decode", pyav_decode_all),
+                ("pyav_decode_rgb", pyav_decode_rgb),
+                ("pyav_decode_rgb_new_scaler", lambda d: pyav_decode_rgb(d, reuse=False)),
+                ("pyav_sampled", pyav_sampled),
+                ("cv_grab", cv_grab_all),
+                ("cv_read", cv_read_all),
+                ("cv_sampled", cv_sampled),
+            ):
                 seconds, count = _best(lambda fn=fn, data=data: fn(data))
                 row[key + "_ms_per_frame"] = round(seconds * 1000 / n, 3)
                 row[key + "_count"] = count
@@ -247,10 +260,18 @@ def run(args) -> dict:
                 seeks[encoding] = seek_accuracy(data, frames, 3.0)
         if size_name == "480p":
             vfr = vfr_timestamps(frames)
-    return {"rows": rows, "seek_to_3s_true_time": seeks, "vfr": vfr, "refusals": refusals(),
-            "versions": {"pyav": av.__version__, "opencv": cv2.__version__,
-                         "ffmpeg_libavcodec": ".".join(map(str, av.library_versions["libavcodec"]))},
-            "clip": {"scene": "walk", "fps": FPS, "seconds": SECONDS, "sample_fps": SAMPLE_FPS, "repeat": REPEAT}}
+    return {
+        "rows": rows,
+        "seek_to_3s_true_time": seeks,
+        "vfr": vfr,
+        "refusals": refusals(),
+        "versions": {
+            "pyav": av.__version__,
+            "opencv": cv2.__version__,
+            "ffmpeg_libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
+        },
+        "clip": {"scene": "walk", "fps": FPS, "seconds": SECONDS, "sample_fps": SAMPLE_FPS, "repeat": REPEAT},
+    }
 
 
 CHOICE = """**The choice: PyAV** (app/video.py). Speed is not what decides: both run the same FFmpeg
@@ -270,26 +291,47 @@ builds a new scaler every frame (the figure in brackets), so the clip keeps one;
 
 def markdown(res: dict) -> str:
     v = res["versions"]
-    lines = [f"PyAV {v['pyav']} and OpenCV {v['opencv']} (both on FFmpeg's libavcodec {v['ffmpeg_libavcodec']}), "
-             f"2 decoder threads each, from memory; {res['clip']['seconds']} s clips of benchmarks/clips.py's "
-             f"`walk` at {res['clip']['fps']} frames/s; ms per frame of the clip (median of "
-             f"{res['clip']['repeat']}). *Sampled* is the report's path: {res['clip']['sample_fps']} analysed "
-             "frames a second converted to RGB, the rest decoded only.", "",
-             "| clip | KB | PyAV decode | PyAV decode+RGB (new scaler a frame) | **PyAV sampled** | OpenCV grab | "
-             "OpenCV read (BGR) | **OpenCV sampled** | seek 3 s: PyAV / OpenCV |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"PyAV {v['pyav']} and OpenCV {v['opencv']} (both on FFmpeg's libavcodec {v['ffmpeg_libavcodec']}), "
+        f"2 decoder threads each, from memory; {res['clip']['seconds']} s clips of benchmarks/clips.py's "
+        f"`walk` at {res['clip']['fps']} frames/s; ms per frame of the clip (median of "
+        f"{res['clip']['repeat']}). *Sampled* is the report's path: {res['clip']['sample_fps']} analysed "
+        "frames a second converted to RGB, the rest decoded only.",
+        "",
+        "| clip | KB | PyAV decode | PyAV decode+RGB (new scaler a frame) | **PyAV sampled** | OpenCV grab | "
+        "OpenCV read (BGR) | **OpenCV sampled** | seek 3 s: PyAV / OpenCV |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in res["rows"]:
-        lines.append(f"| {r['size']} {r['encoding']} | {r['bytes'] // 1024} | {r['pyav_decode_ms_per_frame']:.2f} | "
-                     f"{r['pyav_decode_rgb_ms_per_frame']:.2f} ({r['pyav_decode_rgb_new_scaler_ms_per_frame']:.2f}) | **{r['pyav_sampled_ms_per_frame']:.2f}** | "
-                     f"{r['cv_grab_ms_per_frame']:.2f} | {r['cv_read_ms_per_frame']:.2f} | "
-                     f"**{r['cv_sampled_ms_per_frame']:.2f}** | {r['pyav_seek_ms']:.1f} / {r['cv_seek_ms']:.1f} ms |")
-    lines += ["", "Seeking to 3.0 s, the true time of the frame each hands back (480p): " + "; ".join(
-        f"{enc}: PyAV {s['pyav']:.3f} s, OpenCV {s['opencv'] if s['opencv'] is None else format(s['opencv'], '.3f')} s"
-        for enc, s in res["seek_to_3s_true_time"].items()) + "."]
+        lines.append(
+            f"| {r['size']} {r['encoding']} | {r['bytes'] // 1024} | {r['pyav_decode_ms_per_frame']:.2f} | "
+            f"{r['pyav_decode_rgb_ms_per_frame']:.2f} ({r['pyav_decode_rgb_new_scaler_ms_per_frame']:.2f}) | **{r['pyav_sampled_ms_per_frame']:.2f}** | "
+            f"{r['cv_grab_ms_per_frame']:.2f} | {r['cv_read_ms_per_frame']:.2f} | "
+            f"**{r['cv_sampled_ms_per_frame']:.2f}** | {r['pyav_seek_ms']:.1f} / {r['cv_seek_ms']:.1f} ms |"
+        )
+    lines += [
+        "",
+        "Seeking to 3.0 s, the true time of the frame each hands back (480p): "
+        + "; ".join(
+            f"{enc}: PyAV {s['pyav']:.3f} s, OpenCV {s['opencv'] if s['opencv'] is None else format(s['opencv'], '.3f')} s"
+            for enc, s in res["seek_to_3s_true_time"].items()
+        )
+        + ".",
+    ]
     vfr = res["vfr"]
-    lines += ["", f"Variable frame rate (10 frames at {vfr['truth']} s): PyAV's timestamps {vfr['pyav']} "
-              f"(largest error {vfr['pyav_max_error_s']} s); OpenCV's `CAP_PROP_POS_MSEC` {vfr['opencv']} "
-              f"(largest error {vfr['opencv_max_error_s']} s; it reports {vfr['opencv_fps']} frames/s)."]
-    lines += ["", "Refusals: " + "; ".join(f"{name}: PyAV (app/video.py) {r['pyav']}, OpenCV {r['opencv']}"
-                                           for name, r in res["refusals"].items()) + "."]
+    lines += [
+        "",
+        f"Variable frame rate (10 frames at {vfr['truth']} s): PyAV's timestamps {vfr['pyav']} "
+        f"(largest error {vfr['pyav_max_error_s']} s); OpenCV's `CAP_PROP_POS_MSEC` {vfr['opencv']} "
+        f"(largest error {vfr['opencv_max_error_s']} s; it reports {vfr['opencv_fps']} frames/s).",
+    ]
+    lines += [
+        "",
+        "Refusals: "
+        + "; ".join(
+            f"{name}: PyAV (app/video.py) {r['pyav']}, OpenCV {r['opencv']}" for name, r in res["refusals"].items()
+        )
+        + ".",
+    ]
     lines += ["", CHOICE]
     return "\n".join(lines)

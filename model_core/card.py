@@ -1,6 +1,7 @@
 """Model cards, one schema: `models/<name>.json` is written by training (`write_card`) and read and
 validated by the app (`load_card` / `parse_card`); everything the app knows about a model comes from it
 (ARCHITECTURE.md, contract 2)."""
+
 from __future__ import annotations
 
 import json
@@ -78,16 +79,38 @@ class ModelCard:
         """What /api/models shows: identity, inputs and the measured metrics per split."""
         metrics = {}
         for split, m in self.metrics.items():
-            metrics[split] = {k: m[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "samples",
-                                                "calm_face_rate", "strong_neutral_faces", "ece")
-                              if k in m}
+            metrics[split] = {
+                k: m[k]
+                for k in (
+                    "accuracy",
+                    "macro_f1",
+                    "per_class",
+                    "confusion",
+                    "samples",
+                    "calm_face_rate",
+                    "strong_neutral_faces",
+                    "ece",
+                )
+                if k in m
+            }
         return {
-            "name": self.name, "title": self.title or self.name, "titles": dict(self.titles), "kind": self.kind,
-            "classes": list(self.classes), "label_scheme": self.label_scheme, "dataset": self.dataset,
-            "input": dict(self.input), "tta": list(self.tta),
-            "members": [dict(m) for m in self.members], "metrics": metrics,
-            "arch": self.recipe.get("arch"), "latency_ms": dict(self.latency_ms), "default": self.default,
-            "short": dict(self.short), "purpose": dict(self.purpose), "menu": self.menu,
+            "name": self.name,
+            "title": self.title or self.name,
+            "titles": dict(self.titles),
+            "kind": self.kind,
+            "classes": list(self.classes),
+            "label_scheme": self.label_scheme,
+            "dataset": self.dataset,
+            "input": dict(self.input),
+            "tta": list(self.tta),
+            "members": [dict(m) for m in self.members],
+            "metrics": metrics,
+            "arch": self.recipe.get("arch"),
+            "latency_ms": dict(self.latency_ms),
+            "default": self.default,
+            "short": dict(self.short),
+            "purpose": dict(self.purpose),
+            "menu": self.menu,
             "confidence": {k: self.confidence[k] for k in ("min_top", "min_margin") if k in self.confidence},
             "calibration": dict(self.calibration),
         }
@@ -112,13 +135,16 @@ def parse_card(data: Any, where: str = "<card>", path: Path | None = None) -> Mo
     if not isinstance(name, str) or not _NAME.match(name):
         _fail(where, f"'name' must be a short identifier (letters, digits, _ . -), got {name!r}")
     classes = data["classes"]
-    if (not isinstance(classes, list) or len(classes) < 2
-            or not all(isinstance(c, str) and c and c == c.lower() for c in classes)):
+    if (
+        not isinstance(classes, list)
+        or len(classes) < 2
+        or not all(isinstance(c, str) and c and c == c.lower() for c in classes)
+    ):
         _fail(where, "'classes' must be a list of at least two lower-case label names")
     if len(set(classes)) != len(classes):
         _fail(where, f"'classes' has duplicates: {classes}")
     if not isinstance(data["input"], dict):
-        _fail(where, "'input' must be an object like {\"size\": 48, \"channels\": 1, \"scale\": \"unit\"}")
+        _fail(where, '\'input\' must be an object like {"size": 48, "channels": 1, "scale": "unit"}')
     try:
         spec = input_spec(data["input"])
     except (ValueError, TypeError, KeyError) as exc:
@@ -140,9 +166,17 @@ def parse_card(data: Any, where: str = "<card>", path: Path | None = None) -> Mo
     if not isinstance(tta, list) or any(t not in ("flip",) for t in tta):
         _fail(where, f"'tta' must be a list of known test-time augmentations (['flip']), got {tta!r}")
     card = ModelCard(
-        name=name, classes=list(classes), input=spec, metrics=metrics, kind=kind,
-        title=str(data.get("title") or name), label_scheme=data.get("label_scheme"),
-        dataset=data.get("dataset"), tta=list(tta), recipe=data.get("recipe") or {}, path=path,
+        name=name,
+        classes=list(classes),
+        input=spec,
+        metrics=metrics,
+        kind=kind,
+        title=str(data.get("title") or name),
+        label_scheme=data.get("label_scheme"),
+        dataset=data.get("dataset"),
+        tta=list(tta),
+        recipe=data.get("recipe") or {},
+        path=path,
     )
     if kind == "single":
         file = data.get("file")
@@ -162,7 +196,7 @@ def parse_card(data: Any, where: str = "<card>", path: Path | None = None) -> Mo
     else:
         members = data.get("members")
         if not isinstance(members, list) or not members:
-            _fail(where, "an ensemble needs 'members': [{\"name\": ..., \"weight\": ...}, ...]")
+            _fail(where, 'an ensemble needs \'members\': [{"name": ..., "weight": ...}, ...]')
         clean = []
         for m in members:
             if not isinstance(m, dict) or not isinstance(m.get("name"), str):
@@ -180,15 +214,17 @@ def parse_card(data: Any, where: str = "<card>", path: Path | None = None) -> Mo
         _fail(where, "'default' must be true or false")
     card.default = bool(data.get("default", False))
     titles = data.get("titles") or {}
-    if not isinstance(titles, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
-                                               for k, v in titles.items()):
-        _fail(where, "'titles' must map a language code to a non-empty title, e.g. {\"vi\": \"...\"}")
+    if not isinstance(titles, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in titles.items()
+    ):
+        _fail(where, '\'titles\' must map a language code to a non-empty title, e.g. {"vi": "..."}')
     card.titles = dict(titles)
     for key in ("short", "purpose"):
         value = data.get(key) or {}
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
-                                                  for k, v in value.items()):
-            _fail(where, f"'{key}' must map a language code to a non-empty text, e.g. {{\"en\": \"...\"}}")
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+        ):
+            _fail(where, f'\'{key}\' must map a language code to a non-empty text, e.g. {{"en": "..."}}')
         setattr(card, key, dict(value))
     if not isinstance(data.get("menu", True), bool):
         _fail(where, "'menu' must be true or false")
@@ -196,12 +232,14 @@ def parse_card(data: Any, where: str = "<card>", path: Path | None = None) -> Mo
     confidence = data.get("confidence") or {}
     if confidence:
         if not isinstance(confidence, dict) or not all(
-                _number(confidence.get(k)) and 0.0 <= confidence[k] <= 1.0 for k in ("min_top", "min_margin")):
+            _number(confidence.get(k)) and 0.0 <= confidence[k] <= 1.0 for k in ("min_top", "min_margin")
+        ):
             _fail(where, "'confidence' needs 'min_top' and 'min_margin' between 0 and 1")
         card.confidence = dict(confidence)
     calibration = data.get("calibration") or {}
-    if not isinstance(calibration, dict) or ("temperature" in calibration and not (
-            _number(calibration["temperature"]) and calibration["temperature"] > 0)):
+    if not isinstance(calibration, dict) or (
+        "temperature" in calibration and not (_number(calibration["temperature"]) and calibration["temperature"] > 0)
+    ):
         _fail(where, "'calibration' must be an object with a positive 'temperature'")
     if calibration.get("applied", "in_graph") not in ("in_graph", "at_serving"):
         _fail(where, "'calibration.applied' must be 'in_graph' (folded into the model) or 'at_serving'")

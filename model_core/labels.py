@@ -1,4 +1,5 @@
 """Label names and schemes (lower-case English everywhere; ARCHITECTURE.md contract 4)."""
+
 from __future__ import annotations
 
 # FER-2013 label order (the CSV's integer labels index this list).
@@ -19,8 +20,10 @@ SPLIT_KEYS = {  # (label scheme, Kaggle split name) -> the card's metrics key
     ("ferplus", "PublicTest"): "ferplus_val",
     ("ferplus", "PrivateTest"): "ferplus_test",
 }
-DATASETS = {"fer2013": "FER-2013 (7 classes, original labels)",
-            "ferplus": "FER+ (8 classes, majority vote of 10 annotators; FER-2013 images)"}
+DATASETS = {
+    "fer2013": "FER-2013 (7 classes, original labels)",
+    "ferplus": "FER+ (8 classes, majority vote of 10 annotators; FER-2013 images)",
+}
 
 
 def metrics_key(scheme: str, split: str) -> str:

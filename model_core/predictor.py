@@ -9,6 +9,7 @@ benchmarks alike: `preprocess_faces(card input)` -> `predict_with_tta(card tta)`
 - An ensemble runs its members (each with its own card's input and TTA) and votes by label name
   (`combine_members`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,13 +27,19 @@ BATCH_SIZE = 256
 RUNTIMES = ("auto", "onnx")  # "auto" is kept for callers: it means ONNX Runtime
 
 
-def predict_batches(forward: Callable[[np.ndarray], np.ndarray], faces, spec: Mapping, tta: Sequence[str],
-                    n_classes: int, batch_size: int = BATCH_SIZE) -> np.ndarray:
+def predict_batches(
+    forward: Callable[[np.ndarray], np.ndarray],
+    faces,
+    spec: Mapping,
+    tta: Sequence[str],
+    n_classes: int,
+    batch_size: int = BATCH_SIZE,
+) -> np.ndarray:
     """(N, n_classes) probabilities for N uint8 faces through `forward`, with the card's preprocessing
     and test-time procedure, `batch_size` faces at a time."""
     out = []
     for i in range(0, len(faces), batch_size):
-        batch = preprocess_faces(faces[i:i + batch_size], spec)
+        batch = preprocess_faces(faces[i : i + batch_size], spec)
         out.append(predict_with_tta(forward, batch, tta))
     return np.concatenate(out) if out else np.zeros((0, n_classes))
 
@@ -77,9 +84,16 @@ class Predictor:
         self.classes = list(card.classes)
 
     @classmethod
-    def from_card(cls, card: ModelCard | Mapping | str | Path, *, models_dir: str | Path | None = None,
-                  runtime: str = "auto", threads: int = 1,
-                  member: Callable[[str], Predictor] | None = None, arena: bool = True) -> Predictor:
+    def from_card(
+        cls,
+        card: ModelCard | Mapping | str | Path,
+        *,
+        models_dir: str | Path | None = None,
+        runtime: str = "auto",
+        threads: int = 1,
+        member: Callable[[str], Predictor] | None = None,
+        arena: bool = True,
+    ) -> Predictor:
         """The predictor a card describes.
 
         card: a ModelCard, a card's JSON path, or a card's dict (files in `models_dir`).
@@ -95,6 +109,7 @@ class Predictor:
 
                 def member(name):
                     return cls.from_card(folder / f"{name}.json", runtime=runtime, threads=threads, arena=arena)
+
             return EnsemblePredictor(card, [member(m["name"]) for m in card.members])
         return SinglePredictor(card, runtime=runtime, threads=threads, arena=arena)
 
@@ -107,11 +122,13 @@ def tempered(forward: Callable[[np.ndarray], np.ndarray], temperature: float):
     """`forward`'s probabilities at a temperature: softmax(log p / T), which equals softmax(z / T) of the
     network's logits z (log p differs from z by a constant per row). Applied per view, before the TTA
     average, as training/heads.py fits it."""
+
     def run(batch):
         logp = np.log(np.clip(np.asarray(forward(batch), np.float64), 1e-12, None)) / temperature
         logp -= logp.max(axis=1, keepdims=True)
         p = np.exp(logp)
         return p / p.sum(axis=1, keepdims=True)
+
     return run
 
 

@@ -6,6 +6,7 @@ both predict through `predict_with_tta`, so a model is served with the same test
 was measured with. Only numpy and OpenCV here: the app imports this module and must not pull in the
 rest of `training/`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -73,8 +74,9 @@ def eye_roll(keypoints: Mapping | None) -> float | None:
     return float(np.degrees(np.arctan2(ry - ly, rx - lx)))
 
 
-def crop_face(image: np.ndarray, box: Sequence[float], margin: float = FACE_MARGIN,
-              keypoints: Mapping | None = None) -> np.ndarray:
+def crop_face(
+    image: np.ndarray, box: Sequence[float], margin: float = FACE_MARGIN, keypoints: Mapping | None = None
+) -> np.ndarray:
     """Cut a square crop around a detected face box `[x, y, w, h]` (pixels).
 
     The square is `margin * max(w, h)` wide, centred on the box; parts outside the image are filled by
@@ -92,13 +94,16 @@ def crop_face(image: np.ndarray, box: Sequence[float], margin: float = FACE_MARG
         raise ValueError(f"face box {list(box)} lies outside the {iw}x{ih} image")
     roll = eye_roll(keypoints) if keypoints else None
     if roll is not None and ALIGN_MIN_DEGREES <= abs(roll) <= ALIGN_MAX_DEGREES:
-        m = np.asarray(cv2.getRotationMatrix2D((cx, cy), roll, 1.0), np.float64)  # counter-clockwise by `roll`: eyes level
-        m[:, 2] += (s / 2.0 - cx, s / 2.0 - cy)            # the box centre to the square's centre
-        return cv2.warpAffine(np.ascontiguousarray(image), m, (s, s), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+        m = np.asarray(
+            cv2.getRotationMatrix2D((cx, cy), roll, 1.0), np.float64
+        )  # counter-clockwise by `roll`: eyes level
+        m[:, 2] += (s / 2.0 - cx, s / 2.0 - cy)  # the box centre to the square's centre
+        return cv2.warpAffine(
+            np.ascontiguousarray(image), m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
     pad_l, pad_t = max(0, -x0), max(0, -y0)
     pad_r, pad_b = max(0, x0 + s - iw), max(0, y0 + s - ih)
-    crop = image[max(0, y0):min(ih, y0 + s), max(0, x0):min(iw, x0 + s)]
+    crop = image[max(0, y0) : min(ih, y0 + s), max(0, x0) : min(iw, x0 + s)]
     if pad_l or pad_t or pad_r or pad_b:
         crop = cv2.copyMakeBorder(crop, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
     return crop
@@ -160,17 +165,22 @@ def tta_views(batch: np.ndarray, tta: Sequence[str] = ()) -> list[np.ndarray]:
     return views
 
 
-def predict_with_tta(predict: Callable[[np.ndarray], np.ndarray], batch: np.ndarray,
-                     tta: Sequence[str] = ()) -> np.ndarray:
+def predict_with_tta(
+    predict: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, tta: Sequence[str] = ()
+) -> np.ndarray:
     """Class probabilities averaged over the test-time views, in one call to `predict`."""
     views = tta_views(batch, tta)
     n = len(batch)
     probs = np.asarray(predict(np.concatenate(views, axis=0)), np.float64)
-    return np.mean([probs[i * n:(i + 1) * n] for i in range(len(views))], axis=0)
+    return np.mean([probs[i * n : (i + 1) * n] for i in range(len(views))], axis=0)
 
 
-def combine_members(member_probs: Sequence[np.ndarray], member_classes: Sequence[Sequence[str]],
-                    weights: Sequence[float], classes: Sequence[str]) -> np.ndarray:
+def combine_members(
+    member_probs: Sequence[np.ndarray],
+    member_classes: Sequence[Sequence[str]],
+    weights: Sequence[float],
+    classes: Sequence[str],
+) -> np.ndarray:
     """An ensemble's probabilities: the weighted mean of its members' probabilities.
 
     Members are matched to the ensemble's `classes` by label name, so a FER+ member (8 classes) can

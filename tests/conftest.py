@@ -5,6 +5,7 @@ committed, EMOTION_TEST_MODELS_DIR (or the smoke model at /tmp/smoke_models, if 
 tests that need a model skip when there is none. Building the app loads the detector and every
 model, so it is built once per session.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -34,8 +35,9 @@ def gunicorn_bin() -> Path:
     return here if here.exists() else Path(shutil.which("gunicorn") or "gunicorn")
 
 
-def start_gunicorn(log_path: Path, workers: int = 2, warmup: str = "sync",
-                   loglevel: str = "info", env: dict | None = None) -> tuple[subprocess.Popen, int]:
+def start_gunicorn(
+    log_path: Path, workers: int = 2, warmup: str = "sync", loglevel: str = "info", env: dict | None = None
+) -> tuple[subprocess.Popen, int]:
     """The README's gunicorn (gunicorn.conf.py) on a free loopback port, serving the test models;
     its output goes to `log_path`. Skips when there is no model or no gunicorn. `env` adds variables;
     the metrics port is off unless `env` names one (servers started side by side would share 9100)."""
@@ -48,21 +50,40 @@ def start_gunicorn(log_path: Path, workers: int = 2, warmup: str = "sync",
     if not gunicorn_bin().exists():
         pytest.skip("gunicorn is not installed")
     port = free_port()
-    env = dict(os.environ, WEB_CONCURRENCY=str(workers), EMOTION_MODELS_DIR=str(models), EMOTION_WARMUP=warmup,
-               GUNICORN_LOGLEVEL=loglevel, PYTHONUNBUFFERED="1", METRICS_PORT="0")
+    env = dict(
+        os.environ,
+        WEB_CONCURRENCY=str(workers),
+        EMOTION_MODELS_DIR=str(models),
+        EMOTION_WARMUP=warmup,
+        GUNICORN_LOGLEVEL=loglevel,
+        PYTHONUNBUFFERED="1",
+        METRICS_PORT="0",
+    )
     env.update(extra)
     env.pop("PORT", None)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([str(gunicorn_bin()), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(gunicorn_bin()), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return proc, port
 
 
 def post_photo(port: int, photo: bytes, timeout: float = 30) -> tuple[int, dict]:
     """POST a JPEG as multipart `image` to /api/predict on a loopback port: (status, JSON reply)."""
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + photo + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + photo
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("POST", "/api/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
@@ -94,8 +115,7 @@ def models_dir() -> Path:
 def app(models_dir):
     from app import create_app
 
-    app = create_app({"TESTING": True, "MODELS_DIR": str(models_dir), "WARMUP": "sync",
-                      "SPEECH_ENGINE": "espeak"})
+    app = create_app({"TESTING": True, "MODELS_DIR": str(models_dir), "WARMUP": "sync", "SPEECH_ENGINE": "espeak"})
     yield app
 
 

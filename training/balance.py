@@ -6,6 +6,7 @@ neighbouring images of a class (imbalanced-learn on the flattened pixels); their
 one-hot targets, since interpolating FER+ vote distributions is not meaningful. Float rows (a
 network's features, `training.heads`) are interpolated as they are; uint8 images stay uint8.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,14 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     return {i: float(w[i]) for i in range(num_classes)}
 
 
-def balance(images: np.ndarray, labels: np.ndarray, method: str, soft: np.ndarray | None = None,
-            seed: int = 0, num_classes: int | None = None):
+def balance(
+    images: np.ndarray,
+    labels: np.ndarray,
+    method: str,
+    soft: np.ndarray | None = None,
+    seed: int = 0,
+    num_classes: int | None = None,
+):
     """Return `(images, labels, soft, class_weight)` after applying `method`."""
     if method not in METHODS:
         raise ValueError(f"unknown balancing method {method!r}; choose from {METHODS}")
@@ -48,8 +55,7 @@ def balance(images: np.ndarray, labels: np.ndarray, method: str, soft: np.ndarra
 
     counts = np.bincount(labels, minlength=num_classes)
     k = int(max(1, min(5, counts[counts > 0].min() - 1)))
-    sampler = (SMOTE(k_neighbors=k, random_state=seed) if method == "smote"
-               else ADASYN(n_neighbors=k, random_state=seed))
+    sampler = SMOTE(k_neighbors=k, random_state=seed) if method == "smote" else ADASYN(n_neighbors=k, random_state=seed)
     flat = images.reshape(len(images), -1).astype(np.float32)
     try:
         x_res, y_res = sampler.fit_resample(flat, labels)

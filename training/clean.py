@@ -5,6 +5,7 @@ FER+ annotators' verdict: "not a face" as the plurality vote, or no FER+ image a
 those rows, mostly non-faces). Only the training split is cleaned; test splits stay standard so the
 numbers compare with published ones.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,9 +34,13 @@ def clean(split, votes: FerPlusVotes | None = None):
     for mask in reasons.values():
         drop |= mask
     keep = ~drop
-    report = {"removed": int(drop.sum()), "kept": int(keep.sum()),
-              "by_reason": {k: int(v.sum()) for k, v in reasons.items()},
-              "removed_rows": [int(r) for r in split.rows[drop]]}
-    cleaned = type(split)(split.images[keep], split.labels[keep],
-                          None if split.soft is None else split.soft[keep], split.rows[keep])
+    report = {
+        "removed": int(drop.sum()),
+        "kept": int(keep.sum()),
+        "by_reason": {k: int(v.sum()) for k, v in reasons.items()},
+        "removed_rows": [int(r) for r in split.rows[drop]],
+    }
+    cleaned = type(split)(
+        split.images[keep], split.labels[keep], None if split.soft is None else split.soft[keep], split.rows[keep]
+    )
     return cleaned, report

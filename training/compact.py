@@ -10,6 +10,7 @@ arrays as a plain ONNX graph with the `onnx` helper (NHWC float input in [0, 1] 
 makes it for `scale: unit`, softmax output), as training/mobilenet.py does for MobileNet: no exporter.
 A leaf: imports only numpy (torch and onnx inside the functions).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 
 WIDTHS = (32, 64, 128, 256)
 HEAD_UNITS = 256
-BN_EPS = 1e-3          # Keras' BatchNormalization defaults (epsilon 1e-3, momentum 0.99)
+BN_EPS = 1e-3  # Keras' BatchNormalization defaults (epsilon 1e-3, momentum 0.99)
 BN_MOMENTUM = 0.01
 
 
@@ -27,8 +28,14 @@ def block_dropout(i: int, dropout: float = 0.25) -> float:
     return dropout * min(1.0, i / 2)
 
 
-def CompactCNN(num_classes: int, widths=WIDTHS, head_units: int = HEAD_UNITS, dropout: float = 0.5,  # noqa: N802
-               block_drop: float = 0.25, in_channels: int = 1):
+def CompactCNN(
+    num_classes: int,
+    widths=WIDTHS,
+    head_units: int = HEAD_UNITS,
+    dropout: float = 0.5,  # noqa: N802
+    block_drop: float = 0.25,
+    in_channels: int = 1,
+):
     """The network; `dropout` is the head's (before the classifier), `block_drop` the conv blocks'."""
     import torch
     import torch.nn as nn
@@ -41,9 +48,15 @@ def CompactCNN(num_classes: int, widths=WIDTHS, head_units: int = HEAD_UNITS, dr
             convs, cin = [], in_channels
             for i, w in enumerate(self.widths, 1):
                 for part in ("a", "b"):
-                    convs.append((f"block{i}_{part}", nn.Sequential(
-                        nn.Conv2d(cin, w, 3, padding=1, bias=False),
-                        nn.BatchNorm2d(w, eps=BN_EPS, momentum=BN_MOMENTUM))))
+                    convs.append(
+                        (
+                            f"block{i}_{part}",
+                            nn.Sequential(
+                                nn.Conv2d(cin, w, 3, padding=1, bias=False),
+                                nn.BatchNorm2d(w, eps=BN_EPS, momentum=BN_MOMENTUM),
+                            ),
+                        )
+                    )
                     cin = w
             self.convs = nn.ModuleDict(convs)
             self.drops = nn.ModuleList(nn.Dropout(block_dropout(i, block_drop)) for i in range(1, len(widths) + 1))
@@ -91,8 +104,7 @@ def CompactCNN(num_classes: int, widths=WIDTHS, head_units: int = HEAD_UNITS, dr
     return Net()
 
 
-def build_onnx(arrays: dict[str, np.ndarray], size: int = 48, path: str | Path | None = None,
-               storage: str = "float32"):
+def build_onnx(arrays: dict[str, np.ndarray], size: int = 48, path: str | Path | None = None, storage: str = "float32"):
     """Folded arrays (`folded_arrays()`) as an ONNX model: input `input` (N, size, size, C) float32 in
     [0, 1]; output `probs` (N, classes), softmax. `storage="float16"` halves the file (Cast nodes that
     ONNX Runtime folds at load; the arithmetic stays float32)."""
@@ -101,25 +113,44 @@ def build_onnx(arrays: dict[str, np.ndarray], size: int = 48, path: str | Path |
     g = GraphBuilder(storage)
     const = g.const
     channels = int(arrays["block1_a.kernel"].shape[1])
-    blocks = sorted({int(k[5:k.index("_")]) for k in arrays if k.startswith("block")})
+    blocks = sorted({int(k[5 : k.index("_")]) for k in arrays if k.startswith("block")})
     g.node("Transpose", ["input"], ["x0"], perm=[0, 3, 1, 2])
     x = "x0"
     for i in blocks:
         for part in ("a", "b"):
             name = f"block{i}_{part}"
-            g.node("Conv", [x, const(f"{name}.w", arrays[f"{name}.kernel"]), const(f"{name}.b", arrays[f"{name}.bias"])],
-                   [f"{name}.c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+            g.node(
+                "Conv",
+                [x, const(f"{name}.w", arrays[f"{name}.kernel"]), const(f"{name}.b", arrays[f"{name}.bias"])],
+                [f"{name}.c"],
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+            )
             g.node("Relu", [f"{name}.c"], [f"{name}.y"])
             x = f"{name}.y"
         g.node("MaxPool", [x], [f"block{i}.p"], kernel_shape=[2, 2], strides=[2, 2])
         x = f"block{i}.p"
     g.node("GlobalAveragePool", [x], ["pool"])
     g.node("Flatten", ["pool"], ["feat"], axis=1)
-    g.node("Gemm", ["feat", const("head_dense.w", arrays["head_dense.kernel"]),
-                    const("head_dense.b", arrays["head_dense.bias"])], ["hd"], transB=1)
+    g.node(
+        "Gemm",
+        ["feat", const("head_dense.w", arrays["head_dense.kernel"]), const("head_dense.b", arrays["head_dense.bias"])],
+        ["hd"],
+        transB=1,
+    )
     g.node("Relu", ["hd"], ["hr"])
-    g.node("Gemm", ["hr", const("head.w", arrays["head.kernel"]), const("head.b", arrays["head.bias"])],
-           ["logits"], transB=1)
+    g.node(
+        "Gemm",
+        ["hr", const("head.w", arrays["head.kernel"]), const("head.b", arrays["head.bias"])],
+        ["logits"],
+        transB=1,
+    )
     g.node("Softmax", ["logits"], ["probs"], axis=-1)
-    return g.model("compact_cnn_emotion", size, channels, int(arrays["head.bias"].shape[0]),
-                   "emotion-assistant training.compact", path)
+    return g.model(
+        "compact_cnn_emotion",
+        size,
+        channels,
+        int(arrays["head.bias"].shape[0]),
+        "emotion-assistant training.compact",
+        path,
+    )

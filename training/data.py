@@ -6,6 +6,7 @@
 
 Every reader fails with a `DataError` that names the file and the row, never a numpy traceback.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,15 +22,31 @@ import numpy as np
 from model_core.labels import FER2013_CLASSES, FERPLUS_CLASSES, SCHEMES  # noqa: F401  (re-exported)
 
 # FER+ vote columns in file order; the first eight are emotions, then "unknown" and "not a face".
-FERPLUS_VOTE_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
-                        "contempt", "unknown", "NF"]
+FERPLUS_VOTE_COLUMNS = [
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+]
 
 # Split names as Kaggle writes them, with the folder-layout aliases people use.
 SPLITS = ("Training", "PublicTest", "PrivateTest")
-SPLIT_ALIASES = {"training": "Training", "train": "Training",
-                 "publictest": "PublicTest", "val": "PublicTest", "valid": "PublicTest",
-                 "validation": "PublicTest",
-                 "privatetest": "PrivateTest", "test": "PrivateTest"}
+SPLIT_ALIASES = {
+    "training": "Training",
+    "train": "Training",
+    "publictest": "PublicTest",
+    "val": "PublicTest",
+    "valid": "PublicTest",
+    "validation": "PublicTest",
+    "privatetest": "PrivateTest",
+    "test": "PrivateTest",
+}
 IMAGE_SIZE = 48
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -58,8 +75,10 @@ def fer2013_csv(data_dir: str | Path) -> Path:
     for name in FER2013_CSV_NAMES:
         if (folder / name).is_file():
             return folder / name
-    raise DataError(f"{folder}/: neither {' nor '.join(FER2013_CSV_NAMES)} is there; put Kaggle's "
-                    "fer2013.csv (plain or gzipped) there (`python -m training data` says what is missing)")
+    raise DataError(
+        f"{folder}/: neither {' nor '.join(FER2013_CSV_NAMES)} is there; put Kaggle's "
+        "fer2013.csv (plain or gzipped) there (`python -m training data` says what is missing)"
+    )
 
 
 def default_data_dir() -> Path:
@@ -81,18 +100,18 @@ def canonical_split(name: str) -> str:
 @dataclass
 class FerImages:
     """Grey 48x48 images with their FER-2013 label, split and row in the source file."""
-    images: np.ndarray              # (N, 48, 48) uint8
-    labels: np.ndarray              # (N,) int64, FER-2013 index, -1 where unknown
-    usage: np.ndarray               # (N,) str, one of SPLITS
-    rows: np.ndarray                # (N,) int64, 0-based row in the source file
+
+    images: np.ndarray  # (N, 48, 48) uint8
+    labels: np.ndarray  # (N,) int64, FER-2013 index, -1 where unknown
+    usage: np.ndarray  # (N,) str, one of SPLITS
+    rows: np.ndarray  # (N,) int64, 0-based row in the source file
     source: str = ""
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, mask: np.ndarray) -> FerImages:
-        return FerImages(self.images[mask], self.labels[mask], self.usage[mask], self.rows[mask],
-                         self.source)
+        return FerImages(self.images[mask], self.labels[mask], self.usage[mask], self.rows[mask], self.source)
 
 
 def _open_text(path: Path):
@@ -111,8 +130,7 @@ def _cache_path(path: Path, cache_dir: Path | None) -> Path | None:
     return Path(cache_dir) / f"fer2013-{key}.npz"
 
 
-def read_fer2013_csv(path: str | Path, cache_dir: str | Path | None = None,
-                     progress: bool = True) -> FerImages:
+def read_fer2013_csv(path: str | Path, cache_dir: str | Path | None = None, progress: bool = True) -> FerImages:
     """Read Kaggle's `fer2013.csv` (or `.csv.gz`).
 
     Parsing 35,887 rows of text takes ~20 s (a tqdm bar shows it), so with `cache_dir` the arrays are
@@ -164,8 +182,9 @@ def read_fer2013_csv(path: str | Path, cache_dir: str | Path | None = None,
                 raise DataError(f"{where}: {e}") from None
     if not images:
         raise DataError(f"{path}: no data rows")
-    data = FerImages(np.stack(images), np.array(labels, np.int64), np.array(usage),
-                     np.arange(len(images), dtype=np.int64), str(path))
+    data = FerImages(
+        np.stack(images), np.array(labels, np.int64), np.array(usage), np.arange(len(images), dtype=np.int64), str(path)
+    )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
@@ -176,9 +195,9 @@ def read_fer2013_csv(path: str | Path, cache_dir: str | Path | None = None,
 
 @dataclass
 class FerPlusVotes:
-    usage: np.ndarray               # (N,) str
-    names: np.ndarray               # (N,) str, '' where FER+ made no image
-    votes: np.ndarray               # (N, 10) float32, FERPLUS_VOTE_COLUMNS order
+    usage: np.ndarray  # (N,) str
+    names: np.ndarray  # (N,) str, '' where FER+ made no image
+    votes: np.ndarray  # (N, 10) float32, FERPLUS_VOTE_COLUMNS order
 
 
 def read_ferplus_votes(path: str | Path) -> FerPlusVotes:
@@ -189,8 +208,7 @@ def read_ferplus_votes(path: str | Path) -> FerPlusVotes:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None or len(header) != 12:
-            raise DataError(f"{path}: expected a 12-column header 'Usage,Image name,neutral,...,NF', "
-                            f"got {header}")
+            raise DataError(f"{path}: expected a 12-column header 'Usage,Image name,neutral,...,NF', got {header}")
         for n, rec in enumerate(reader):
             where = f"{path}: row {n} (line {n + 2})"
             if len(rec) != 12:
@@ -222,7 +240,7 @@ def ferplus_targets(votes: FerPlusVotes):
     v = votes.votes
     top = np.argmax(v, axis=1)
     keep = (votes.names != "") & (top < len(FERPLUS_CLASSES))
-    emo = v[:, :len(FERPLUS_CLASSES)]
+    emo = v[:, : len(FERPLUS_CLASSES)]
     totals = emo.sum(axis=1, keepdims=True)
     dist = np.divide(emo, totals, out=np.zeros_like(emo), where=totals > 0)
     majority = np.argmax(emo, axis=1).astype(np.int64)
@@ -264,13 +282,13 @@ def read_image_folder(root: str | Path, classes: list[str] = FER2013_CLASSES) ->
                 rows.append(int(file.stem) if file.stem.isdigit() else len(rows))
     if not images:
         raise DataError(f"{root}: no images found under <split>/<label>/")
-    return FerImages(np.stack(images), np.array(labels, np.int64), np.array(usage),
-                     np.array(rows, np.int64), str(root))
+    return FerImages(np.stack(images), np.array(labels, np.int64), np.array(usage), np.array(rows, np.int64), str(root))
 
 
 @dataclass
 class Split:
     """One split ready for training: images, hard labels and (for FER+) soft targets."""
+
     images: np.ndarray
     labels: np.ndarray
     soft: np.ndarray | None = None
@@ -293,8 +311,10 @@ def build_splits(images: FerImages, scheme: str = "fer2013", votes: FerPlusVotes
         if votes is None:
             raise DataError("the FER+ scheme needs the FER+ votes file (fer2013new.csv)")
         if len(votes.usage) != len(images):
-            raise DataError(f"FER+ votes have {len(votes.usage)} rows but the images have {len(images)}; "
-                            "they must be row-aligned with fer2013.csv")
+            raise DataError(
+                f"FER+ votes have {len(votes.usage)} rows but the images have {len(images)}; "
+                "they must be row-aligned with fer2013.csv"
+            )
         mismatch = np.nonzero(votes.usage[images.rows] != images.usage)[0] if len(images) else []
         if len(mismatch):
             raise DataError(f"FER+ Usage differs from fer2013.csv at row {int(images.rows[mismatch[0]])}")
@@ -312,13 +332,18 @@ def subset(split: Split, n: int, rng: np.random.Generator) -> Split:
     if len(split) <= n:
         return split
     idx = np.sort(rng.choice(len(split), n, replace=False))
-    return Split(split.images[idx], split.labels[idx], None if split.soft is None else split.soft[idx],
-                 split.rows[idx])
+    return Split(split.images[idx], split.labels[idx], None if split.soft is None else split.soft[idx], split.rows[idx])
 
 
-def load_splits(data: str | Path | None = None, scheme: str = "fer2013", image_folder: str | Path = "",
-                limit: int = 0, seed: int = 0, cache_dir: str | Path | None = CACHE_DIR,
-                progress: bool = True):
+def load_splits(
+    data: str | Path | None = None,
+    scheme: str = "fer2013",
+    image_folder: str | Path = "",
+    limit: int = 0,
+    seed: int = 0,
+    cache_dir: str | Path | None = CACHE_DIR,
+    progress: bool = True,
+):
     """The one split loader of every trainer, evaluator and benchmark: `(splits, votes, source)`.
 
     `data`: the folder holding `fer2013/` and `ferplus/` (default `default_data_dir()`); the CSV is found

@@ -11,6 +11,7 @@ team's `../shared/data`) for the forms people actually have:
 For each it counts rows per split and compares checksums with the known files. `--prepare` writes the
 layout the trainer reads (`fer2013/fer2013.csv`) from an icml_face_data.csv or an image folder.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,9 +24,13 @@ from pathlib import Path
 
 from . import data as fer
 
-FER2013_URL = "https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge/data"
-FERPLUS_URL = "https://github.com/microsoft/FERPlus (file fer2013new.csv; raw: " \
-              "https://raw.githubusercontent.com/microsoft/FERPlus/master/fer2013new.csv)"
+FER2013_URL = (
+    "https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge/data"
+)
+FERPLUS_URL = (
+    "https://github.com/microsoft/FERPlus (file fer2013new.csv; raw: "
+    "https://raw.githubusercontent.com/microsoft/FERPlus/master/fer2013new.csv)"
+)
 EXPECTED_ROWS = {"Training": 28709, "PublicTest": 3589, "PrivateTest": 3589}
 # The image-folder mirror (Kaggle "msambare/fer2013"): test/ is PublicTest and PrivateTest together.
 EXPECTED_FOLDER = {"train": 28709, "test": 7178}
@@ -42,12 +47,12 @@ PREPARED_NOTE = "PREPARED_FROM.txt"
 
 @dataclass
 class Finding:
-    dataset: str                 # "FER-2013" or "FER+"
+    dataset: str  # "FER-2013" or "FER+"
     ok: bool
-    path: Path | str | None = None   # the file found, or (missing) what is looked for
+    path: Path | str | None = None  # the file found, or (missing) what is looked for
     form: str = ""
     rows: dict = field(default_factory=dict)
-    checksum: str = ""           # what the md5 says, or "" when not checked
+    checksum: str = ""  # what the md5 says, or "" when not checked
     notes: list = field(default_factory=list)
 
 
@@ -83,8 +88,11 @@ def count_usage(path: Path, usage_column: str = "usage") -> tuple[Counter, list]
 
 
 def _rows_note(rows: dict) -> list:
-    return [f"{split}: {rows.get(split, 0):,} rows, expected {n:,} for the full dataset"
-            for split, n in EXPECTED_ROWS.items() if rows.get(split, 0) != n]
+    return [
+        f"{split}: {rows.get(split, 0):,} rows, expected {n:,} for the full dataset"
+        for split, n in EXPECTED_ROWS.items()
+        if rows.get(split, 0) != n
+    ]
 
 
 def _checksum_note(path: Path, checksums: bool) -> str:
@@ -105,21 +113,28 @@ def _wanted(root: Path) -> str:
 
 
 def image_folder_candidates(root: Path) -> list[Path]:
-    return [d for d in (root / "fer2013", root / "fer2013" / "images", root / "images", root)
-            if (d / "train").is_dir() and (d / "test").is_dir()]
+    return [
+        d
+        for d in (root / "fer2013", root / "fer2013" / "images", root / "images", root)
+        if (d / "train").is_dir() and (d / "test").is_dir()
+    ]
 
 
 def check_fer2013(root: Path, checksums: bool = True) -> Finding:
     for path in fer2013_candidates(root):
         counts, header = count_usage(path)
         cols = [h.strip().lower() for h in header]
-        form = "icml_face_data.csv (emotion, Usage, pixels)" if cols[:3] == ["emotion", "usage", "pixels"] \
+        form = (
+            "icml_face_data.csv (emotion, Usage, pixels)"
+            if cols[:3] == ["emotion", "usage", "pixels"]
             else "fer2013.csv (emotion, pixels, Usage)"
+        )
         f = Finding("FER-2013", True, path, form, dict(counts), _checksum_note(path, checksums))
         f.notes += _rows_note(f.rows)
         if path.parent != root / "fer2013" or path.name not in fer.FER2013_CSV_NAMES:
-            f.notes.append(f"the trainer reads {_wanted(root)}: run "
-                           f"`python -m training data --prepare` to write it from this file")
+            f.notes.append(
+                f"the trainer reads {_wanted(root)}: run `python -m training data --prepare` to write it from this file"
+            )
         note = path.parent / PREPARED_NOTE
         if note.exists():
             f.notes.append("prepared by `python -m training data --prepare`: " + note.read_text().strip())
@@ -129,19 +144,29 @@ def check_fer2013(root: Path, checksums: bool = True) -> Finding:
         for split in ("train", "test"):
             rows[split] = sum(1 for p in (folder / split).glob("*/*") if p.suffix.lower() in fer.IMAGE_SUFFIXES)
         f = Finding("FER-2013", True, folder, "image folder (train/<label>/, test/<label>/)", rows)
-        f.notes += [f"{s}/: {rows[s]:,} images, expected {n:,} for the full mirror"
-                    for s, n in EXPECTED_FOLDER.items() if rows[s] != n]
+        f.notes += [
+            f"{s}/: {rows[s]:,} images, expected {n:,} for the full mirror"
+            for s, n in EXPECTED_FOLDER.items()
+            if rows[s] != n
+        ]
         f.notes += IMAGE_FOLDER_EVALUATION
-        f.notes.append(f"train from it with `--image-folder {folder}`, or write the CSV layout the other "
-                       f"commands read with `python -m training data --prepare`")
+        f.notes.append(
+            f"train from it with `--image-folder {folder}`, or write the CSV layout the other "
+            f"commands read with `python -m training data --prepare`"
+        )
         return f
-    return Finding("FER-2013", False, _wanted(root), notes=[
-        f"missing: put Kaggle's fer2013.csv, plain or gzipped, at {_wanted(root)} (either is read)",
-        f"get it from the Kaggle challenge page (sign in, accept the rules, download): {FER2013_URL}",
-        "also accepted: Kaggle's icml_face_data.csv in the same folder, or the image-folder mirror "
-        f"(train/<label>/*.jpg, test/<label>/*.jpg) at {root / 'fer2013'}/",
-        "not enough on their own: Kaggle's train.csv + test.csv (test.csv has no labels)",
-    ])
+    return Finding(
+        "FER-2013",
+        False,
+        _wanted(root),
+        notes=[
+            f"missing: put Kaggle's fer2013.csv, plain or gzipped, at {_wanted(root)} (either is read)",
+            f"get it from the Kaggle challenge page (sign in, accept the rules, download): {FER2013_URL}",
+            "also accepted: Kaggle's icml_face_data.csv in the same folder, or the image-folder mirror "
+            f"(train/<label>/*.jpg, test/<label>/*.jpg) at {root / 'fer2013'}/",
+            "not enough on their own: Kaggle's train.csv + test.csv (test.csv has no labels)",
+        ],
+    )
 
 
 IMAGE_FOLDER_EVALUATION = [
@@ -159,29 +184,44 @@ def check_ferplus(root: Path, checksums: bool = True) -> Finding:
     for path in (root / "ferplus" / "fer2013new.csv", root / "fer2013new.csv"):
         if path.is_file():
             counts, _ = count_usage(path)
-            f = Finding("FER+", True, path, "fer2013new.csv (Usage, Image name, 10 vote columns)", dict(counts),
-                        _checksum_note(path, checksums))
+            f = Finding(
+                "FER+",
+                True,
+                path,
+                "fer2013new.csv (Usage, Image name, 10 vote columns)",
+                dict(counts),
+                _checksum_note(path, checksums),
+            )
             f.notes += _rows_note(f.rows)
             if path.parent != root / "ferplus":
                 f.notes.append(f"the trainer reads {root / 'ferplus' / 'fer2013new.csv'}: move it there")
             return f
-    return Finding("FER+", False, root / "ferplus" / "fer2013new.csv", notes=[
-        f"missing (needed only for --scheme ferplus): put fer2013new.csv at {root / 'ferplus' / 'fer2013new.csv'}",
-        f"get it from Microsoft's FERPlus repository: {FERPLUS_URL}; keep its LICENSE (MIT) beside it",
-        "it labels the rows of Kaggle's fer2013.csv in order, so it needs the CSV form of FER-2013, "
-        "not the image folder",
-    ])
+    return Finding(
+        "FER+",
+        False,
+        root / "ferplus" / "fer2013new.csv",
+        notes=[
+            f"missing (needed only for --scheme ferplus): put fer2013new.csv at {root / 'ferplus' / 'fer2013new.csv'}",
+            f"get it from Microsoft's FERPlus repository: {FERPLUS_URL}; keep its LICENSE (MIT) beside it",
+            "it labels the rows of Kaggle's fer2013.csv in order, so it needs the CSV form of FER-2013, "
+            "not the image folder",
+        ],
+    )
 
 
 def describe_root(explicit: str | Path | None) -> tuple[Path, str]:
     import os
+
     if explicit:
         return Path(explicit), "--data"
     if os.environ.get("EMOTION_DATA"):
         return Path(os.environ["EMOTION_DATA"]), "$EMOTION_DATA"
     root = fer.default_data_dir()
-    return root, ("data/ in the repository" if root == fer.REPO_DATA_DIR else "the team's ../shared/data "
-                  "(no data/ folder in the repository)")
+    return root, (
+        "data/ in the repository"
+        if root == fer.REPO_DATA_DIR
+        else "the team's ../shared/data (no data/ folder in the repository)"
+    )
 
 
 def check(root: Path, checksums: bool = True) -> list[Finding]:
@@ -196,8 +236,9 @@ def report(findings: list[Finding], root: Path, origin: str) -> str:
         if f.form:
             lines.append(f"  form: {f.form}")
         if f.rows:
-            lines.append("  rows: " + ", ".join(f"{k} {v:,}" for k, v in f.rows.items())
-                         + f" (total {sum(f.rows.values()):,})")
+            lines.append(
+                "  rows: " + ", ".join(f"{k} {v:,}" for k, v in f.rows.items()) + f" (total {sum(f.rows.values()):,})"
+            )
         if f.checksum:
             lines.append(f"  {f.checksum}")
         lines += [f"  - {n}" for n in f.notes]
@@ -205,6 +246,7 @@ def report(findings: list[Finding], root: Path, origin: str) -> str:
 
 
 # ---- --prepare ------------------------------------------------------------------------------------
+
 
 def prepare(root: Path, seed: int = 0) -> Path:
     """Write `<root>/fer2013/fer2013.csv` (Kaggle's format) from icml_face_data.csv or an image folder."""
@@ -217,8 +259,10 @@ def prepare(root: Path, seed: int = 0) -> Path:
     tmp = out.with_suffix(".tmp")
     if icml:
         src = icml[0]
-        with io.TextIOWrapper(_open_bytes(src), encoding="utf-8", newline="") as f, \
-                open(tmp, "w", encoding="utf-8", newline="") as o:
+        with (
+            io.TextIOWrapper(_open_bytes(src), encoding="utf-8", newline="") as f,
+            open(tmp, "w", encoding="utf-8", newline="") as o,
+        ):
             reader = csv.reader(f)
             cols = [h.strip().lower() for h in next(reader)]
             i_e, i_p, i_u = cols.index("emotion"), cols.index("pixels"), cols.index("usage")
@@ -229,22 +273,25 @@ def prepare(root: Path, seed: int = 0) -> Path:
     else:
         folders = image_folder_candidates(root)
         if not folders:
-            raise fer.DataError(f"nothing to prepare from in {root}: no icml_face_data.csv and no "
-                                "train/ + test/ image folder")
+            raise fer.DataError(
+                f"nothing to prepare from in {root}: no icml_face_data.csv and no train/ + test/ image folder"
+            )
         source = _prepare_from_folder(folders[0], tmp, seed)
     tmp.replace(out)
     digest = md5_of(out)
     same = digest in KNOWN_MD5 and "fer2013.csv" in KNOWN_MD5[digest]
     (out.parent / PREPARED_NOTE).write_text(
         f"{out.name} written from {source}; md5 {digest}"
-        + (" = Kaggle's fer2013.csv" if same else " (not Kaggle's file)") + "\n")
+        + (" = Kaggle's fer2013.csv" if same else " (not Kaggle's file)")
+        + "\n"
+    )
     return out
 
 
 def _prepare_from_folder(folder: Path, out: Path, seed: int) -> str:
     import numpy as np
 
-    images = fer.read_image_folder(folder)    # train -> Training, test -> PrivateTest
+    images = fer.read_image_folder(folder)  # train -> Training, test -> PrivateTest
     usage = images.usage.copy()
     held = 0
     if not (usage == "PublicTest").any():
@@ -259,8 +306,10 @@ def _prepare_from_folder(folder: Path, out: Path, seed: int) -> str:
         o.write("emotion,pixels,Usage\n")
         for i in order:
             o.write(f"{images.labels[i]},{' '.join(map(str, images.images[i].ravel()))},{usage[i]}\n")
-    return (f"the image folder {folder} (test/ as PrivateTest; {held:,} train/ images, a seeded "
-            f"stratified 10%, held out as PublicTest for validation; seed {seed})")
+    return (
+        f"the image folder {folder} (test/ as PrivateTest; {held:,} train/ images, a seeded "
+        f"stratified 10%, held out as PublicTest for validation; seed {seed})"
+    )
 
 
 def main(data: str | Path | None = None, checksums: bool = True, do_prepare: bool = False) -> int:
@@ -271,6 +320,9 @@ def main(data: str | Path | None = None, checksums: bool = True, do_prepare: boo
     findings = check(root, checksums)
     print(report(findings, root, origin))
     fer_ok = findings[0].ok
-    print("\nready: " + ("FER-2013 scheme" if fer_ok else "nothing yet")
-          + (", FER+ scheme" if fer_ok and findings[1].ok else ""))
+    print(
+        "\nready: "
+        + ("FER-2013 scheme" if fer_ok else "nothing yet")
+        + (", FER+ scheme" if fer_ok and findings[1].ok else "")
+    )
     return 0 if all(f.ok for f in findings) else 1

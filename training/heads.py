@@ -24,6 +24,7 @@ them in seconds:
 The chosen head, divided by the temperature, is written back into the same ONNX graph (`ship_head`):
 serving costs nothing more.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,16 +53,16 @@ BETAS = tuple(round(b, 2) for b in np.arange(0.0, 2.01, 0.25))
 
 # ---------------------------------------------------------------- data
 
+
 @dataclass
 class LabelledSplit:
-    images: np.ndarray        # (N, 48, 48) uint8
-    labels: np.ndarray        # (N,) majority label
-    soft: np.ndarray          # (N, C) vote distribution
+    images: np.ndarray  # (N, 48, 48) uint8
+    labels: np.ndarray  # (N,) majority label
+    soft: np.ndarray  # (N, C) vote distribution
     strong_neutral: np.ndarray  # (N,) bool: >= 7 of 10 annotators said neutral
 
 
-def strong_neutral_mask(votes: fer.FerPlusVotes, rows: np.ndarray,
-                        min_votes: int = STRONG_NEUTRAL_VOTES) -> np.ndarray:
+def strong_neutral_mask(votes: fer.FerPlusVotes, rows: np.ndarray, min_votes: int = STRONG_NEUTRAL_VOTES) -> np.ndarray:
     """Rows whose neutral votes reach `min_votes` of the ten."""
     return votes.votes[rows, fer.FERPLUS_VOTE_COLUMNS.index("neutral")] >= min_votes
 
@@ -71,11 +72,11 @@ def load_ferplus(data_dir: str | Path | None = None) -> dict[str, LabelledSplit]
     distribution and the strong-neutral mask."""
     splits, votes, _ = fer.load_splits(data_dir, "ferplus", progress=False)
     splits["Training"] = clean_split(splits["Training"], votes)[0]
-    return {k: LabelledSplit(s.images, s.labels, s.soft, strong_neutral_mask(votes, s.rows))
-            for k, s in splits.items()}
+    return {k: LabelledSplit(s.images, s.labels, s.soft, strong_neutral_mask(votes, s.rows)) for k, s in splits.items()}
 
 
 # ---------------------------------------------------------------- features
+
 
 def _feature_session(onnx_path: Path, threads: int):
     """ONNX Runtime session on the graph `training.mobilenet.build_onnx` wrote, with its pooled
@@ -99,13 +100,14 @@ def extract_features(card, images: np.ndarray, threads: int = 0, batch: int = 25
     session = _feature_session(card.onnx_path, threads)
     out = []
     for i in range(0, len(images), batch):
-        views = tta_views(preprocess_faces(images[i:i + batch], card.input), card.tta)
+        views = tta_views(preprocess_faces(images[i : i + batch], card.input), card.tta)
         out.append(np.stack([session.run(["feat"], {"input": np.ascontiguousarray(v)})[0] for v in views], 1))
     return np.concatenate(out).astype(np.float32)
 
 
-def cached_features(card, split_name: str, images: np.ndarray, cache_dir: Path, threads: int = 0,
-                    log=print) -> np.ndarray:
+def cached_features(
+    card, split_name: str, images: np.ndarray, cache_dir: Path, threads: int = 0, log=print
+) -> np.ndarray:
     """`extract_features`, kept in `cache_dir` under the ONNX file's hash (features are big and slow
     to make on a 2-core CPU; the cache is git-ignored)."""
     digest = hashlib.sha256(card.onnx_path.read_bytes()).hexdigest()[:16]
@@ -122,14 +124,23 @@ def cached_features(card, split_name: str, images: np.ndarray, cache_dir: Path, 
 
 # ---------------------------------------------------------------- heads
 
+
 def head_probs(feats: np.ndarray, w: np.ndarray, b: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Probabilities averaged over the views, as the served TTA averages them."""
     return _softmax_mean((feats @ w + b) / temperature)
 
 
-def fit_head(feats: np.ndarray, targets: np.ndarray, w0: np.ndarray, b0: np.ndarray,
-             sample_weight: np.ndarray | None = None, steps: int = 300, lr: float = 1e-3,
-             l2: float = 1e-3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def fit_head(
+    feats: np.ndarray,
+    targets: np.ndarray,
+    w0: np.ndarray,
+    b0: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    steps: int = 300,
+    lr: float = 1e-3,
+    l2: float = 1e-3,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """A linear head on fixed features (rows: (N, D) features, (N, C) target distributions), started
     from the shipped head and kept near it (L2 on the change), full-batch Adam with the gradient written
     out (the same loss autograd would differentiate, five times faster on these shapes)."""
@@ -160,8 +171,7 @@ def _rows(feats: np.ndarray, targets: np.ndarray, labels: np.ndarray):
     return feats.reshape(-1, feats.shape[2]), np.repeat(targets, v, 0), np.repeat(labels, v)
 
 
-def method_head(method: str, train_feats: np.ndarray, train: LabelledSplit, w0, b0, seed: int = 0,
-                log=print):
+def method_head(method: str, train_feats: np.ndarray, train: LabelledSplit, w0, b0, seed: int = 0, log=print):
     """(w, b) of one balancing method (the bias terms `tau`, `beta` are applied later, for every method)."""
     from .balance import balance, class_weights
 
@@ -183,6 +193,7 @@ def method_head(method: str, train_feats: np.ndarray, train: LabelledSplit, w0, 
 
 
 # ---------------------------------------------------------------- measures
+
 
 def calm_face_rate(pred: np.ndarray, strong_neutral: np.ndarray, classes) -> float:
     """Share of strong-neutral faces called one of the negative emotions the model knows."""
@@ -207,6 +218,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature minimising log-loss of the view-averaged probabilities (golden-section search
     on log T)."""
+
     def nll(log_t):
         p = _softmax_mean(logits / np.exp(log_t))
         return -float(np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None)).mean())
@@ -244,8 +256,12 @@ def confidence_thresholds(probs: np.ndarray, labels: np.ndarray, target: float =
                 continue
             acc = float(right[m].mean())
             if acc >= target and m.mean() > best["coverage"]:
-                best = {"min_top": round(float(t), 2), "min_margin": round(float(mg), 2),
-                        "coverage": float(m.mean()), "accuracy_confident": acc}
+                best = {
+                    "min_top": round(float(t), 2),
+                    "min_margin": round(float(mg), 2),
+                    "coverage": float(m.mean()),
+                    "accuracy_confident": acc,
+                }
     best["target_accuracy"] = target
     return best
 
@@ -254,8 +270,11 @@ def confident_share(probs: np.ndarray, labels: np.ndarray, rule: dict) -> dict:
     srt = np.sort(probs, axis=1)
     m = (srt[:, -1] >= rule["min_top"]) & (srt[:, -1] - srt[:, -2] >= rule["min_margin"])
     right = probs.argmax(1) == labels
-    return {"coverage": float(m.mean()), "accuracy_confident": float(right[m].mean()) if m.any() else 0.0,
-            "accuracy_hedged": float(right[~m].mean()) if (~m).any() else 0.0}
+    return {
+        "coverage": float(m.mean()),
+        "accuracy_confident": float(right[m].mean()) if m.any() else 0.0,
+        "accuracy_hedged": float(right[~m].mean()) if (~m).any() else 0.0,
+    }
 
 
 def score(probs: np.ndarray, split: LabelledSplit, classes) -> dict:
@@ -282,8 +301,17 @@ def select(rows: list[dict], baseline_accuracy: float) -> dict:
 
 # ---------------------------------------------------------------- the whole step
 
-def refit(card_path: str | Path, methods=METHODS, data_dir=None, threads: int = 0, seed: int = 0,
-          cache_dir: str | Path | None = None, tta=None, log=print) -> dict:
+
+def refit(
+    card_path: str | Path,
+    methods=METHODS,
+    data_dir=None,
+    threads: int = 0,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    tta=None,
+    log=print,
+) -> dict:
     """Every method's head on one card's backbone, each with its validation-chosen `tau` and `beta`,
     scored on FER+ val and test; the selected one calibrated. `tta` (default: the card's) is what the
     head will be served with: heads always learn from every view of a training face (the mirror is free
@@ -324,45 +352,77 @@ def refit(card_path: str | Path, methods=METHODS, data_dir=None, threads: int = 
             continue
         grid = [(t, bt) for t in TAUS for bt in BETAS] if method != "original" else [(0.0, 0.0)]
         z_val = feats["PublicTest"] @ w + b
-        cands = [{"tau": t, "beta": bt, "val": score(_softmax_mean(z_val + _shift(t, bt)), val, classes)}
-                 for t, bt in grid]
+        cands = [
+            {"tau": t, "beta": bt, "val": score(_softmax_mean(z_val + _shift(t, bt)), val, classes)} for t, bt in grid
+        ]
         best = select(cands, base_acc)
         bias = b + _shift(best["tau"], best["beta"])
-        row = {"method": method, "tau": best["tau"], "beta": best["beta"], "val": best["val"],
-               "test": score(head_probs(feats["PrivateTest"], w, bias), test, classes),
-               "seconds": round(time.time() - t0, 1), "w": w, "b": bias}
+        row = {
+            "method": method,
+            "tau": best["tau"],
+            "beta": best["beta"],
+            "val": best["val"],
+            "test": score(head_probs(feats["PrivateTest"], w, bias), test, classes),
+            "seconds": round(time.time() - t0, 1),
+            "w": w,
+            "b": bias,
+        }
         rows.append(row)
-        log(f"[heads] {method:>13} tau {row['tau']:.1f} beta {row['beta']:.2f}: val acc {row['val']['accuracy']:.4f} "
-            f"macro-F1 {row['val']['macro_f1']:.4f} calm {row['val']['calm_face_rate']:.4f}")
+        log(
+            f"[heads] {method:>13} tau {row['tau']:.1f} beta {row['beta']:.2f}: val acc {row['val']['accuracy']:.4f} "
+            f"macro-F1 {row['val']['macro_f1']:.4f} calm {row['val']['calm_face_rate']:.4f}"
+        )
 
     chosen = select(rows, base_acc)
     z_val = feats["PublicTest"] @ chosen["w"] + chosen["b"]
     temperature = fit_temperature(z_val, val.labels)
-    cal = {s: head_probs(feats[k], chosen["w"], chosen["b"], temperature)
-           for s, k in (("val", "PublicTest"), ("test", "PrivateTest"))}
+    cal = {
+        s: head_probs(feats[k], chosen["w"], chosen["b"], temperature)
+        for s, k in (("val", "PublicTest"), ("test", "PrivateTest"))
+    }
     rule = confidence_thresholds(cal["val"], val.labels)
     report = {
-        "card": card.name, "classes": classes, "tta": tta, "selection": {
+        "card": card.name,
+        "classes": classes,
+        "tta": tta,
+        "selection": {
             "rule": f"best FER+ val macro-F1 with val calm-face rate <= {CALM_LIMIT:.0%} and val accuracy "
-                    f">= the shipped head's - {ACC_SLACK:.0%}; each head's tau ({TAUS[0]}-{TAUS[-1]}) and "
-                    f"neutral bias beta ({BETAS[0]}-{BETAS[-1]}) by the same rule",
-            "chosen": chosen["method"], "tau": chosen["tau"], "beta": chosen["beta"]},
+            f">= the shipped head's - {ACC_SLACK:.0%}; each head's tau ({TAUS[0]}-{TAUS[-1]}) and "
+            f"neutral bias beta ({BETAS[0]}-{BETAS[-1]}) by the same rule",
+            "chosen": chosen["method"],
+            "tau": chosen["tau"],
+            "beta": chosen["beta"],
+        },
         "rows": [{k: v for k, v in r.items() if k not in ("w", "b")} for r in rows],
         "calibration": {
             "temperature": round(temperature, 4),
             "ece_before": {"ferplus_val": chosen["val"]["ece"], "ferplus_test": chosen["test"]["ece"]},
-            "ece_after": {"ferplus_val": expected_calibration_error(cal["val"], val.labels),
-                          "ferplus_test": expected_calibration_error(cal["test"], test.labels)},
-            "fitted_on": "ferplus_val (log-loss, served TTA)", "applied": "in_graph"},
-        "confidence": {**rule, "fitted_on": "ferplus_val",
-                       "ferplus_test": confident_share(cal["test"], test.labels, rule)},
+            "ece_after": {
+                "ferplus_val": expected_calibration_error(cal["val"], val.labels),
+                "ferplus_test": expected_calibration_error(cal["test"], test.labels),
+            },
+            "fitted_on": "ferplus_val (log-loss, served TTA)",
+            "applied": "in_graph",
+        },
+        "confidence": {
+            **rule,
+            "fitted_on": "ferplus_val",
+            "ferplus_test": confident_share(cal["test"], test.labels, rule),
+        },
     }
     report["_head"] = (chosen["w"] / temperature, chosen["b"] / temperature)
     return report
 
 
-def ship_head(card_path: str | Path, report: dict, name: str, out_dir: str | Path | None = None,
-              title: str = "", titles: dict | None = None, data_dir=None) -> dict:
+def ship_head(
+    card_path: str | Path,
+    report: dict,
+    name: str,
+    out_dir: str | Path | None = None,
+    title: str = "",
+    titles: dict | None = None,
+    data_dir=None,
+) -> dict:
     """The card's graph with the refitted, calibrated head -> `<out>/<name>.onnx` + card, measured
     again through the serving path (`training.evaluate.card_probs`) on FER+ val and test."""
     from model_core.card import metrics_key, read_card, write_card
@@ -387,15 +447,18 @@ def ship_head(card_path: str | Path, report: dict, name: str, out_dir: str | Pat
     card["tta"] = list(report.get("tta", card.get("tta", [])))
     card["recipe"] = dict(src.get("recipe", {}))
     card["recipe"]["head"] = {
-        "from": src["name"], "method": report["selection"]["chosen"], "tau": report["selection"]["tau"],
+        "from": src["name"],
+        "method": report["selection"]["chosen"],
+        "tau": report["selection"]["tau"],
         "beta": report["selection"]["beta"],
         "selected_on": report["selection"]["rule"],
         "command": f"python -m training heads --card {card_path.as_posix()} --tta {','.join(card['tta']) or 'none'} "
-                   f"--ship {name}",
+        f"--ship {name}",
     }
     card["calibration"] = report["calibration"]
-    card["confidence"] = {k: report["confidence"][k] for k in ("min_top", "min_margin", "coverage",
-                                                                 "accuracy_confident", "fitted_on")}
+    card["confidence"] = {
+        k: report["confidence"][k] for k in ("min_top", "min_margin", "coverage", "accuracy_confident", "fitted_on")
+    }
     splits = load_ferplus(data_dir)
     for split in ("PublicTest", "PrivateTest"):
         s = splits[split]
@@ -407,17 +470,21 @@ def ship_head(card_path: str | Path, report: dict, name: str, out_dir: str | Pat
 
 def table(report: dict) -> str:
     """The ablation rows as Markdown (val selects, test reports)."""
-    head = ("| head | tau, beta | val acc | val macro-F1 | val calm | test acc | test macro-F1 | test calm | "
-            "fear | disgust | contempt | sad | angry |\n|" + "---|" * 13)
+    head = (
+        "| head | tau, beta | val acc | val macro-F1 | val calm | test acc | test macro-F1 | test calm | "
+        "fear | disgust | contempt | sad | angry |\n|" + "---|" * 13
+    )
     lines = [head]
     for r in report["rows"]:
         v, t = r["val"], r["test"]
         rec = lambda c, t=t: t["per_class"][c]["recall"]  # noqa: E731
         mark = " **(chosen)**" if r["method"] == report["selection"]["chosen"] else ""
-        lines.append(f"| {r['method']}{mark} | {r['tau']:.1f}, {r['beta']:.2f} | {v['accuracy']:.2%} | {v['macro_f1']:.3f} | "
-                     f"{v['calm_face_rate']:.1%} | {t['accuracy']:.2%} | {t['macro_f1']:.3f} | "
-                     f"{t['calm_face_rate']:.1%} | {rec('fear'):.2f} | {rec('disgust'):.2f} | "
-                     f"{rec('contempt'):.2f} | {rec('sad'):.2f} | {rec('angry'):.2f} |")
+        lines.append(
+            f"| {r['method']}{mark} | {r['tau']:.1f}, {r['beta']:.2f} | {v['accuracy']:.2%} | {v['macro_f1']:.3f} | "
+            f"{v['calm_face_rate']:.1%} | {t['accuracy']:.2%} | {t['macro_f1']:.3f} | "
+            f"{t['calm_face_rate']:.1%} | {rec('fear'):.2f} | {rec('disgust'):.2f} | "
+            f"{rec('contempt'):.2f} | {rec('sad'):.2f} | {rec('angry'):.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -427,6 +494,7 @@ def save_report(report: dict, path: Path) -> None:
 
 
 # ---------------------------------------------------------------- any card: calibration and confidence
+
 
 def view_logits(card_dict: dict, images: np.ndarray, models_dir: Path, batch: int = 256) -> np.ndarray:
     """(N, views, C) log-probabilities of a single card's network, uncalibrated, one view per TTA view,
@@ -438,7 +506,7 @@ def view_logits(card_dict: dict, images: np.ndarray, models_dir: Path, batch: in
     forward = Predictor.from_card(bare, threads=0)._forward
     out = []
     for i in range(0, len(images), batch):
-        views = tta_views(preprocess_faces(images[i:i + batch], bare.input), bare.tta)
+        views = tta_views(preprocess_faces(images[i : i + batch], bare.input), bare.tta)
         out.append(np.stack([np.log(np.clip(np.asarray(forward(v), np.float64), 1e-12, None)) for v in views], 1))
     return np.concatenate(out)
 
@@ -467,8 +535,10 @@ def calibrate_card(card_path: str | Path, data_dir=None, log=print) -> dict:
         before = after = {"val": predictor.predict_probs(val.images), "test": predictor.predict_probs(test.images)}
         calibration = {"applied": "in_graph", "members": "each member carries its own temperature"}
     else:
-        logits = {"val": view_logits(raw, val.images, card_path.parent),
-                  "test": view_logits(raw, test.images, card_path.parent)}
+        logits = {
+            "val": view_logits(raw, val.images, card_path.parent),
+            "test": view_logits(raw, test.images, card_path.parent),
+        }
         temperature = fit_temperature(logits["val"], val.labels)
         before = {k: _softmax_mean(z) for k, z in logits.items()}
         after = {k: _softmax_mean(z / temperature) for k, z in logits.items()}
@@ -477,18 +547,24 @@ def calibrate_card(card_path: str | Path, data_dir=None, log=print) -> dict:
     calibration.update(
         ece_before={key[k]: expected_calibration_error(before[k], s.labels) for k, s in (("val", val), ("test", test))},
         ece_after={key[k]: expected_calibration_error(after[k], s.labels) for k, s in (("val", val), ("test", test))},
-        fitted_on=f"{key['val']} (log-loss, served TTA)")
+        fitted_on=f"{key['val']} (log-loss, served TTA)",
+    )
     rule = confidence_thresholds(after["val"], val.labels)
     raw["calibration"] = calibration
-    raw["confidence"] = {**{k: rule[k] for k in ("min_top", "min_margin", "coverage", "accuracy_confident")},
-                         "fitted_on": key["val"], key["test"]: confident_share(after["test"], test.labels, rule)}
+    raw["confidence"] = {
+        **{k: rule[k] for k in ("min_top", "min_margin", "coverage", "accuracy_confident")},
+        "fitted_on": key["val"],
+        key["test"]: confident_share(after["test"], test.labels, rule),
+    }
     for k, s in (("val", val), ("test", test)):
         m = score(after[k], s, card.classes)
         if scheme != "ferplus":
             m.pop("calm_face_rate"), m.pop("strong_neutral_faces")  # FER-2013 labels have no vote counts
         raw["metrics"][key[k]] = {**raw["metrics"].get(key[k], {}), **m}
     write_card(card_path, raw)
-    log(f"[calibrate] {card.name}: T {calibration.get('temperature', '-')}, ECE test "
+    log(
+        f"[calibrate] {card.name}: T {calibration.get('temperature', '-')}, ECE test "
         f"{calibration['ece_before'][key['test']]:.3f} -> {calibration['ece_after'][key['test']]:.3f}, "
-        f"hedge below top {rule['min_top']} / margin {rule['min_margin']}")
+        f"hedge below top {rule['min_top']} / margin {rule['min_margin']}"
+    )
     return raw

@@ -3,6 +3,7 @@
 The dict returned by `classification_metrics` is what the model card stores per split
 (docs/ARCHITECTURE.md, contract 2). Numbers match scikit-learn (tests/training/test_metrics.py checks).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,9 +31,15 @@ def classification_metrics(y_true, y_pred, classes: list[str]) -> dict:
         "macro_recall": float(recall.mean()),
         "macro_f1": float(f1.mean()),
         "samples": int(total),
-        "per_class": {c: {"precision": float(precision[i]), "recall": float(recall[i]),
-                          "f1": float(f1[i]), "support": int(actual[i])}
-                      for i, c in enumerate(classes)},
+        "per_class": {
+            c: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(actual[i]),
+            }
+            for i, c in enumerate(classes)
+        },
         "confusion": cm.tolist(),
     }
 
@@ -43,13 +50,15 @@ def format_report(metrics: dict, title: str = "") -> str:
     lines.append(f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}")
     for c, m in metrics["per_class"].items():
         lines.append(f"{c:>10} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['support']:7d}")
-    lines.append(f"{'accuracy':>10} {metrics['accuracy']:9.4f}   macro-F1 {metrics['macro_f1']:.4f}"
-                 f"   n={metrics['samples']}")
+    lines.append(
+        f"{'accuracy':>10} {metrics['accuracy']:9.4f}   macro-F1 {metrics['macro_f1']:.4f}   n={metrics['samples']}"
+    )
     return "\n".join(lines)
 
 
 def plot_confusion(metrics: dict, path, title: str = "") -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -64,8 +73,15 @@ def plot_confusion(metrics: dict, path, title: str = "") -> None:
     ax.set_ylabel("true")
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n{int(cm[i, j])}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}\n{int(cm[i, j])}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     ax.set_title(title or f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -74,6 +90,7 @@ def plot_confusion(metrics: dict, path, title: str = "") -> None:
 
 def plot_history(history: dict, path, title: str = "") -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -13,6 +13,7 @@ so the FaceRes weights (`training.faceres`) load as they are. Two normalisation 
 ONNX graph (NHWC float input as `model_core.preprocess` makes it, softmax output) with the `onnx`
 helper: no exporter, no TensorFlow, the same graph for every training engine.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,21 @@ from model_core.preprocess import CAFFE_BGR_MEANS  # the input scaling serving a
 
 # MobileNet-v1 (alpha 1.0): (pointwise filters, depthwise stride) of blocks 1..13. This module is the
 # architecture's home: `faceres` (the pretrained weights) and `nets` (the registry) import it, never the reverse.
-BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1),
-          (512, 1), (512, 1), (1024, 2), (1024, 1)]
+BLOCKS = [
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
+]
 
 
 def _same_pads(size: int, stride: int, k: int = 3) -> tuple[int, int]:
@@ -48,6 +62,7 @@ def _torch():
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
+
     return torch, nn, F
 
 
@@ -156,8 +171,12 @@ def MobileNetV1(num_classes: int, norm: str = "affine", dropout: float = 0.0):  
                     if unit.norm.bn is not None:
                         bn = unit.norm.bn
                         inv = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).float().cpu().numpy()
-                        shift = (bn.bias - bn.running_mean * bn.weight /
-                                 torch.sqrt(bn.running_var + bn.eps)).float().cpu().numpy()
+                        shift = (
+                            (bn.bias - bn.running_mean * bn.weight / torch.sqrt(bn.running_var + bn.eps))
+                            .float()
+                            .cpu()
+                            .numpy()
+                        )
                     else:
                         inv = unit.norm.scale.detach().float().cpu().numpy()
                         shift = unit.norm.bias.detach().float().cpu().numpy()
@@ -175,8 +194,7 @@ def MobileNetV1(num_classes: int, norm: str = "affine", dropout: float = 0.0):  
     return Net()
 
 
-def build_onnx(arrays: dict[str, np.ndarray], size: int, path: str | Path | None = None,
-               storage: str = "float32"):
+def build_onnx(arrays: dict[str, np.ndarray], size: int, path: str | Path | None = None, storage: str = "float32"):
     """A folded MobileNet (`folded_arrays()`) as an ONNX model: input `input` (N, size, size, 3) float32,
     already scaled as the card's input spec says; output `probs` (N, classes), softmax.
 
@@ -189,8 +207,11 @@ def build_onnx(arrays: dict[str, np.ndarray], size: int, path: str | Path | None
     const = g.const
     g.node("Transpose", ["input"], ["x0"], perm=[0, 3, 1, 2])
     x, s = "x0", size
-    units = [("conv1", 2)] + [(f"{kind}{i}", stride if kind == "dw" else 1)
-                              for i, (_, stride) in enumerate(BLOCKS, 1) for kind in ("dw", "pw")]
+    units = [("conv1", 2)] + [
+        (f"{kind}{i}", stride if kind == "dw" else 1)
+        for i, (_, stride) in enumerate(BLOCKS, 1)
+        for kind in ("dw", "pw")
+    ]
     for name, stride in units:
         k = arrays[f"{name}.kernel"]
         if name.startswith("dw"):
@@ -202,18 +223,27 @@ def build_onnx(arrays: dict[str, np.ndarray], size: int, path: str | Path | None
         if kernel > 1:
             before, after = _same_pads(s, stride)
             pads = [before, before, after, after]
-        g.node("Conv", [x, const(f"{name}.w", w), const(f"{name}.b", arrays[f"{name}.bias"])],
-               [f"{name}.c"], strides=[stride, stride], pads=pads, group=group, kernel_shape=[kernel, kernel])
-        g.node("Clip", [f"{name}.c", const(f"{name}.lo", np.float32(0)), const(f"{name}.hi", np.float32(6))],
-               [f"{name}.y"])
+        g.node(
+            "Conv",
+            [x, const(f"{name}.w", w), const(f"{name}.b", arrays[f"{name}.bias"])],
+            [f"{name}.c"],
+            strides=[stride, stride],
+            pads=pads,
+            group=group,
+            kernel_shape=[kernel, kernel],
+        )
+        g.node(
+            "Clip", [f"{name}.c", const(f"{name}.lo", np.float32(0)), const(f"{name}.hi", np.float32(6))], [f"{name}.y"]
+        )
         x = f"{name}.y"
         s = -(-s // stride)
     g.node("GlobalAveragePool", [x], ["pool"])
     g.node("Flatten", ["pool"], ["feat"], axis=1)
     g.node("Gemm", ["feat", const("head.w", arrays["head.kernel"]), const("head.b", arrays["head.bias"])], ["logits"])
     g.node("Softmax", ["logits"], ["probs"], axis=-1)
-    return g.model("mobilenet_v1_emotion", size, 3, int(arrays["head.bias"].shape[0]),
-                   "emotion-assistant training.mobilenet", path)
+    return g.model(
+        "mobilenet_v1_emotion", size, 3, int(arrays["head.bias"].shape[0]), "emotion-assistant training.mobilenet", path
+    )
 
 
 def arrays_from_onnx(path: str | Path) -> dict[str, np.ndarray]:

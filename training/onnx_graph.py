@@ -1,6 +1,7 @@
 """What every net's ONNX writer shares (training/nets.py registers the writers): constants stored as
 float32 or float16 behind Cast nodes, and the finished model (NHWC `input` -> softmax `probs`, opset 17,
 IR 8 so onnxruntime-web reads it too), checked and optionally saved. A leaf: numpy and onnx only."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,17 +38,21 @@ class GraphBuilder:
     def node(self, op: str, inputs, outputs, **attrs) -> None:
         self.nodes.append(self.helper.make_node(op, list(inputs), list(outputs), **attrs))
 
-    def model(self, graph_name: str, size: int, channels: int, classes: int, producer: str,
-              path: str | Path | None = None):
+    def model(
+        self, graph_name: str, size: int, channels: int, classes: int, producer: str, path: str | Path | None = None
+    ):
         """The checked model with input `input` (N, size, size, channels) and output `probs` (N, classes)."""
         import onnx
         from onnx import TensorProto
 
         helper = self.helper
         graph = helper.make_graph(
-            self.nodes, graph_name,
+            self.nodes,
+            graph_name,
             [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", size, size, channels])],
-            [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", classes])], self.inits)
+            [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", classes])],
+            self.inits,
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name=producer)
         model.ir_version = 8
         onnx.checker.check_model(model)

@@ -14,6 +14,7 @@ Adding a language is adding its module (tests/app/test_languages.py checks it is
 app.speech, the page's language menu and its texts all read from here. English (`DEFAULT`) comes first;
 the others follow in the order of their codes.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -42,8 +43,10 @@ class Language:
 def _load(name: str) -> Language:
     m = importlib.import_module(f"{__name__}.{name}")
     if getattr(m, "CODE", name) != name or not CODE.match(name):
-        raise ImportError(f"app/languages/{name}.py: a language module is named by its code ([a-z]{{2,3}}) "
-                          f"and its CODE says the same, got CODE={getattr(m, 'CODE', None)!r}")
+        raise ImportError(
+            f"app/languages/{name}.py: a language module is named by its code ([a-z]{{2,3}}) "
+            f"and its CODE says the same, got CODE={getattr(m, 'CODE', None)!r}"
+        )
     return Language(name, m.NAME, m.VOICE, m.DISPLAY_NAMES, m.SPLIT_NAMES, m.REPLIES, m.HEDGED, m.UI)
 
 

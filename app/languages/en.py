@@ -1,4 +1,5 @@
 """English."""
+
 from __future__ import annotations
 
 CODE = "en"
@@ -7,8 +8,14 @@ VOICE = "en"  # the espeak-ng voice (app/speech.py); gTTS is asked for CODE
 
 # The labels' names (model_core.labels), as the page and the replies show them.
 DISPLAY_NAMES = {
-    "angry": "Angry", "disgust": "Disgusted", "fear": "Afraid", "happy": "Happy", "sad": "Sad",
-    "surprise": "Surprised", "neutral": "Neutral", "contempt": "Contemptuous",
+    "angry": "Angry",
+    "disgust": "Disgusted",
+    "fear": "Afraid",
+    "happy": "Happy",
+    "sad": "Sad",
+    "surprise": "Surprised",
+    "neutral": "Neutral",
+    "contempt": "Contemptuous",
 }
 
 # The test splits a card reports on, in model_core.labels.SPLITS order (the page headlines the first
@@ -165,7 +172,10 @@ UI = {
     "downloadJson": "Download JSON",
     "videoUploading": "Sending the clip…",
     "videoProgress": "Analysing: frame {0} of about {1}…",
-    "videoDone": {"one": "Done: 1 face followed through the clip.", "other": "Done: {0} faces followed through the clip."},
+    "videoDone": {
+        "one": "Done: 1 face followed through the clip.",
+        "other": "Done: {0} faces followed through the clip.",
+    },
     "videoNoFace": "No face found in the clip.",
     "videoTruncated": "Done, but only the first {0} s were analysed (the clip is over the limit).",
     "videoCancelled": "Stopped. The server stopped analysing the clip too.",

@@ -1,4 +1,5 @@
 """Vietnamese (tiếng Việt)."""
+
 from __future__ import annotations
 
 CODE = "vi"
@@ -7,8 +8,14 @@ VOICE = "vi"  # the espeak-ng voice (app/speech.py); gTTS is asked for CODE
 
 # The labels' names (model_core.labels), as the page and the replies show them.
 DISPLAY_NAMES = {
-    "angry": "Tức giận", "disgust": "Ghê tởm", "fear": "Sợ hãi", "happy": "Vui vẻ", "sad": "Buồn",
-    "surprise": "Ngạc nhiên", "neutral": "Bình thường", "contempt": "Khinh thường",
+    "angry": "Tức giận",
+    "disgust": "Ghê tởm",
+    "fear": "Sợ hãi",
+    "happy": "Vui vẻ",
+    "sad": "Buồn",
+    "surprise": "Ngạc nhiên",
+    "neutral": "Bình thường",
+    "contempt": "Khinh thường",
 }
 
 # The test splits a card reports on, in model_core.labels.SPLITS order (the page headlines the first

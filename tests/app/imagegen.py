@@ -1,4 +1,5 @@
 """Test images built at test time from scikit-image's bundled photos (no data files in the repo)."""
+
 from __future__ import annotations
 
 import io
@@ -99,12 +100,16 @@ def pixel_bomb_png(width: int = 20000, height: int = 20000) -> bytes:
 
 
 def minimal_pdf() -> bytes:
-    return (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
-            b"trailer<</Root 1 0 R>>\n%%EOF\n")
+    return (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+        b"trailer<</Root 1 0 R>>\n%%EOF\n"
+    )
 
 
-SVG = (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
-       b'<circle cx="50" cy="50" r="40" fill="red"/></svg>')
+SVG = (
+    b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+    b'<circle cx="50" cy="50" r="40" fill="red"/></svg>'
+)
 HTML = b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>"
 
 
@@ -125,7 +130,7 @@ def _jpeg_segments(data: bytes):
         if marker == 0xD9:
             out.append((marker, i, i + 2))
             break
-        end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
         if marker == 0xDA:
             while True:
                 end = data.index(b"\xff", end)
@@ -162,11 +167,12 @@ def flat_png(width: int, height: int, mode: str = "RGBA", bit_depth: int = 8) ->
     made without holding its pixels."""
     colour_type, channels = {"L": (0, 1), "RGB": (2, 3), "P": (3, 1), "LA": (4, 2), "RGBA": (6, 4)}[mode]
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    row = b"\0" + bytes([0x5a]) * (channels * width * bit_depth // 8)
+    row = b"\0" + bytes([0x5A]) * (channels * width * bit_depth // 8)
     comp = zlib.compressobj(9)
     idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
     extra = b""
     if mode == "P":
         extra = _png_chunk(b"PLTE", bytes(range(256)) * 3) + _png_chunk(b"tRNS", b"\0")
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + extra + _png_chunk(b"IDAT", idat)
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + extra + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+    )

@@ -13,6 +13,7 @@ answered to `mtcnn_golden.json` beside it:
 Rerunning it needs `pip install tensorflow-cpu==2.21.0` and the old `mtcnn` backend of app/faces.py
 (git history before issue 17); it is kept as the record of how the file was made.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,16 +45,25 @@ def freeze() -> dict:  # pragma: no cover (needs TensorFlow)
     networks = {}
     for name, stage, shape in NETWORK_INPUTS:
         out = [np.asarray(t) for t in reference.stages[stage]._model(network_input(stage, shape))]
-        networks[name] = [{"shape": list(a.shape), "values": np.round(a.astype(np.float64), 7).ravel().tolist()}
-                          for a in out]
+        networks[name] = [
+            {"shape": list(a.shape), "values": np.round(a.astype(np.float64), 7).ravel().tolist()} for a in out
+        ]
     det = FaceDetector(backend="mtcnn", max_faces=100)
     det._mtcnn = reference
     faces = {image: det.detect(make()) for image, make in TUNING_IMAGES.items()}
-    return {"made_with": {"mtcnn": md.version("mtcnn"), "tensorflow": md.version("tensorflow-cpu")},
-            "detector": {"backend": "mtcnn", "max_faces": 100, "scale_factor": det.scale_factor,
-                         "min_face_size": det.min_face_size, "max_side": det.max_side,
-                         "min_confidence": det.min_confidence},
-            "networks": networks, "faces": faces}
+    return {
+        "made_with": {"mtcnn": md.version("mtcnn"), "tensorflow": md.version("tensorflow-cpu")},
+        "detector": {
+            "backend": "mtcnn",
+            "max_faces": 100,
+            "scale_factor": det.scale_factor,
+            "min_face_size": det.min_face_size,
+            "max_side": det.max_side,
+            "min_confidence": det.min_confidence,
+        },
+        "networks": networks,
+        "faces": faces,
+    }
 
 
 def load() -> dict:

@@ -1,4 +1,5 @@
 """The HTTP API end to end, with the real MTCNN detector and a real model on real photos."""
+
 from __future__ import annotations
 
 import base64
@@ -130,9 +131,11 @@ def test_audio_key_works_in_another_app_instance(client, app, astronaut_jpeg, mo
     assert there > 0.3 and abs(here - there) < 0.05 * here
 
 
-@pytest.mark.parametrize("make", [g.exif_rotated_jpeg, g.cmyk_jpeg, g.grey16_png, g.rgba_png, g.grey_png,
-                                  g.palette_gif],
-                         ids=["exif-rotated", "cmyk", "16-bit", "rgba", "grey", "gif"])
+@pytest.mark.parametrize(
+    "make",
+    [g.exif_rotated_jpeg, g.cmyk_jpeg, g.grey16_png, g.rgba_png, g.grey_png, g.palette_gif],
+    ids=["exif-rotated", "cmyk", "16-bit", "rgba", "grey", "gif"],
+)
 def test_image_kinds_find_the_face(client, app, make):
     body = check_ok(post_image(client, make(g.astronaut()), name="photo"), app)
     assert len(body["faces"]) == 1 and iou(body["faces"][0]["box"], g.ASTRONAUT_FACE) > 0.5
@@ -149,35 +152,57 @@ BAD_INPUTS = {
     # id: (request kwargs builder, status, error code)
     "empty-body": (lambda: dict(data=b""), 400, "missing_image"),
     "zero-byte-file": (lambda: dict(data={"image": (io.BytesIO(b""), "a.jpg")}), 400, "empty_image"),
-    "truncated-jpeg": (lambda: dict(data={"image": (io.BytesIO(g.jpeg(g.astronaut())[:3000]), "a.jpg")}),
-                       400, "bad_image"),
-    "truncated-png": (lambda: dict(data={"image": (io.BytesIO(g.png(g.astronaut())[:5000]), "a.png")}),
-                      400, "bad_image"),
+    "truncated-jpeg": (
+        lambda: dict(data={"image": (io.BytesIO(g.jpeg(g.astronaut())[:3000]), "a.jpg")}),
+        400,
+        "bad_image",
+    ),
+    "truncated-png": (
+        lambda: dict(data={"image": (io.BytesIO(g.png(g.astronaut())[:5000]), "a.png")}),
+        400,
+        "bad_image",
+    ),
     "text": (lambda: dict(data={"image": (io.BytesIO(b"just some text\n"), "a.txt")}), 415, "unsupported_type"),
     "html": (lambda: dict(data={"image": (io.BytesIO(g.HTML), "a.html")}), 415, "unsupported_type"),
     "svg": (lambda: dict(data={"image": (io.BytesIO(g.SVG), "a.svg")}), 415, "unsupported_type"),
     "pdf": (lambda: dict(data={"image": (io.BytesIO(g.minimal_pdf()), "a.pdf")}), 415, "unsupported_type"),
     "text-body": (lambda: dict(data=b"hello", content_type="text/plain"), 415, "unsupported_type"),
-    "pixel-bomb": (lambda: dict(data={"image": (io.BytesIO(g.pixel_bomb_png()), "bomb.png")}), 413,
-                   "image_too_large"),
-    "pixel-bomb-8000": (lambda: dict(data={"image": (io.BytesIO(g.pixel_bomb_png(8000, 8000)), "b.png")}), 413,
-                        "image_too_large"),
-    "over-image-cap": (lambda: dict(data={"image": (io.BytesIO(b"\xff\xd8\xff" + b"\0" * (11 << 20)), "a.jpg")}),
-                       413, "image_too_large"),
-    "over-request-cap": (lambda: dict(data={"image": (io.BytesIO(b"\xff\xd8\xff" + b"\0" * (17 << 20)), "a.jpg")}),
-                         413, "request_entity_too_large"),
+    "pixel-bomb": (lambda: dict(data={"image": (io.BytesIO(g.pixel_bomb_png()), "bomb.png")}), 413, "image_too_large"),
+    "pixel-bomb-8000": (
+        lambda: dict(data={"image": (io.BytesIO(g.pixel_bomb_png(8000, 8000)), "b.png")}),
+        413,
+        "image_too_large",
+    ),
+    "over-image-cap": (
+        lambda: dict(data={"image": (io.BytesIO(b"\xff\xd8\xff" + b"\0" * (11 << 20)), "a.jpg")}),
+        413,
+        "image_too_large",
+    ),
+    "over-request-cap": (
+        lambda: dict(data={"image": (io.BytesIO(b"\xff\xd8\xff" + b"\0" * (17 << 20)), "a.jpg")}),
+        413,
+        "request_entity_too_large",
+    ),
     "bad-base64": (lambda: dict(json={"image": "data:image/jpeg;base64,!!!notbase64!!!"}), 400, "bad_base64"),
     "not-a-data-url": (lambda: dict(json={"image": 42}), 400, "bad_data_url"),
     "broken-json": (lambda: dict(data=b"{oops", content_type="application/json"), 400, "bad_json"),
     "json-without-image": (lambda: dict(json={"picture": "x"}), 400, "missing_image"),
-    "wrong-field": (lambda: dict(data={"file": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg")}), 400,
-                    "missing_image"),
-    "unknown-model": (lambda: dict(data={"image": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg"),
-                                         "model": "../../etc/passwd"}), 400, "unknown_model"),
-    "bad-lang": (lambda: dict(data={"image": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg"), "lang": "fr"}), 400,
-                 "bad_lang"),
-    "bad-speak": (lambda: dict(data={"image": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg"), "speak": "loud"}),
-                  400, "bad_speak"),
+    "wrong-field": (lambda: dict(data={"file": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg")}), 400, "missing_image"),
+    "unknown-model": (
+        lambda: dict(data={"image": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg"), "model": "../../etc/passwd"}),
+        400,
+        "unknown_model",
+    ),
+    "bad-lang": (
+        lambda: dict(data={"image": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg"), "lang": "fr"}),
+        400,
+        "bad_lang",
+    ),
+    "bad-speak": (
+        lambda: dict(data={"image": (io.BytesIO(g.jpeg(g.astronaut())), "a.jpg"), "speak": "loud"}),
+        400,
+        "bad_speak",
+    ),
 }
 
 
@@ -201,10 +226,19 @@ def test_method_not_allowed_and_not_found_are_json(client):
 
 
 @pytest.mark.no_model_needed
-@pytest.mark.parametrize("key", [
-    "..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "%2e%2e/%2e%2e/app/__init__.py", "espeak.en.happy.0",
-    "espeak.en.happy.0.deadbeef", "espeak.en.happy.0.deadbeef/..", "x" * 300, "espeak.en.happy.99.12345678",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "..%2F..%2Fetc%2Fpasswd",
+        "../../etc/passwd",
+        "%2e%2e/%2e%2e/app/__init__.py",
+        "espeak.en.happy.0",
+        "espeak.en.happy.0.deadbeef",
+        "espeak.en.happy.0.deadbeef/..",
+        "x" * 300,
+        "espeak.en.happy.99.12345678",
+    ],
+)
 def test_audio_traversal_keys_are_404(client, key):
     resp = client.get("/api/audio/" + key)
     assert resp.status_code == 404 and resp.is_json
@@ -216,8 +250,14 @@ def test_audio_traversal_keys_are_404(client, key):
 def test_security_headers(client, path):
     headers = client.get(path).headers
     csp = headers["Content-Security-Policy"]
-    for part in ("default-src 'self'", "img-src 'self' data: blob:", "media-src 'self' blob:",
-                 "connect-src 'self'", "frame-ancestors 'none'", "object-src 'none'"):
+    for part in (
+        "default-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    ):
         assert part in csp
     assert "unsafe-inline" not in csp
     assert headers["X-Content-Type-Options"] == "nosniff"
@@ -233,9 +273,15 @@ def test_index_page(client, app):
         assert resp.status_code == 200 and resp.mimetype == "text/html"
         # the picker offers every type the API reads (issue 17: GIF was missing)
         from app.imaging import FORMATS
+
         accept = resp.get_data(as_text=True).split('id="file-input"')[1].split('accept="')[1].split('"')[0]
-        wanted = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp",
-                  "GIF": "image/gif"}
+        wanted = {
+            "JPEG": "image/jpeg",
+            "PNG": "image/png",
+            "WEBP": "image/webp",
+            "BMP": "image/bmp",
+            "GIF": "image/gif",
+        }
         assert {wanted[f] for f in FORMATS if f in wanted} <= set(accept.split(",")), accept
     else:  # the page is another room's work; the API must still answer cleanly
         assert resp.status_code == 503 and resp.get_json()["error"]["code"] == "page_missing"
@@ -323,8 +369,9 @@ def test_large_photo_is_downscaled_for_detection_and_boxes_map_back(client, app)
 def test_online_speech_failure_falls_back_to_offline_audio(app, monkeypatch):
     from app import create_app
 
-    other = create_app({"TESTING": True, "MODELS_DIR": app.config["MODELS_DIR"], "WARMUP": "lazy",
-                        "SPEECH_ENGINE": "gtts"})
+    other = create_app(
+        {"TESTING": True, "MODELS_DIR": app.config["MODELS_DIR"], "WARMUP": "lazy", "SPEECH_ENGINE": "gtts"}
+    )
 
     class Offline:
         mimetype = "audio/mpeg"
@@ -349,8 +396,14 @@ def test_broken_model_file_is_503_not_500(tmp_path):
 
     from app import create_app
 
-    card = {"name": "broken", "kind": "single", "file": "broken.onnx", "classes": ["happy", "sad"],
-            "input": {"size": 48, "channels": 1, "scale": "unit"}, "metrics": {}}
+    card = {
+        "name": "broken",
+        "kind": "single",
+        "file": "broken.onnx",
+        "classes": ["happy", "sad"],
+        "input": {"size": 48, "channels": 1, "scale": "unit"},
+        "metrics": {},
+    }
     (tmp_path / "broken.json").write_text(json.dumps(card))
     (tmp_path / "broken.onnx").write_bytes(b"this is not an onnx file")
     app = create_app({"TESTING": True, "MODELS_DIR": str(tmp_path), "WARMUP": "lazy"})
@@ -363,15 +416,16 @@ def test_broken_model_file_is_503_not_500(tmp_path):
 def test_min_face_skips_faces_smaller_than_asked(client, app, astronaut_jpeg):
     """The live page's hint: looking only for large faces still finds a large one, and no smaller."""
     found = check_ok(post_image(client, astronaut_jpeg, min_face="60"), app)["faces"]
-    assert len(found) == 1 and iou(found[0]["box"], g.ASTRONAUT_FACE) > 0.5   # the face is 83x107
+    assert len(found) == 1 and iou(found[0]["box"], g.ASTRONAUT_FACE) > 0.5  # the face is 83x107
     assert check_ok(post_image(client, astronaut_jpeg, min_face="300"), app)["faces"] == []
     for bad in ("abc", "-5", "1e9"):
         r = post_image(client, astronaut_jpeg, min_face=bad)
         assert r.status_code == 400 and r.get_json()["error"]["code"] == "bad_min_face"
 
 
-def test_each_face_says_whether_the_model_is_sure_and_the_reply_hedges_when_not(client, app, models,
-                                                                               astronaut_jpeg, monkeypatch):
+def test_each_face_says_whether_the_model_is_sure_and_the_reply_hedges_when_not(
+    client, app, models, astronaut_jpeg, monkeypatch
+):
     body = check_ok(post_image(client, astronaut_jpeg), app)
     face = body["faces"][0]
     card = models.cards[body["model"]]
@@ -402,8 +456,12 @@ def test_reply_endpoint_gives_the_same_reply_in_another_language(client, app, as
     assert audio.status_code == 200 and audio.mimetype in ("audio/wav", "audio/mpeg")
     assert client.get(f"/api/reply?id={rid}&lang=en").get_json()["reply"]["text"] == body["reply"]["text"]
     assert client.get(f"/api/reply?id={rid}&lang=en").get_json()["reply"]["audio_url"] is None
-    for bad, status in (("id=nothing.0&lang=vi", 404), (f"id={rid}&lang=fr", 400), ("id=" + "a" * 5000, 404),
-                        (f"id={rid}&lang=vi&speak=maybe", 400)):
+    for bad, status in (
+        ("id=nothing.0&lang=vi", 404),
+        (f"id={rid}&lang=fr", 400),
+        ("id=" + "a" * 5000, 404),
+        (f"id={rid}&lang=vi&speak=maybe", 400),
+    ):
         resp = client.get(f"/api/reply?{bad}")
         assert resp.status_code == status and resp.get_json()["error"]["code"], bad
 
@@ -431,8 +489,24 @@ def test_reduced_decode_reports_boxes_in_uploaded_pixels(client, app, monkeypatc
     assert check_ok(post_image(client, big, min_face=str(300 * 9)), app)["faces"] == []
 
 
-@pytest.mark.parametrize("rid", ["happy.-1", "happy.-0", "happy.+1", "happy.01", "happy. 1", "happy.1 ", "happy.١",
-                                 "unsure-happy.-1", "noface.-1", "happy.999", "happy.", ".0", "happy"])
+@pytest.mark.parametrize(
+    "rid",
+    [
+        "happy.-1",
+        "happy.-0",
+        "happy.+1",
+        "happy.01",
+        "happy. 1",
+        "happy.1 ",
+        "happy.١",
+        "unsure-happy.-1",
+        "noface.-1",
+        "happy.999",
+        "happy.",
+        ".0",
+        "happy",
+    ],
+)
 def test_reply_ids_other_than_the_apps_own_are_404(client, rid):
     """Issue 24: `happy.-1` answered 200 with the catalogue's last entry (a negative index) and, with
     speak=true, an audio URL that was a 404 (audio keys take the app's own form only)."""

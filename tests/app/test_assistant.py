@@ -1,4 +1,5 @@
 """app.assistant: a complete, translated catalogue (the audio keys that name its entries: test_speech.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -78,6 +79,7 @@ def test_no_face_replies_fit_an_uploaded_photo_too():
 
 def test_hedged_replies_ask_in_both_languages_and_round_trip():
     from app.speech import audio_key, parse_audio_key
+
     for lang in assistant.LANGUAGES:
         for label in assistant.LABELS:
             sure = assistant.choose_reply(label, lang, seed=1)

@@ -1,5 +1,6 @@
 """The assistant as a package, a library and a command (issue 25): `pip install .` (its wheel), the
 `emotion` command's `analyze` / `video` / `models`, and `Analyzer` returning the server's objects."""
+
 from __future__ import annotations
 
 import csv
@@ -53,6 +54,7 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 # -- the library --------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def analyzer(models_dir):
     from app.analyzer import Analyzer
@@ -67,10 +69,12 @@ def test_analyzer_returns_the_servers_objects_for_a_path_bytes_and_an_array(anal
     assert all(isinstance(r, FaceResult) for r in by_path + by_array)
     assert by_path == by_bytes and len(by_array) == 1 and by_array[0].emotion == "happy"
     # the same faces, labels and scores as POST /api/predict for the same bytes
-    body = client.post("/api/predict", data={"image": (io.BytesIO(path.read_bytes()), "a.jpg")},
-                       content_type="multipart/form-data").get_json()
-    assert [(f["box"], f["emotion"], f["scores"], f["confident"]) for f in body["faces"]] == \
-        [(r.face.box, r.emotion, r.scores, analyzer.confident(r)) for r in by_path]
+    body = client.post(
+        "/api/predict", data={"image": (io.BytesIO(path.read_bytes()), "a.jpg")}, content_type="multipart/form-data"
+    ).get_json()
+    assert [(f["box"], f["emotion"], f["scores"], f["confident"]) for f in body["faces"]] == [
+        (r.face.box, r.emotion, r.scores, analyzer.confident(r)) for r in by_path
+    ]
     reply = analyzer.reply(by_path)
     assert reply.id == body["reply"]["id"] and reply.text == body["reply"]["text"]
 
@@ -106,6 +110,7 @@ def test_speak_makes_a_wav_in_the_analyzers_language(models_dir):
 
 # -- emotion analyze ---------------------------------------------------------------------------------
 
+
 def test_analyze_a_folder_as_a_table_one_row_per_face_and_a_row_per_bad_file(capsys, photos):
     code, out, err = run(capsys, "analyze", str(photos))
     lines = out.splitlines()
@@ -134,8 +139,16 @@ def test_analyze_csv_and_json_carry_every_score(capsys, photos):
 
 
 def test_analyze_speak_writes_a_wav_per_photo(capsys, photos, tmp_path):
-    code, _, _ = run(capsys, "analyze", str(photos / "astronaut.jpg"), str(photos / "coffee.png"),
-                     "--speak", str(tmp_path / "voice"), "--lang", "vi")
+    code, _, _ = run(
+        capsys,
+        "analyze",
+        str(photos / "astronaut.jpg"),
+        str(photos / "coffee.png"),
+        "--speak",
+        str(tmp_path / "voice"),
+        "--lang",
+        "vi",
+    )
     assert code == 0
     wavs = sorted(p.name for p in (tmp_path / "voice").iterdir())
     assert wavs == ["astronaut.wav", "coffee.wav"]
@@ -158,11 +171,13 @@ def test_usage_errors_exit_2(capsys, photos):
 
 # -- emotion video -----------------------------------------------------------------------------------
 
+
 def test_video_writes_the_report_and_the_spoken_summary(capsys, tmp_path):
     clip = tmp_path / "walk.webm"
     clip.write_bytes(encode(make_clip("walk", n_frames=24).frames, "webm-vp9"))
-    code, out, _ = run(capsys, "video", str(clip), "--out", str(tmp_path / "report"), "--fps", "4",
-                       "--speak", str(tmp_path / "report"))
+    code, out, _ = run(
+        capsys, "video", str(clip), "--out", str(tmp_path / "report"), "--fps", "4", "--speak", str(tmp_path / "report")
+    )
     assert code == 0
     files = sorted(p.name for p in (tmp_path / "report").iterdir())
     assert files == ["chart.png", "report.json", "summary.wav", "timeline.csv"]
@@ -189,6 +204,7 @@ def test_models_lists_the_default_first_marked(capsys):
 
 # -- the package -------------------------------------------------------------------------------------
 
+
 @pytest.mark.no_model_needed
 def test_pyproject_dependencies_mirror_requirements_serve():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -208,9 +224,24 @@ def test_the_wheel_holds_the_code_models_and_page_and_runs_from_outside_the_repo
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "_data"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300,
-                           cwd=tmp_path)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next((tmp_path / "dist").glob("emotion_assistant-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -227,12 +258,15 @@ def test_the_wheel_holds_the_code_models_and_page_and_runs_from_outside_the_repo
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "a.jpg").write_bytes(g.jpeg(g.astronaut()))
-    code = ("import sys, app; from app.command import main; "
-            "assert app.data_dir('models').parent.parent.parent == __import__('pathlib').Path(sys.argv[1]), app.data_dir('models'); "
-            "sys.exit(main(['analyze', 'a.jpg', '--format', 'json', '--no-progress']))")
+    code = (
+        "import sys, app; from app.command import main; "
+        "assert app.data_dir('models').parent.parent.parent == __import__('pathlib').Path(sys.argv[1]), app.data_dir('models'); "
+        "sys.exit(main(['analyze', 'a.jpg', '--format', 'json', '--no-progress']))"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(site)
-    done = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, timeout=300,
-                          cwd=elsewhere, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(site)], capture_output=True, text=True, timeout=300, cwd=elsewhere, env=env
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)[0]["emotion"] == "happy"

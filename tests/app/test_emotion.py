@@ -1,4 +1,5 @@
 """app.emotion: the served path equals training's preprocessing, batches are consistent, ensembles vote."""
+
 from __future__ import annotations
 
 import json
@@ -70,9 +71,18 @@ def test_ensemble_of_copies_matches_its_member(tmp_path, single_card, crops):
         card = json.loads(src.read_text())
         card.update(name=name, file=f"{name}.onnx", onnx_file=f"{name}.onnx")
         (tmp_path / f"{name}.json").write_text(json.dumps(card))
-    (tmp_path / "ens.json").write_text(json.dumps({
-        "name": "ens", "kind": "ensemble", "classes": single_card.classes, "input": single_card.input,
-        "metrics": {}, "members": [{"name": "m_a", "weight": 2.0}, {"name": "m_b", "weight": 1.0}]}))
+    (tmp_path / "ens.json").write_text(
+        json.dumps(
+            {
+                "name": "ens",
+                "kind": "ensemble",
+                "classes": single_card.classes,
+                "input": single_card.input,
+                "metrics": {},
+                "members": [{"name": "m_a", "weight": 2.0}, {"name": "m_b", "weight": 1.0}],
+            }
+        )
+    )
     registry = ModelRegistry(tmp_path, default="ens", strict=True)
     ens, member = registry.get("ens"), registry.get("m_a")
     assert registry.default == "ens"
@@ -154,6 +164,7 @@ def test_an_image_costs_a_bounded_number_of_forward_passes_in_bounded_batches(mo
         def counted(batch):
             batches.append(len(batch))
             return forward(batch)
+
         return real(counted, faces, *args, **kwargs)
 
     monkeypatch.setattr(predictor, "predict_batches", counting)
@@ -162,9 +173,12 @@ def test_an_image_costs_a_bounded_number_of_forward_passes_in_bounded_batches(mo
     views = models.views_per_face(name)
     assert len(results) == models.max_faces(name) == emotion.FACE_VIEWS_BUDGET // views < detector.max_faces
     assert sum(batches) == len(results) * views  # forward passes over all members and views
-    assert max(batches) <= emotion.CLASSIFY_BATCH * max(1 + len(models.cards[m["name"]].tta)
-                                                        for m in models.cards[name].members)
+    assert max(batches) <= emotion.CLASSIFY_BATCH * max(
+        1 + len(models.cards[m["name"]].tta) for m in models.cards[name].members
+    )
     assert [r.face.box for r in results] == [f["box"] for f in detector.detect(grid)[: len(results)]]  # the largest
     single = models.default
     assert models.cards[single].kind == "single"
-    assert models.max_faces(single) >= min(detector.max_faces, emotion.FACE_VIEWS_BUDGET // models.views_per_face(single))
+    assert models.max_faces(single) >= min(
+        detector.max_faces, emotion.FACE_VIEWS_BUDGET // models.views_per_face(single)
+    )

@@ -1,4 +1,5 @@
 """app.faces: MTCNN boxes in original pixels, clipped, largest first, capped."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,6 +39,7 @@ def test_odd_shapes_have_no_faces(detector, shape):
 
 # --- Issue 5: detection tuned for speed must find the same faces ------------------------------------
 
+
 def _webcam_frame() -> np.ndarray:
     from app.imaging import decode_image
     from tests.app.test_load import webcam_frame
@@ -51,8 +53,12 @@ def _many_faces() -> np.ndarray:
     return many_faces()
 
 
-TUNING_IMAGES = {"astronaut": g.astronaut, "several-faces": g.several_faces, "webcam-640x480": _webcam_frame,
-                 "many-faces-25": _many_faces}
+TUNING_IMAGES = {
+    "astronaut": g.astronaut,
+    "several-faces": g.several_faces,
+    "webcam-640x480": _webcam_frame,
+    "many-faces-25": _many_faces,
+}
 
 
 def _sharing(detector, **kw) -> FaceDetector:
@@ -79,8 +85,15 @@ def test_app_detector_uses_the_config(app, detector):
     from app.faces import get_detector
 
     assert detector.scale_factor == app.config.get("DETECT_SCALE_FACTOR", 0.6)
-    other = create_app({"TESTING": True, "WARMUP": "lazy", "MODELS_DIR": app.config["MODELS_DIR"],
-                        "DETECT_SCALE_FACTOR": 0.709, "MIN_FACE_SIZE": 32})
+    other = create_app(
+        {
+            "TESTING": True,
+            "WARMUP": "lazy",
+            "MODELS_DIR": app.config["MODELS_DIR"],
+            "DETECT_SCALE_FACTOR": 0.709,
+            "MIN_FACE_SIZE": 32,
+        }
+    )
     with other.app_context():
         assert get_detector().scale_factor == 0.709 and get_detector().min_face_size == 32
     with pytest.raises(ValueError):

@@ -1,4 +1,5 @@
 """app.imaging: every kind of upload becomes RGB uint8 or a precise 4xx error, before any heavy work."""
+
 from __future__ import annotations
 
 import base64
@@ -33,8 +34,20 @@ def photo():
     return g.astronaut()
 
 
-@pytest.mark.parametrize("make", [g.jpeg, g.png, g.cmyk_jpeg, g.grey_png, g.rgba_png, g.grey16_png,
-                                  g.palette_gif, lambda a: g.encode(a, "BMP"), lambda a: g.encode(a, "WEBP")])
+@pytest.mark.parametrize(
+    "make",
+    [
+        g.jpeg,
+        g.png,
+        g.cmyk_jpeg,
+        g.grey_png,
+        g.rgba_png,
+        g.grey16_png,
+        g.palette_gif,
+        lambda a: g.encode(a, "BMP"),
+        lambda a: g.encode(a, "WEBP"),
+    ],
+)
 def test_modes_become_rgb_uint8(photo, make):
     out = decode_image(make(photo), BIG, PIXELS)
     assert out.rgb.dtype == np.uint8 and out.rgb.shape == (512, 512, 3)
@@ -59,17 +72,21 @@ def test_animated_gif_reads_first_frame(photo):
     assert out.rgb.mean() > 50  # frame 0 is the photo; later frames are black
 
 
-@pytest.mark.parametrize("data, error", [
-    (b"", BadImage),
-    (b"hello, I am text", UnsupportedImage),
-    (g.HTML, UnsupportedImage),
-    (g.SVG, UnsupportedImage),
-    (g.minimal_pdf(), UnsupportedImage),
-    (b"\xff\xd8\xff\xe0" + b"\0" * 20, BadImage),  # JPEG magic, nothing behind it
-    (b"\x89PNG\r\n\x1a\n" + b"garbage" * 5, BadImage),
-    (g.pixel_bomb_png(), ImageTooLarge),
-    (g.pixel_bomb_png(8000, 8000), ImageTooLarge),  # under Pillow's own limit, over ours
-], ids=["empty", "text", "html", "svg", "pdf", "jpeg-magic-only", "png-garbage", "bomb-20000", "bomb-8000"])
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b"", BadImage),
+        (b"hello, I am text", UnsupportedImage),
+        (g.HTML, UnsupportedImage),
+        (g.SVG, UnsupportedImage),
+        (g.minimal_pdf(), UnsupportedImage),
+        (b"\xff\xd8\xff\xe0" + b"\0" * 20, BadImage),  # JPEG magic, nothing behind it
+        (b"\x89PNG\r\n\x1a\n" + b"garbage" * 5, BadImage),
+        (g.pixel_bomb_png(), ImageTooLarge),
+        (g.pixel_bomb_png(8000, 8000), ImageTooLarge),  # under Pillow's own limit, over ours
+    ],
+    ids=["empty", "text", "html", "svg", "pdf", "jpeg-magic-only", "png-garbage", "bomb-20000", "bomb-8000"],
+)
 def test_refusals(data, error):
     with pytest.raises(error):
         decode_image(data, BIG, PIXELS)
@@ -131,10 +148,11 @@ def test_downscale_maps_back(photo):
     assert same is photo and one == 1.0
 
 
-
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(prefix=st.sampled_from([b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"BM", b"RIFF\0\0\0\0WEBP"]),
-       body=st.binary(max_size=400))
+@given(
+    prefix=st.sampled_from([b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"BM", b"RIFF\0\0\0\0WEBP"]),
+    body=st.binary(max_size=400),
+)
 def test_random_bytes_never_escape_as_other_errors(prefix, body):
     try:
         out = decode_image(prefix + body, BIG, PIXELS)
@@ -230,6 +248,7 @@ def test_messages_name_the_app_limits_not_pillow_internals(photo):
 
 # ---- issue 16: bounded memory per decode ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientations_match_pillow(orientation):
     """The turn is applied on the array (no second Pillow image); it must be Pillow's exif_transpose."""
@@ -256,8 +275,10 @@ def test_side_and_aspect_ratio_are_checked_from_the_header():
     assert decode_image(g.flat_png(2000, 100, "RGB"), BIG, PIXELS).rgb.shape == (100, 2000, 3)  # 20:1 is fine
 
 
-@pytest.mark.parametrize("mode, bit_depth, per_pixel", [("L", 8, 4), ("P", 8, 4), ("L", 16, 5), ("RGB", 8, 7),
-                                                        ("RGB", 16, 7), ("LA", 8, 7), ("RGBA", 16, 7)])
+@pytest.mark.parametrize(
+    "mode, bit_depth, per_pixel",
+    [("L", 8, 4), ("P", 8, 4), ("L", 16, 5), ("RGB", 8, 7), ("RGB", 16, 7), ("LA", 8, 7), ("RGBA", 16, 7)],
+)
 def test_decode_cost_is_estimated_from_the_header(monkeypatch, mode, bit_depth, per_pixel):
     """Pillow's bytes a pixel for the mode (16-bit grey: 2, palette: 1, 2-4 channels: 4) plus 3 for the
     RGB result, and refused over the budget before a row is decompressed."""
@@ -342,8 +363,9 @@ def test_decoding_a_40_megapixel_png_bomb_stays_in_budget(mode, bit_depth, limit
 
     from tests.conftest import ROOT
 
-    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, mode, str(bit_depth)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_SCRIPT, mode, str(bit_depth)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert float(out.stdout.split()[-1]) < limit_mb
 

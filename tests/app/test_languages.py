@@ -1,5 +1,6 @@
 """app/languages/: a language is one module, complete and parallel to English, and everything that
 speaks a language (assistant, speech, the page's menu and texts) reads the package (issue 17)."""
+
 from __future__ import annotations
 
 import html
@@ -50,7 +51,7 @@ def test_default_first_and_the_tables_are_gathered_from_the_package():
 
 def test_a_new_language_is_one_module(tmp_path, monkeypatch):
     """Drop `xx.py` beside the others: the package finds it, after the default language."""
-    en_source = (languages.__path__[0] + "/en.py")
+    en_source = languages.__path__[0] + "/en.py"
     text = open(en_source, encoding="utf-8").read().replace('CODE = "en"', 'CODE = "xx"')
     (tmp_path / "xx.py").write_text(text.replace('NAME = "English"', 'NAME = "Test language"'), encoding="utf-8")
     monkeypatch.setattr(languages, "__path__", [*languages.__path__, str(tmp_path)])

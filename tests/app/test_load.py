@@ -4,6 +4,7 @@ Two workers on a free loopback port; 20 concurrent clients post a 640x480 JPEG w
 LOAD_SECONDS. It is a regression guard (no 5xx, no dropped connection, bounded latency), not a
 benchmark: the p95 bound is generous because CI machines are small and busy.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,8 +66,9 @@ def _wait_until_ready(proc, base: str, log_path: Path) -> None:
         except requests.RequestException:
             pass
         time.sleep(0.3)
-    resp = requests.post(base + "/api/predict", files={"image": ("frame.jpg", webcam_frame(), "image/jpeg")},
-                         timeout=START_TIMEOUT_S)
+    resp = requests.post(
+        base + "/api/predict", files={"image": ("frame.jpg", webcam_frame(), "image/jpeg")}, timeout=START_TIMEOUT_S
+    )
     assert resp.status_code == 200, resp.text[:300]
     assert len(resp.json()["faces"]) == 1
     warm = set()
@@ -106,8 +108,9 @@ def test_twenty_clients_for_fifteen_seconds(server):
             while time.monotonic() < stop_at:
                 t0 = time.perf_counter()
                 try:
-                    resp = session.post(base + "/api/predict",
-                                        files={"image": ("frame.jpg", frame, "image/jpeg")}, timeout=60)
+                    resp = session.post(
+                        base + "/api/predict", files={"image": ("frame.jpg", frame, "image/jpeg")}, timeout=60
+                    )
                 except requests.RequestException as exc:
                     with lock:
                         errors.append(f"{type(exc).__name__}: {exc}"[:200])
@@ -130,9 +133,11 @@ def test_twenty_clients_for_fifteen_seconds(server):
 
     lat = np.array(latencies)
     p50, p95 = (float(np.percentile(lat, q)) for q in (50, 95)) if len(lat) else (float("nan"),) * 2
-    report = (f"{len(lat)} requests in {wall:.1f} s ({len(lat) / wall:.1f}/s) by {CLIENTS} clients; "
-              f"statuses {statuses}; p50 {p50:.2f} s, p95 {p95:.2f} s, max {lat.max() if len(lat) else 0:.2f} s; "
-              f"{len(errors)} connection errors {errors[:3]}")
+    report = (
+        f"{len(lat)} requests in {wall:.1f} s ({len(lat) / wall:.1f}/s) by {CLIENTS} clients; "
+        f"statuses {statuses}; p50 {p50:.2f} s, p95 {p95:.2f} s, max {lat.max() if len(lat) else 0:.2f} s; "
+        f"{len(errors)} connection errors {errors[:3]}"
+    )
     print("\nload:", report)
     assert not errors, report
     assert not any(code >= 500 for code in statuses), report + "\n" + _log_tail(log_path)

@@ -1,6 +1,7 @@
 """Issue 24, logs: a request id on every request (taken from X-Request-ID when plausible, else made,
 always echoed), JSON lines with LOG_FORMAT=json, and never more than 100 characters of what a client
 sent nor any image byte in a log line."""
+
 from __future__ import annotations
 
 import http.client
@@ -24,17 +25,28 @@ HEX32 = re.compile(r"[0-9a-f]{32}")
 
 # ---- the pieces --------------------------------------------------------------------------------------
 
+
 @pytest.mark.no_model_needed
-@pytest.mark.parametrize("given, kept", [
-    ("0123456789abcdef0123456789abcdef", True),  # nginx's $request_id
-    (str(uuid.uuid4()), True),
-    ("01HZX3K4Y5ABCDEF0123456789", True),  # a ULID
-    ("req:42/a+b=c@edge-1", True),
-    ("", False), ("   ", False),
-    ("a" * 64, True), ("a" * 65, False),  # no long texts in every log line
-    ("two words", False), ('quote"d', False), ("new\nline", False), ("tab\there", False),
-    ("{json}", False), ("-starts-with-dash", False), ("ünïcode", False),
-])
+@pytest.mark.parametrize(
+    "given, kept",
+    [
+        ("0123456789abcdef0123456789abcdef", True),  # nginx's $request_id
+        (str(uuid.uuid4()), True),
+        ("01HZX3K4Y5ABCDEF0123456789", True),  # a ULID
+        ("req:42/a+b=c@edge-1", True),
+        ("", False),
+        ("   ", False),
+        ("a" * 64, True),
+        ("a" * 65, False),  # no long texts in every log line
+        ("two words", False),
+        ('quote"d', False),
+        ("new\nline", False),
+        ("tab\there", False),
+        ("{json}", False),
+        ("-starts-with-dash", False),
+        ("ünïcode", False),
+    ],
+)
 def test_request_ids_are_checked(given, kept):
     assert (logs.clean_request_id(given) == given.strip()) is kept
     if not kept:
@@ -68,6 +80,7 @@ def test_json_lines_carry_the_traceback():
 
 # ---- through the app (the test client) ---------------------------------------------------------------
 
+
 @pytest.mark.no_model_needed
 def test_the_request_id_is_made_or_kept_and_echoed(client):
     made = client.get("/api/health").headers["X-Request-ID"]
@@ -95,6 +108,7 @@ def test_app_log_lines_during_a_request_carry_its_id(client, caplog):
 
 
 # ---- real gunicorn, LOG_FORMAT=json --------------------------------------------------------------------
+
 
 def _request(port, method, path, body=b"", headers=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -137,16 +151,32 @@ def test_gunicorn_writes_one_json_object_a_line_with_the_request_id(json_server)
     marker = "PIXELSECRET" * 20  # in the body: must never reach the log
     photo = g.jpeg(g.astronaut())
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + photo + marker.encode() + f"\r\n--{boundary}--\r\n".encode()
-    status, rid = _request(port, "POST", "/api/predict", body,
-                           {"Content-Type": f"multipart/form-data; boundary={boundary}", "X-Request-ID": "photo-1"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + photo
+        + marker.encode()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    status, rid = _request(
+        port,
+        "POST",
+        "/api/predict",
+        body,
+        {"Content-Type": f"multipart/form-data; boundary={boundary}", "X-Request-ID": "photo-1"},
+    )
     assert status == 200 and rid == "photo-1"
     status, rid_text = _request(port, "POST", "/api/predict", marker.encode() * 10, {"Content-Type": "text/plain"})
     assert status == 415 and HEX32.fullmatch(rid_text)
     long_path = "/api/" + "q" * 3000
-    status, rid_long = _request(port, "GET", long_path + "?lang=" + "v" * 3000,
-                                headers={"User-Agent": "U" * 3000, "X-Request-ID": "bad id with spaces"})
+    status, rid_long = _request(
+        port,
+        "GET",
+        long_path + "?lang=" + "v" * 3000,
+        headers={"User-Agent": "U" * 3000, "X-Request-ID": "bad id with spaces"},
+    )
     assert status == 404 and HEX32.fullmatch(rid_long)
 
     deadline = time.monotonic() + 10
@@ -186,8 +216,13 @@ def test_behind_the_shipped_nginx_the_id_is_nginxs_and_metrics_are_not_served(js
     port, log_path, _ = json_server
     front = free_port()
     render_nginx(tmp_path, front, f"127.0.0.1:{port}")
-    nginx = subprocess.Popen([NGINX, "-p", f"{tmp_path}/", "-c", "nginx.conf", "-e", str(tmp_path / "error.log")],
-                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    nginx = subprocess.Popen(
+        [NGINX, "-p", f"{tmp_path}/", "-c", "nginx.conf", "-e", str(tmp_path / "error.log")],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:

@@ -1,6 +1,7 @@
 """Issue 24, metrics: the Prometheus counters move when requests are made, every gunicorn worker is
 counted (multiprocess mode, served by the master on the internal METRICS_PORT), and neither the app's
 own port nor the shipped nginx serves /metrics."""
+
 from __future__ import annotations
 
 import http.client
@@ -60,6 +61,7 @@ def scrape(port: int) -> dict:
 
 # ---- in one process (the test client) ---------------------------------------------------------------
 
+
 @pytest.mark.no_model_needed
 def test_tracking_labels_are_a_closed_set():
     before = parse(metrics.render()[0].decode())
@@ -71,12 +73,18 @@ def test_tracking_labels_are_a_closed_set():
     series = {(dict(lab)["mode"], dict(lab)["reason"]) for (n, lab) in after if n == "emotion_live_frames_total"}
     assert series >= {("tracked", "ok"), ("full", "lost"), ("other", "other")}
     assert all(m in ("tracked", "full", "other") for m, _ in series)
-    assert (value(after, "emotion_live_frames_total", mode="tracked", reason="ok")
-            - value(before, "emotion_live_frames_total", mode="tracked", reason="ok")) == 2
-    assert (value(after, "emotion_live_tracks_per_frame_count", mode="tracked")
-            - value(before, "emotion_live_tracks_per_frame_count", mode="tracked")) == 2
-    assert (value(after, "emotion_live_tracks_per_frame_sum", mode="tracked")
-            - value(before, "emotion_live_tracks_per_frame_sum", mode="tracked")) == 3
+    assert (
+        value(after, "emotion_live_frames_total", mode="tracked", reason="ok")
+        - value(before, "emotion_live_frames_total", mode="tracked", reason="ok")
+    ) == 2
+    assert (
+        value(after, "emotion_live_tracks_per_frame_count", mode="tracked")
+        - value(before, "emotion_live_tracks_per_frame_count", mode="tracked")
+    ) == 2
+    assert (
+        value(after, "emotion_live_tracks_per_frame_sum", mode="tracked")
+        - value(before, "emotion_live_tracks_per_frame_sum", mode="tracked")
+    ) == 3
 
 
 def test_requests_stages_faces_and_rejections_are_counted(client):
@@ -106,8 +114,11 @@ def test_requests_stages_faces_and_rejections_are_counted(client):
         assert moved("emotion_predict_stage_duration_seconds_count", stage=stage) == 1, stage
     assert moved("emotion_predict_stage_duration_seconds_sum", stage="detect") > 0
     assert moved("emotion_predict_faces_count") == 1 and moved("emotion_predict_faces_sum") == 1
-    assert sum(v for (n, lab), v in after.items() if n == "emotion_predictions_total") - \
-        sum(v for (n, lab), v in before.items() if n == "emotion_predictions_total") == 1
+    assert (
+        sum(v for (n, lab), v in after.items() if n == "emotion_predictions_total")
+        - sum(v for (n, lab), v in before.items() if n == "emotion_predictions_total")
+        == 1
+    )
     assert value(after, "emotion_worker_rss_bytes", pid=os.getpid()) > 50e6
 
 
@@ -140,6 +151,7 @@ def test_multiprocess_dir_is_fresh_and_kept_across_a_config_reload(tmp_path):
 
 # ---- real gunicorn, 2 workers -----------------------------------------------------------------------
 
+
 def _wait_up(proc, port, metrics_port, log_path, seconds=180):
     deadline = time.monotonic() + seconds
     while True:
@@ -169,9 +181,16 @@ def served(tmp_path_factory):
     log_path = directory / "gunicorn.log"
     metrics_port = free_port()
     prom_dir = directory / "prom"
-    proc, port = start_gunicorn(log_path, workers=2, env={
-        "METRICS_PORT": str(metrics_port), "METRICS_ADDR": "127.0.0.1", "PROMETHEUS_MULTIPROC_DIR": str(prom_dir),
-        "GUNICORN_MAX_REQUESTS": "0"})
+    proc, port = start_gunicorn(
+        log_path,
+        workers=2,
+        env={
+            "METRICS_PORT": str(metrics_port),
+            "METRICS_ADDR": "127.0.0.1",
+            "PROMETHEUS_MULTIPROC_DIR": str(prom_dir),
+            "GUNICORN_MAX_REQUESTS": "0",
+        },
+    )
     try:
         _wait_up(proc, port, metrics_port, log_path)
         yield {"proc": proc, "port": port, "metrics": metrics_port, "log": log_path, "dir": prom_dir}
@@ -264,8 +283,10 @@ def test_a_dead_workers_counts_stay_and_its_files_are_folded(served):
     # not one request lost or counted twice: the dead worker's counts moved into the archive
     key = "emotion_http_requests_total"
     assert total(after, key, route="/api/health") == total(before, key, route="/api/health") + health
-    assert total(after, "emotion_http_request_duration_seconds_count", route="/api/health") == \
-        total(before, "emotion_http_request_duration_seconds_count", route="/api/health") + health
+    assert (
+        total(after, "emotion_http_request_duration_seconds_count", route="/api/health")
+        == total(before, "emotion_http_request_duration_seconds_count", route="/api/health") + health
+    )
     assert not list(directory.glob(f"*_{pid}.db")), sorted(p.name for p in directory.iterdir())
     assert (directory / "counter_archive.db").exists() and (directory / "histogram_archive.db").exists()
 
@@ -307,8 +328,9 @@ def test_metrics_port_in_use_does_not_stop_the_server(tmp_path):
         taken.listen(1)
         mport = taken.getsockname()[1]
         log_path = tmp_path / "gunicorn.log"
-        proc, port = start_gunicorn(log_path, workers=1, warmup="lazy",
-                                    env={"METRICS_PORT": str(mport), "METRICS_ADDR": "127.0.0.1"})
+        proc, port = start_gunicorn(
+            log_path, workers=1, warmup="lazy", env={"METRICS_PORT": str(mport), "METRICS_ADDR": "127.0.0.1"}
+        )
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -341,5 +363,7 @@ def test_live_frames_are_counted_by_how_their_faces_were_found(client, has_model
     live({"faces": [{"id": f["track"], "box": f["box"]} for f in first["faces"]], "since_full": 0, "age_ms": 50})
     after = parse(metrics.render()[0].decode())
     for mode, reason in (("full", "no_faces"), ("tracked", "ok")):
-        assert (value(after, "emotion_live_frames_total", mode=mode, reason=reason)
-                - value(before, "emotion_live_frames_total", mode=mode, reason=reason)) == 1, (mode, reason)
+        assert (
+            value(after, "emotion_live_frames_total", mode=mode, reason=reason)
+            - value(before, "emotion_live_frames_total", mode=mode, reason=reason)
+        ) == 1, (mode, reason)

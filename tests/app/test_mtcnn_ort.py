@@ -4,6 +4,7 @@ Checked against the mtcnn package's own TensorFlow detector, frozen before Tenso
 (issue 17) as tests/app/mtcnn_golden.json (tests/app/mtcnn_golden.py says how): the three networks give
 the same outputs, and the whole detector finds the same faces on real photos.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -54,8 +55,12 @@ def test_the_golden_file_was_made_with_the_detector_settings_tested(golden):
     d = golden["detector"]
     det = FaceDetector(max_faces=100)
     assert golden["made_with"]["mtcnn"] == "1.0.0" and d["backend"] == "mtcnn"
-    assert (d["scale_factor"], d["min_face_size"], d["max_side"], d["min_confidence"]) == \
-        (det.scale_factor, det.min_face_size, det.max_side, det.min_confidence)
+    assert (d["scale_factor"], d["min_face_size"], d["max_side"], d["min_confidence"]) == (
+        det.scale_factor,
+        det.min_face_size,
+        det.max_side,
+        det.min_confidence,
+    )
     assert set(golden["faces"]) == set(TUNING_IMAGES)
 
 
@@ -85,7 +90,7 @@ def test_no_face_in_a_photo_without_one(ours):
 def test_keypoints_sit_where_a_face_has_them(ours):
     face = max(ours.detect_faces(g.astronaut()), key=lambda f: f["confidence"])
     k = face["keypoints"]
-    assert k["left_eye"][0] < k["nose"][0] < k["right_eye"][0]   # the image's left eye is on the left
+    assert k["left_eye"][0] < k["nose"][0] < k["right_eye"][0]  # the image's left eye is on the left
     assert max(k["left_eye"][1], k["right_eye"][1]) < k["nose"][1] < min(k["mouth_left"][1], k["mouth_right"][1])
     x, y, w, h = face["box"]
     assert all(x <= px <= x + w and y <= py <= y + h for px, py in k.values())
@@ -95,15 +100,20 @@ def test_pyramid_covers_min_face_to_the_whole_image():
     scales = mtcnn_ort.pyramid(480, 640, min_face_size=20, scale_factor=0.5)
     assert scales[0] == pytest.approx(12 / 20)
     assert np.allclose(np.diff(np.log(scales)), np.log(0.5))
-    assert 480 * scales[-1] >= 12 > 480 * scales[-1] * 0.5   # stops at PNet's 12-pixel window
+    assert 480 * scales[-1] >= 12 > 480 * scales[-1] * 0.5  # stops at PNet's 12-pixel window
     assert mtcnn_ort.pyramid(480, 640, min_face_size=600, scale_factor=0.5) == []
 
 
 def test_nms_greedy_union_and_min():
-    boxes = np.array([[0, 0, 10, 10, 0.9],     # best
-                      [1, 1, 11, 11, 0.8],     # IoU 0.68 with the best: suppressed at 0.5
-                      [20, 20, 30, 30, 0.7],   # elsewhere: kept
-                      [2, 2, 8, 8, 0.95]], float)  # inside the first: IoU 0.36, "min" overlap 1.0
+    boxes = np.array(
+        [
+            [0, 0, 10, 10, 0.9],  # best
+            [1, 1, 11, 11, 0.8],  # IoU 0.68 with the best: suppressed at 0.5
+            [20, 20, 30, 30, 0.7],  # elsewhere: kept
+            [2, 2, 8, 8, 0.95],
+        ],
+        float,
+    )  # inside the first: IoU 0.36, "min" overlap 1.0
     assert mtcnn_ort.nms(boxes, 0.5).tolist() == [3, 0, 2]
     assert mtcnn_ort.nms(boxes, 0.7, over="min").tolist() == [3, 2]
     assert mtcnn_ort.nms(np.zeros((0, 5)), 0.5).size == 0
@@ -119,9 +129,9 @@ def test_crops_sample_the_box_and_pad_with_grey():
     whole = mtcnn_ort.crops(image, np.array([[0.0, 0.0, 60.0, 40.0]]), 24)
     assert whole.shape == (1, 3, 24, 24)
     assert abs(whole.mean() - image.mean()) < 5
-    assert np.allclose(whole[0, :, 0, 0], image[0, 0])          # corners land on corner pixels
+    assert np.allclose(whole[0, :, 0, 0], image[0, 0])  # corners land on corner pixels
     outside = mtcnn_ort.crops(image, np.array([[100.0, 100.0, 140.0, 140.0]]), 24)
-    assert np.all(outside == 127.5)                              # beyond the image: mid-grey
+    assert np.all(outside == 127.5)  # beyond the image: mid-grey
 
 
 def test_serving_works_without_tensorflow_installed(models_dir):

@@ -1,6 +1,7 @@
 """The server side of private mode (issue 18): the settings the browser shares with the server pipeline,
 the detector's networks and the model files it downloads, and the vendored runtime.
 The browser side runs in tests/e2e/test_ondevice.py."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,7 @@ def test_the_vendored_runtime_is_the_pinned_package():
     manifest = json.loads((VENDOR / "MANIFEST.json").read_text())
     assert manifest["package"] == "onnxruntime-web"
     script = (ROOT / "deploy" / "vendor-onnxruntime-web.sh").read_text()
-    assert f'ORT_WEB_VERSION:-{manifest["version"]}' in script, "the script pins another version"
+    assert f"ORT_WEB_VERSION:-{manifest['version']}" in script, "the script pins another version"
     assert manifest["integrity"] in script
     assert sorted(p.name for p in VENDOR.iterdir()) == sorted([manifest["version"], "MANIFEST.json"])
     files = VENDOR / manifest["version"]  # the version is in the URL (issue 24: cached as immutable)
@@ -39,8 +40,11 @@ def test_settings_are_the_servers_own(app, client):
     assert det["scale_factor"] == app.config["DETECT_SCALE_FACTOR"]
     assert det["keypoints"] == list(mtcnn_ort.KEYPOINTS)
     assert det["rnet_max_candidates"] == mtcnn_ort.RNET_MAX_CANDIDATES
-    assert s["crop"] == {"margin": FACE_MARGIN, "align_min_degrees": ALIGN_MIN_DEGREES,
-                         "align_max_degrees": ALIGN_MAX_DEGREES}
+    assert s["crop"] == {
+        "margin": FACE_MARGIN,
+        "align_min_degrees": ALIGN_MIN_DEGREES,
+        "align_max_degrees": ALIGN_MAX_DEGREES,
+    }
     assert s["runtime"]["entry"] == f"/static/vendor/onnxruntime-web/{s['runtime']['version']}/ort.wasm.min.mjs"
     counts = s["replies"]["counts"]
     assert counts["happy"] >= 1 and s["replies"]["no_face"] in counts
@@ -89,7 +93,9 @@ def test_the_page_is_cross_origin_isolated_and_may_compile_wasm(client):
     assert resp.headers["Cross-Origin-Opener-Policy"] == "same-origin"
     assert resp.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
     csp = resp.headers["Content-Security-Policy"]
-    assert "script-src 'self' 'wasm-unsafe-eval'" in csp and "'unsafe-eval'" not in csp.replace("'wasm-unsafe-eval'", "")
+    assert "script-src 'self' 'wasm-unsafe-eval'" in csp and "'unsafe-eval'" not in csp.replace(
+        "'wasm-unsafe-eval'", ""
+    )
     assert SECURITY_HEADERS["Content-Security-Policy"] == csp
     assert 'id="private-mode"' in resp.get_data(as_text=True)
 
@@ -104,8 +110,9 @@ def test_a_long_detector_name_is_not_quoted_whole(client):
 def test_detector_and_model_files_honour_range(client, models):
     """Issue 24: the detector's route ignored Range (a resumed download started again); now it and the
     model route answer 206 with the asked bytes, and 416 for a range past the end."""
-    for url, whole in ((f"/api/detector/{n}.onnx", mtcnn_ort.build_graph(n).SerializeToString())
-                       for n in mtcnn_ort.NETWORKS):
+    for url, whole in (
+        (f"/api/detector/{n}.onnx", mtcnn_ort.build_graph(n).SerializeToString()) for n in mtcnn_ort.NETWORKS
+    ):
         assert client.get(url).headers.get("Accept-Ranges") == "bytes"
         part = client.get(url, headers={"Range": "bytes=100-1099"})
         assert part.status_code == 206 and part.data == whole[100:1100], url

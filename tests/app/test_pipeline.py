@@ -1,4 +1,5 @@
 """app.pipeline.analyze: the face-to-label path without Flask, and the same answer as the API's."""
+
 from __future__ import annotations
 
 import io

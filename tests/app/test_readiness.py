@@ -1,6 +1,7 @@
 """Issue 24: /api/health is the readiness probe (deploy/kubernetes/deployment.yaml). It answers 503
 while a worker's background warm-up is loading and when the warm-up left the detector or the default
 model unloaded; 200 once it can serve, as before."""
+
 from __future__ import annotations
 
 import threading

@@ -7,6 +7,7 @@ answering, uploads included, when one instance is killed outright.
 Skips where nginx is not installed (.ci/run installs nginx-light, so CI runs it). Every server listens
 on 127.0.0.1 only; request counts and waits are bounded.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -55,9 +56,13 @@ def cluster(tmp_path_factory):
         text = conf.read_text()
         assert text.count(one) == 1, "the template's upstream block changed shape"
         conf.write_text(text.replace(one, "".join(f"    server 127.0.0.1:{p};\n" for _, p, _ in apps)))
-        nginx = subprocess.Popen([NGINX, "-p", f"{directory}/", "-c", "nginx.conf", "-e", str(directory / "error.log")],
-                                 cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
+        nginx = subprocess.Popen(
+            [NGINX, "-p", f"{directory}/", "-c", "nginx.conf", "-e", str(directory / "error.log")],
+            cwd=directory,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             _wait(nginx_port, nginx, directory / "error.log", "nginx", 20)
             yield {"nginx": nginx_port, "apps": [(p, port) for p, port, _ in apps]}
@@ -104,7 +109,7 @@ def test_requests_are_spread_and_survive_a_killed_instance(cluster):
     assert reply["emotion"] and reply["faces"], reply
 
     victim_proc, victim_port = apps[1]
-    os.killpg(victim_proc.pid, signal.SIGKILL)   # master and worker, no graceful shutdown
+    os.killpg(victim_proc.pid, signal.SIGKILL)  # master and worker, no graceful shutdown
     victim_proc.wait(timeout=10)
     assert not _answers(victim_port)
 

@@ -4,6 +4,7 @@ is not installed: `apt-get install nginx-light`).
 
 Every server listens on 127.0.0.1 only; every wait is bounded.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -29,6 +30,7 @@ NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin
 
 
 # ---- servers --------------------------------------------------------------------------------------
+
 
 def _answers(port: int, path: str = "/api/health") -> bool:
     try:
@@ -70,17 +72,23 @@ def gunicorn_port(tmp_path_factory):
 def render_nginx(directory: Path, port: int, upstream: str) -> Path:
     """deploy/nginx's template filled in as envsubst would, inside a minimal main config whose files all
     live in `directory` (nginx -p)."""
-    conf = (TEMPLATE.read_text().replace("${NGINX_PORT}", f"127.0.0.1:{port}").replace("${APP_UPSTREAM}", upstream)
-            .replace("${STATIC_ROOT}", str(ROOT / "static")))
+    conf = (
+        TEMPLATE.read_text()
+        .replace("${NGINX_PORT}", f"127.0.0.1:{port}")
+        .replace("${APP_UPSTREAM}", upstream)
+        .replace("${STATIC_ROOT}", str(ROOT / "static"))
+    )
     assert "${" not in conf
     (directory / "emotion.conf").write_text(conf)
     main = directory / "nginx.conf"
-    main.write_text("daemon off;\nworker_processes 1;\npid nginx.pid;\nerror_log error.log warn;\n"
-                    "events { worker_connections 512; }\n"
-                    "http {\n    access_log off;\n"
-                    "    client_body_temp_path body; proxy_temp_path proxy; fastcgi_temp_path fastcgi;\n"
-                    "    uwsgi_temp_path uwsgi; scgi_temp_path scgi;\n"
-                    "    include emotion.conf;\n}\n")
+    main.write_text(
+        "daemon off;\nworker_processes 1;\npid nginx.pid;\nerror_log error.log warn;\n"
+        "events { worker_connections 512; }\n"
+        "http {\n    access_log off;\n"
+        "    client_body_temp_path body; proxy_temp_path proxy; fastcgi_temp_path fastcgi;\n"
+        "    uwsgi_temp_path uwsgi; scgi_temp_path scgi;\n"
+        "    include emotion.conf;\n}\n"
+    )
     return main
 
 
@@ -91,13 +99,20 @@ def nginx_port(gunicorn_port, tmp_path_factory):
     directory = tmp_path_factory.mktemp("nginx")
     port = free_port()
     render_nginx(directory, port, f"127.0.0.1:{gunicorn_port}")
-    proc = subprocess.Popen([NGINX, "-p", f"{directory}/", "-c", "nginx.conf", "-e", str(directory / "error.log")],
-                            cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [NGINX, "-p", f"{directory}/", "-c", "nginx.conf", "-e", str(directory / "error.log")],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while not _answers(port):
             if proc.poll() is not None or time.monotonic() > deadline:
-                log = (directory / "error.log").read_text(errors="replace") if (directory / "error.log").exists() else ""
+                log = (
+                    (directory / "error.log").read_text(errors="replace") if (directory / "error.log").exists() else ""
+                )
                 pytest.fail(f"nginx did not start (exit {proc.poll()}):\n{log[-2000:]}")
             time.sleep(0.2)
         yield port
@@ -111,6 +126,7 @@ def any_port(request):
 
 
 # ---- raw HTTP -------------------------------------------------------------------------------------
+
 
 def raw_exchange(port: int, data: bytes, timeout: float = 10) -> tuple[int, dict, bytes]:
     """Send bytes, read one response (to its Content-Length, or until the server closes);
@@ -155,30 +171,40 @@ def assert_json_error_with_security_headers(status, headers, body, label):
 
 # ---- 4. errors the server answers itself, before the app sees the request -------------------------
 
-CHUNKED_HEAD = (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                b"Transfer-Encoding: chunked\r\n\r\n")
+CHUNKED_HEAD = (
+    b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
 
 SERVER_ERRORS = {
     "uri-20kb": (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", {414}),
     "header-20kb": (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", {431}),
-    "200-headers": (b"GET /api/health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(200))
-                    + b"\r\n", {431}),
+    "200-headers": (
+        b"GET /api/health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(200)) + b"\r\n",
+        {431},
+    ),
     "http-9.9": (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", {400, 505}),
     "bad-method": (b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", {400}),
     "tls-to-http-port": (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\0" * 40 + b"\r\n\r\n", {400}),
-    "body-over-16mb-declared": (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                                b"Content-Length: 17000000\r\n\r\n", {413}),
+    "body-over-16mb-declared": (
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 17000000\r\n\r\n",
+        {413},
+    ),
     # issue 16: a malformed chunked body was a 500 from the app under gunicorn (its parser raised
     # inside the app's read); nginx refuses it itself
     "chunk-size-not-hex": (CHUNKED_HEAD + b"zz\r\nabc\r\n0\r\n\r\n", {400}),
     "chunk-missing-crlf": (CHUNKED_HEAD + b"3\r\nabcXY4\r\nabcd\r\n0\r\n\r\n", {400}),
-    "chunked-multipart-malformed": (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                                    b"Content-Type: multipart/form-data; boundary=zz\r\n\r\n"
-                                    b"10\r\n--zz\r\nContent-Dis\r\nq\r\n", {400}),
+    "chunked-multipart-malformed": (
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: multipart/form-data; boundary=zz\r\n\r\n"
+        b"10\r\n--zz\r\nContent-Dis\r\nq\r\n",
+        {400},
+    ),
     # issue 16: methods and codings the front refuses itself (nginx: 405 / 501 pages without headers)
     "trace": (b"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", {405}),
-    "transfer-encoding-gzip": (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                               b"Transfer-Encoding: gzip\r\n\r\nabc", {400, 501}),
+    "transfer-encoding-gzip": (
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+        {400, 501},
+    ),
 }
 
 
@@ -200,8 +226,20 @@ def test_nginx_template_repeats_the_app_headers_and_limits():
 
     text = TEMPLATE.read_text()
     locations = re.findall(r"location = /_emotion_error/(\d+) \{(.*?)\n    \}", text, flags=re.S)
-    assert {code for code, _ in locations} >= {"400", "404", "405", "408", "413", "414", "431", "501", "502", "503",
-                                               "504", "505"}
+    assert {code for code, _ in locations} >= {
+        "400",
+        "404",
+        "405",
+        "408",
+        "413",
+        "414",
+        "431",
+        "501",
+        "502",
+        "503",
+        "504",
+        "505",
+    }
     # nginx's own static files carry the same headers (issue 24: it serves /static itself)
     for where in re.findall(r"location [^{]*/static/[^{]*\{(.*?)\n    \}", text, flags=re.S):
         assert dict(re.findall(r'add_header (\S+) "([^"]*)" always;', where)).items() >= SECURITY_HEADERS.items()
@@ -237,6 +275,7 @@ def test_nginx_drops_idle_upstream_connections_before_gunicorn_does():
 
 
 # ---- 3. keep-alive after an early error -----------------------------------------------------------
+
 
 def _chunks(total: int):
     yield b"\xff\xd8\xff"
@@ -321,6 +360,7 @@ def test_connection_header_tells_the_truth_after_an_early_error(gunicorn_port, c
 
 # ---- 2. slow clients ------------------------------------------------------------------------------
 
+
 class SlowClient(threading.Thread):
     """Sends a request a few bytes at a time over `seconds` (headers or body), as a slowloris or a
     phone on a bad link does."""
@@ -338,28 +378,40 @@ class SlowClient(threading.Thread):
                     trickle = head
                 else:
                     body = b"\xff\xd8\xff" + b"\0" * 61
-                    head = (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                            b"Content-Length: %d\r\n\r\n" % len(body))
+                    head = (
+                        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                        b"Content-Length: %d\r\n\r\n" % len(body)
+                    )
                     sock.sendall(head)
                     trickle = body
                 for i in range(len(trickle)):
                     if self.stop.wait(self.seconds / len(trickle)):
                         return
-                    sock.sendall(trickle[i:i + 1])
+                    sock.sendall(trickle[i : i + 1])
                 sock.recv(100)
         except OSError:
             pass
 
 
-@pytest.mark.parametrize("front", [
-    "nginx",
-    # Not strict: which worker accepts each slow connection is up to the kernel, and when the four land
-    # 3 + 1 a thread stays free and the normal request gets through (2 of 3 full runs at stop 10
-    # passed so). The limit itself is real and documented; the nginx case is the assertion that counts.
-    pytest.param("gunicorn", marks=pytest.mark.xfail(strict=False, reason=(
-        "gunicorn alone gives each connection a thread while it reads the request: 4 slow clients can take "
-        "all 2x2 threads. Behind nginx they do not (docs/ROBUSTNESS.md)"))),
-])
+@pytest.mark.parametrize(
+    "front",
+    [
+        "nginx",
+        # Not strict: which worker accepts each slow connection is up to the kernel, and when the four land
+        # 3 + 1 a thread stays free and the normal request gets through (2 of 3 full runs at stop 10
+        # passed so). The limit itself is real and documented; the nginx case is the assertion that counts.
+        pytest.param(
+            "gunicorn",
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason=(
+                    "gunicorn alone gives each connection a thread while it reads the request: 4 slow clients can take "
+                    "all 2x2 threads. Behind nginx they do not (docs/ROBUSTNESS.md)"
+                ),
+            ),
+        ),
+    ],
+)
 def test_slow_clients_do_not_delay_others(request, front):
     """Issue 11: four slow clients (an upload trickled over 8 s, or headers sent slowly) stalled every
     other request under gunicorn alone. Behind the shipped nginx config, ten of them delay no one."""
@@ -378,8 +430,9 @@ def test_slow_clients_do_not_delay_others(request, front):
                 resp = conn.getresponse()
                 resp.read()
             except (TimeoutError, OSError) as exc:
-                pytest.fail(f"a normal request waited behind {n} slow clients: {exc!r} after "
-                            f"{time.perf_counter() - t0:.1f} s")
+                pytest.fail(
+                    f"a normal request waited behind {n} slow clients: {exc!r} after {time.perf_counter() - t0:.1f} s"
+                )
             finally:
                 conn.close()
             assert resp.status == 200
@@ -393,6 +446,7 @@ def test_slow_clients_do_not_delay_others(request, front):
 
 
 # ---- 7. a worker stopped while it loads its models ------------------------------------------------
+
 
 def test_worker_stopped_while_loading_exits_cleanly(tmp_path):
     """Issue 11: SIGTERM while a worker's background warm-up was inside ONNX Runtime aborted the worker
@@ -413,6 +467,7 @@ def test_worker_stopped_while_loading_exits_cleanly(tmp_path):
 
 
 # ---- issue 16: a worker's memory after large requests ----------------------------------------------
+
 
 class _Worker:
     def __init__(self):
@@ -494,8 +549,13 @@ def test_a_worker_returns_to_its_size_after_large_requests(gunicorn_port):
         pid = json.loads(resp.read())["pid"]
         before = _rss_mb(pid)
         png, grid = g.flat_png(7300, 5475, "RGBA", 16), g.jpeg(face_grid())
-        for data, mime in [(png, "image/png"), (grid, "image/jpeg"), (png, "image/png"), (grid, "image/jpeg"),
-                           (webcam_frame(), "image/jpeg")]:
+        for data, mime in [
+            (png, "image/png"),
+            (grid, "image/jpeg"),
+            (png, "image/png"),
+            (grid, "image/jpeg"),
+            (webcam_frame(), "image/jpeg"),
+        ]:
             post(conn, data, mime)
         time.sleep(0.5)  # the trim runs after the response is sent
         after = _rss_mb(pid)
@@ -506,8 +566,10 @@ def test_a_worker_returns_to_its_size_after_large_requests(gunicorn_port):
 
 def _chunked_multipart(total: int):
     """A multipart form with one `image` part of about `total` bytes, as chunks (no Content-Length)."""
-    yield (b"--zz\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
-           b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff")
+    yield (
+        b'--zz\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff"
+    )
     for _ in range(total // 65536):
         yield b"\0" * 65536
     yield b"\r\n--zz--\r\n"
@@ -520,8 +582,13 @@ def test_a_chunked_form_over_the_cap_is_413_like_a_declared_one(any_port, megaby
     conn = http.client.HTTPConnection("127.0.0.1", any_port, timeout=30)
     try:
         try:
-            conn.request("POST", "/api/predict", body=_chunked_multipart(int(megabytes * (1 << 20))),
-                         headers={"Content-Type": "multipart/form-data; boundary=zz"}, encode_chunked=True)
+            conn.request(
+                "POST",
+                "/api/predict",
+                body=_chunked_multipart(int(megabytes * (1 << 20))),
+                headers={"Content-Type": "multipart/form-data; boundary=zz"},
+                encode_chunked=True,
+            )
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered before taking it all
         resp = conn.getresponse()
@@ -539,8 +606,13 @@ def test_nginx_keeps_a_chunked_upload_in_memory(nginx_port, tmp_path_factory):
     body = g_jpeg_like(15 << 20)
     conn = http.client.HTTPConnection("127.0.0.1", nginx_port, timeout=60)
     try:
-        conn.request("POST", "/api/predict", body=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
-                     headers={"Content-Type": "image/jpeg"}, encode_chunked=True)
+        conn.request(
+            "POST",
+            "/api/predict",
+            body=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
+            headers={"Content-Type": "image/jpeg"},
+            encode_chunked=True,
+        )
         resp = conn.getresponse()
         resp.read()
     finally:
@@ -558,8 +630,9 @@ def g_jpeg_like(size: int) -> bytes:
 @pytest.mark.parametrize("path", [b"//api/health", b"//static//app.js", b"/api//health", b"//"])
 def test_a_double_slash_path_is_not_redirected_to_the_host_header(any_port, path):
     """Issue 16, on the real servers: `GET //x` with a foreign Host was a 308 to `http://<Host>/x`."""
-    status, headers, body = raw_exchange(any_port, b"GET " + path + b" HTTP/1.1\r\nHost: evil.example\r\n"
-                                         b"Connection: close\r\n\r\n")
+    status, headers, body = raw_exchange(
+        any_port, b"GET " + path + b" HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    )
     assert not 300 <= status < 400, (path, status, headers.get("location"))
     assert status in (200, 404), (path, status, body[:200])
 
@@ -594,8 +667,10 @@ STALLED_CHUNKS = {
     # RFC 9112 frames chunks with CRLF; gunicorn looked for a CRLF that never came. nginx reads bare
     # LFs leniently: a 3-byte body, not an image
     "chunk-bare-lf": (b"3\nabc\n0\n\n", {"gunicorn": BAD_REQUEST, "nginx": (415, "unsupported_type")}),
-    "chunk-bare-lf-after-a-chunk": (b"3\r\nabc\r\n2\nzz\n0\n\n", {"gunicorn": BAD_REQUEST,
-                                                                 "nginx": (415, "unsupported_type")}),
+    "chunk-bare-lf-after-a-chunk": (
+        b"3\r\nabc\r\n2\nzz\n0\n\n",
+        {"gunicorn": BAD_REQUEST, "nginx": (415, "unsupported_type")},
+    ),
     # a chunk larger than the whole body may be: refused before its bytes arrive, as nginx does
     "chunk-over-the-cap": (b"1100000\r\nabc", {"gunicorn": TOO_LARGE, "nginx": TOO_LARGE}),
 }
@@ -625,8 +700,10 @@ def test_a_stalled_chunked_body_is_answered_at_once(request, front, case):
     head, _, body = buf.partition(b"\r\n\r\n")
     status = int(head.split()[1])
     assert status == expected, (case, head[:200], body[:200])
-    headers = {k.strip().lower(): v.strip() for k, _, v in
-               (line.partition(":") for line in head.decode("latin-1").split("\r\n")[1:])}
+    headers = {
+        k.strip().lower(): v.strip()
+        for k, _, v in (line.partition(":") for line in head.decode("latin-1").split("\r\n")[1:])
+    }
     error = assert_json_error_with_security_headers(status, headers, body, case)
     assert error["code"] == code
     assert elapsed < 1.0, f"{case}: {elapsed:.1f} s"
@@ -749,13 +826,18 @@ def test_nginx_keeps_a_chunked_body_up_to_the_cap_in_memory(nginx_port, tmp_path
     body = g_jpeg_like(size)
     conn = http.client.HTTPConnection("127.0.0.1", nginx_port, timeout=60)
     try:
-        conn.request("POST", "/api/predict", body=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
-                     headers={"Content-Type": "image/jpeg"}, encode_chunked=True)
+        conn.request(
+            "POST",
+            "/api/predict",
+            body=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
+            headers={"Content-Type": "image/jpeg"},
+            encode_chunked=True,
+        )
         resp = conn.getresponse()
         resp.read()
     finally:
         conn.close()
     assert resp.status == 413  # the app's 10 MB image cap, after nginx passed the whole body on
-    after = log.read_text(errors="replace")[len(before):] if log.exists() else ""
+    after = log.read_text(errors="replace")[len(before) :] if log.exists() else ""
     assert "buffered to a temporary file" not in after, after[-1000:]
     assert not any((directory / "body").glob("*")), "a request body was written to disk"

@@ -1,5 +1,6 @@
 """app.speech: offline espeak-ng WAV in English and Vietnamese, caching, the gTTS fallback, and audio
 keys that cannot name anything else."""
+
 from __future__ import annotations
 
 import io
@@ -21,7 +22,7 @@ def wav_stats(data: bytes) -> tuple[float, float]:
         frames = w.readframes(w.getnframes())
         duration = w.getnframes() / float(w.getframerate())
     samples = np.frombuffer(frames, np.int16).astype(np.float64)
-    return duration, float(np.sqrt(np.mean(samples ** 2))) if samples.size else 0.0
+    return duration, float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
 
 
 @pytest.fixture(scope="module")
@@ -111,11 +112,22 @@ def test_audio_keys_round_trip():
                 assert engine == "espeak" and back == reply
 
 
-@pytest.mark.parametrize("key", [
-    "", "..", "../../etc/passwd", "espeak.en.happy.0", "espeak.en.happy.0.00000000",
-    "espeak.en.happy.99.12345678", "espeak.fr.happy.0.12345678", "say.en.happy.0.12345678",
-    "espeak.en.happy.0.12345678/../../x", "espeak.en.HAPPY.0.12345678", "espeak.en.happy.-1.12345678",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "..",
+        "../../etc/passwd",
+        "espeak.en.happy.0",
+        "espeak.en.happy.0.00000000",
+        "espeak.en.happy.99.12345678",
+        "espeak.fr.happy.0.12345678",
+        "say.en.happy.0.12345678",
+        "espeak.en.happy.0.12345678/../../x",
+        "espeak.en.HAPPY.0.12345678",
+        "espeak.en.happy.-1.12345678",
+    ],
+)
 def test_bad_audio_keys_are_rejected(key):
     assert parse_audio_key(key) is None
     with pytest.raises(speech_mod.UnknownAudio):

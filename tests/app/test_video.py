@@ -1,6 +1,7 @@
 """Video (issue 25): decoding and its limits (app/video.py), the tracked report (app/videoreport.py) and
 the library's `Analyzer.video`, on clips made at test time from benchmarks/clips.py's moving real faces
 (no video file is committed)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,6 +52,7 @@ def sampled_times(data: bytes, fps: float, limits: VideoLimits | None = None) ->
 
 # -- decoding ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.no_model_needed
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
 def test_every_accepted_format_decodes_at_the_asked_rate(walk, encoding):
@@ -88,17 +90,30 @@ def test_large_frames_are_shrunk_before_analysis_and_boxes_map_back():
 def test_sniffing_knows_the_containers_and_nothing_else():
     assert sniff(b"\x00\x00\x00\x20ftypisom") == "mp4" and sniff(b"\x00\x00\x00\x14ftypqt  ") == "mp4"
     assert sniff(b"\x1aE\xdf\xa3\x9fB\x86") == "webm" and sniff(b"RIFF\x00\x00\x00\x00AVI LIST") == "avi"
-    for other in (b"#EXTM3U\n#EXT-X-VERSION:3", b"\xff\xd8\xff\xe0\x00\x10JFIF", b"RIFF\x00\x00\x00\x00WAVE",
-                  b"ffconcat version 1.0\nfile /etc/passwd", b"", b"hello"):
+    for other in (
+        b"#EXTM3U\n#EXT-X-VERSION:3",
+        b"\xff\xd8\xff\xe0\x00\x10JFIF",
+        b"RIFF\x00\x00\x00\x00WAVE",
+        b"ffconcat version 1.0\nfile /etc/passwd",
+        b"",
+        b"hello",
+    ):
         assert sniff(other) is None
 
 
 # -- bad input: a clear error and a bounded cost ----------------------------------------------------
 
+
 @pytest.mark.no_model_needed
-@pytest.mark.parametrize("data", [b"hello, this is not a video" * 10, b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\0" * 100,
-                                  b"#EXTM3U\n#EXTINF:10,\nfile:///etc/passwd\n",
-                                  b"ffconcat version 1.0\nfile /etc/passwd\n"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"hello, this is not a video" * 10,
+        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\0" * 100,
+        b"#EXTM3U\n#EXTINF:10,\nfile:///etc/passwd\n",
+        b"ffconcat version 1.0\nfile /etc/passwd\n",
+    ],
+)
 def test_what_is_not_a_video_is_415_and_never_reaches_another_demuxer(data):
     with pytest.raises(UnsupportedVideo) as err:
         open_video(data)
@@ -181,6 +196,7 @@ def test_fps_must_be_positive(walk):
 
 # -- the report ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.no_model_needed
 def test_segments_smooth_flicker_and_fold_short_runs():
     labels = ["neutral", "happy"]
@@ -247,7 +263,12 @@ def test_report_without_matplotlib_has_no_chart(analyzer, walk, tmp_path, monkey
     import sys
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import -> ImportError, as if not installed
-    report = build_report([], video=open_video(encode(walk.frames[:2], "mp4-h264")).info, model=analyzer.model,
-                          labels=analyzer.labels, fps=4)
+    report = build_report(
+        [],
+        video=open_video(encode(walk.frames[:2], "mp4-h264")).info,
+        model=analyzer.model,
+        labels=analyzer.labels,
+        fps=4,
+    )
     written = report.write(tmp_path)
     assert "chart" not in written and not (tmp_path / "chart.png").exists()

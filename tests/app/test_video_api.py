@@ -1,5 +1,6 @@
 """`POST /api/video` (issue 25): the clip checked first (a plain 4xx), then its analysis streamed as NDJSON;
 limits, one clip per worker, a client that leaves stops the work, and no clip ever touches the disk."""
+
 from __future__ import annotations
 
 import io
@@ -48,7 +49,9 @@ def test_a_clip_streams_start_frames_and_the_report(client, walk_mp4):
     assert report["emotion"] == "happy" and report["tracks"][0]["dominant"] == "happy"
     assert report["frames"] == [{k: f[k] for k in ("index", "time", "mode", "faces")} for f in frames]
     reply = end["reply"]
-    assert reply["lang"] == "vi" and reply["emotion"] == "happy" and reply["audio_url"].startswith("/api/audio/espeak.vi.")
+    assert (
+        reply["lang"] == "vi" and reply["emotion"] == "happy" and reply["audio_url"].startswith("/api/audio/espeak.vi.")
+    )
     assert client.get(reply["audio_url"]).status_code == 200
 
 
@@ -57,14 +60,20 @@ def test_a_raw_video_body_works_too(client, walk_mp4):
     assert response.status_code == 200 and lines(response)[-1]["report"]["analysed_frames"] == 4
 
 
-@pytest.mark.parametrize("make, status, code", [
-    (lambda: b"just some text, not a clip" * 10, 415, "unsupported_type"),
-    (lambda: audio_only(1.0), 422, "no_video_stream"),
-    (lambda: encode([np.zeros((48, 64, 3), np.uint8)] * 3, "mp4-h264", times=[0.0, 1800.0, 3600.0]), 422,
-     "video_too_long"),
-    (lambda: encode([np.zeros((1440, 2560, 3), np.uint8)], "mp4-h264", fps=1), 413, "video_too_large"),
-    (lambda: b"", 400, "empty_video"),
-])
+@pytest.mark.parametrize(
+    "make, status, code",
+    [
+        (lambda: b"just some text, not a clip" * 10, 415, "unsupported_type"),
+        (lambda: audio_only(1.0), 422, "no_video_stream"),
+        (
+            lambda: encode([np.zeros((48, 64, 3), np.uint8)] * 3, "mp4-h264", times=[0.0, 1800.0, 3600.0]),
+            422,
+            "video_too_long",
+        ),
+        (lambda: encode([np.zeros((1440, 2560, 3), np.uint8)], "mp4-h264", fps=1), 413, "video_too_large"),
+        (lambda: b"", 400, "empty_video"),
+    ],
+)
 def test_bad_clips_are_a_clear_4xx_before_any_streaming(client, make, status, code):
     response = post(client, make())
     assert response.status_code == status and response.mimetype == "application/json"
@@ -76,16 +85,26 @@ def test_a_truncated_clip_is_400(client, walk_mp4):
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "bad_video"
 
 
-@pytest.mark.parametrize("fields, code", [({"fps": "0"}, "bad_fps"), ({"fps": "9"}, "bad_fps"), ({"fps": "x"}, "bad_fps"),
-                                          ({"model": "nope"}, "unknown_model"), ({"lang": "xx"}, "bad_lang"),
-                                          ({"speak": "maybe"}, "bad_speak")])
+@pytest.mark.parametrize(
+    "fields, code",
+    [
+        ({"fps": "0"}, "bad_fps"),
+        ({"fps": "9"}, "bad_fps"),
+        ({"fps": "x"}, "bad_fps"),
+        ({"model": "nope"}, "unknown_model"),
+        ({"lang": "xx"}, "bad_lang"),
+        ({"speak": "maybe"}, "bad_speak"),
+    ],
+)
 def test_bad_fields_are_400(client, walk_mp4, fields, code):
     response = post(client, walk_mp4, **fields)
     assert response.status_code == 400 and response.get_json()["error"]["code"] == code
 
 
 def test_missing_field_wrong_type_and_over_the_request_cap(client, walk_mp4):
-    response = client.post("/api/video", data={"image": (io.BytesIO(walk_mp4), "a.mp4")}, content_type="multipart/form-data")
+    response = client.post(
+        "/api/video", data={"image": (io.BytesIO(walk_mp4), "a.mp4")}, content_type="multipart/form-data"
+    )
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "missing_video"
     response = client.post("/api/video", data=b"{}", content_type="application/json")
     assert response.status_code == 415
@@ -140,8 +159,12 @@ def test_a_response_closed_before_its_first_line_frees_the_slot_too(app, walk_mp
     the decoder are given back by the response's own close."""
     from app.videoapi import _slot, video
 
-    with app.test_request_context("/api/video", method="POST", content_type="multipart/form-data",
-                                  data={"video": (io.BytesIO(walk_mp4), "clip.mp4")}):
+    with app.test_request_context(
+        "/api/video",
+        method="POST",
+        content_type="multipart/form-data",
+        data={"video": (io.BytesIO(walk_mp4), "clip.mp4")},
+    ):
         response = video()
         assert response.status_code == 200 and not _slot(app).acquire(blocking=False)
         response.close()

@@ -1,4 +1,5 @@
 """python -m benchmarks: the safe thing is the default (issue 17)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """benchmarks.members: the pair weight is chosen on the labels it is given, and 0 means "leave it out"."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,7 @@ def _probs(labels, right, n_classes=3, sure=0.7, seed=0):
 
 def test_a_member_that_only_adds_errors_gets_weight_zero():
     labels = np.arange(300) % 3
-    ref = _probs(labels, np.arange(300) % 10 != 0)   # 90% right
+    ref = _probs(labels, np.arange(300) % 10 != 0)  # 90% right
     worse = _probs(labels, np.arange(300) % 2 == 0)  # 50% right, wrong where the reference is sure
     pair = best_pair(ref, worse, labels)
     assert pair["weight"] == 0.0
@@ -25,7 +26,7 @@ def test_a_member_that_only_adds_errors_gets_weight_zero():
 
 def test_a_complementary_member_is_weighted_in_and_gains():
     labels = np.arange(300) % 3
-    right_ref = np.arange(300) % 5 != 0            # wrong on every 5th face, unsure there
+    right_ref = np.arange(300) % 5 != 0  # wrong on every 5th face, unsure there
     ref = _probs(labels, right_ref)
     ref[~right_ref] = _probs(labels[~right_ref], np.zeros((~right_ref).sum(), bool), sure=0.4)
     other = _probs(labels, np.arange(300) % 5 != 1, sure=0.9)  # wrong elsewhere, sure where the reference is not
@@ -35,8 +36,21 @@ def test_a_complementary_member_is_weighted_in_and_gains():
 
 
 def test_markdown_reports_the_gain_against_the_reference():
-    res = {"reference": "ref", "reference_val_accuracy": 0.80, "reference_val_macro_f1": 0.6, "rows": [
-        {"member": "m", "how": "as served", "input": 112, "tta": ["flip"], "val_accuracy": 0.78,
-         "disagreement": 0.12, "pair": {"weight": 0.3, "accuracy": 0.815, "log_loss": 0.5, "macro_f1": 0.62}}]}
+    res = {
+        "reference": "ref",
+        "reference_val_accuracy": 0.80,
+        "reference_val_macro_f1": 0.6,
+        "rows": [
+            {
+                "member": "m",
+                "how": "as served",
+                "input": 112,
+                "tta": ["flip"],
+                "val_accuracy": 0.78,
+                "disagreement": 0.12,
+                "pair": {"weight": 0.3, "accuracy": 0.815, "log_loss": 0.5, "macro_f1": 0.62},
+            }
+        ],
+    }
     text = markdown(res)
     assert "| `m` | as served | 112 | 78.00% | 12.0% | 0.30 | 81.50% | +1.50% | 0.620 |" in text

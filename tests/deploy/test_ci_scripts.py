@@ -1,4 +1,5 @@
 """The CI scripts' own fixes (issue 24), run on copies: nothing here installs anything."""
+
 from __future__ import annotations
 
 import shutil
@@ -33,8 +34,13 @@ def test_chromium_dev_shm_reads_one_size_when_tmpfs_mounts_are_stacked(tmp_path,
     conf.write_text(DEV_SHM)
 
     def source():
-        return subprocess.run(["dash", "-c", f'. {conf}; printf "%s" "$CHROMIUM_FLAGS"'], capture_output=True,
-                              text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=10)
+        return subprocess.run(
+            ["dash", "-c", f'. {conf}; printf "%s" "$CHROMIUM_FLAGS"'],
+            capture_output=True,
+            text=True,
+            env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+            timeout=10,
+        )
 
     assert "unexpected operator" in source().stderr  # Debian's file, as shipped
     fix = ROOT / ".ci" / "fix-chromium-dev-shm.sh"

@@ -9,6 +9,7 @@ tests/app/test_scaling.py is the loopback twin of the compose test and always ru
 
 Containers publish on 127.0.0.1 only; every wait is bounded; everything started is removed.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -30,8 +31,10 @@ APP_IMAGE = "localhost/emotion-assistant:test"
 PROXY_IMAGE = "localhost/emotion-proxy:test"
 
 pytestmark = [
-    pytest.mark.skipif(os.environ.get("EMOTION_CONTAINER_TESTS") != "1",
-                       reason="container build tests are slow: set EMOTION_CONTAINER_TESTS=1 to run them"),
+    pytest.mark.skipif(
+        os.environ.get("EMOTION_CONTAINER_TESTS") != "1",
+        reason="container build tests are slow: set EMOTION_CONTAINER_TESTS=1 to run them",
+    ),
     pytest.mark.skipif(PODMAN is None, reason="podman is not installed (see this module's docstring)"),
 ]
 
@@ -42,7 +45,9 @@ def run(cmd, timeout, **kw):
 
 def check(cmd, timeout, **kw):
     res = run(cmd, timeout, **kw)
-    assert res.returncode == 0, f"{' '.join(map(str, cmd))} -> {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    assert res.returncode == 0, (
+        f"{' '.join(map(str, cmd))} -> {res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    )
     return res
 
 
@@ -98,8 +103,15 @@ def test_the_image_builds_runs_and_answers_a_real_photo(app_image):
 def test_compose_spreads_requests_and_survives_a_killed_replica(app_image, base_image):
     project = f"emotiontest{uuid.uuid4().hex[:6]}"
     port = free_port()
-    env = dict(os.environ, EMOTION_IMAGE=app_image, EMOTION_BASE=base_image, EMOTION_PROXY_IMAGE=PROXY_IMAGE,
-               EMOTION_PORT=str(port), EMOTION_REPLICAS="3", WEB_CONCURRENCY="1")
+    env = dict(
+        os.environ,
+        EMOTION_IMAGE=app_image,
+        EMOTION_BASE=base_image,
+        EMOTION_PROXY_IMAGE=PROXY_IMAGE,
+        EMOTION_PORT=str(port),
+        EMOTION_REPLICAS="3",
+        WEB_CONCURRENCY="1",
+    )
     compose = [COMPOSE, "-p", project, "-f", "deploy/compose.yaml"]
     try:
         check(compose + ["build"], 600, env=env)
@@ -109,8 +121,11 @@ def test_compose_spreads_requests_and_survives_a_killed_replica(app_image, base_
         photo = jpeg(astronaut())
 
         def served_by() -> dict[str, int]:
-            return {c: run([PODMAN, "logs", c], 30).stdout.count("POST /api/predict") +
-                    run([PODMAN, "logs", c], 30).stderr.count("POST /api/predict") for c in replicas}
+            return {
+                c: run([PODMAN, "logs", c], 30).stdout.count("POST /api/predict")
+                + run([PODMAN, "logs", c], 30).stderr.count("POST /api/predict")
+                for c in replicas
+            }
 
         for _ in range(9):
             status, reply = post_photo(port, photo)

@@ -7,6 +7,7 @@ settings, that the pieces point at each other (labels, ports, names), that the n
 app's (body limit, worker memory guard, metrics port, user id), and, where kubectl is installed, that
 the base builds with kustomize.
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,6 +53,7 @@ def resources() -> dict[str, dict]:
 @pytest.fixture
 def no_network(monkeypatch):
     """Validation must not fetch a schema: any connection attempt fails the test."""
+
     def refuse(*args, **kwargs):
         raise AssertionError(f"network used during validation: {args[:2]}")
 
@@ -66,13 +68,20 @@ def validate(doc: dict, version: str) -> None:
 
 # ---- schemas ---------------------------------------------------------------------------------------
 
+
 def test_kustomization_lists_every_manifest_and_nothing_else():
     kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
     assert kustomization["kind"] == "Kustomization"
     files = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == files
-    assert set(resources()) == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                                "NetworkPolicy", "Ingress"}
+    assert set(resources()) == {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "Ingress",
+    }
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -81,13 +90,20 @@ def test_every_manifest_is_valid_against_the_kubernetes_schema(name, version, no
     validate(load(name), version)
 
 
-@pytest.mark.parametrize("break_it, field", [
-    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["securityContext"].update(readOnlyRootFileSystem=True),
-     "readOnlyRootFileSystem"),  # misspelt: strict validation refuses unknown fields
-    (lambda d: d["spec"].update(replicas="two"), "two"),
-    (lambda d: d["spec"]["template"]["spec"]["containers"][0].pop("name"), "name"),
-    (lambda d: d["spec"]["template"]["spec"]["securityContext"].update(runAsUser="root"), "root"),
-])
+@pytest.mark.parametrize(
+    "break_it, field",
+    [
+        (
+            lambda d: d["spec"]["template"]["spec"]["containers"][0]["securityContext"].update(
+                readOnlyRootFileSystem=True
+            ),
+            "readOnlyRootFileSystem",
+        ),  # misspelt: strict validation refuses unknown fields
+        (lambda d: d["spec"].update(replicas="two"), "two"),
+        (lambda d: d["spec"]["template"]["spec"]["containers"][0].pop("name"), "name"),
+        (lambda d: d["spec"]["template"]["spec"]["securityContext"].update(runAsUser="root"), "root"),
+    ],
+)
 def test_the_validator_really_refuses_a_broken_manifest(break_it, field, no_network):
     doc = copy.deepcopy(load("deployment.yaml"))
     validate(doc, VERSIONS[-1])
@@ -97,8 +113,10 @@ def test_the_validator_really_refuses_a_broken_manifest(break_it, field, no_netw
     assert field in str(err.value.message) or field in ".".join(map(str, err.value.path)), err.value.message
 
 
-@pytest.mark.skipif(not (shutil.which("kubectl") or shutil.which("kustomize")),
-                    reason="kubectl or kustomize is not installed (the base is still schema-checked above)")
+@pytest.mark.skipif(
+    not (shutil.which("kubectl") or shutil.which("kustomize")),
+    reason="kubectl or kustomize is not installed (the base is still schema-checked above)",
+)
 def test_the_base_builds_with_kustomize():
     cmd = [shutil.which("kustomize"), "build"] if shutil.which("kustomize") else [shutil.which("kubectl"), "kustomize"]
     out = subprocess.run(cmd + [str(BASE)], capture_output=True, text=True, timeout=60)
@@ -111,6 +129,7 @@ def test_the_base_builds_with_kustomize():
 
 
 # ---- security ----------------------------------------------------------------------------------------
+
 
 def pod_spec() -> dict:
     return resources()["Deployment"]["spec"]["template"]["spec"]
@@ -157,6 +176,7 @@ def test_writable_places_are_emptydirs_for_tmp_and_the_metrics_files():
 
 
 # ---- the numbers agree with the app's --------------------------------------------------------------------
+
 
 def nginx_size(value: str) -> int:
     m = re.fullmatch(r"(\d+)([kKmMgG]?)", value.strip())
@@ -225,6 +245,7 @@ def test_graceful_shutdown_fits_the_grace_period():
 
 # ---- the pieces point at each other ------------------------------------------------------------------------
 
+
 def test_selectors_names_and_ports_match():
     r = resources()
     deployment = r["Deployment"]
@@ -254,10 +275,13 @@ def test_selectors_names_and_ports_match():
 def test_network_policy_admits_the_ingress_and_monitoring_only_and_no_egress():
     policy = resources()["NetworkPolicy"]["spec"]
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"} and policy["egress"] == []
-    by_port = {rule["ports"][0]["port"]: rule["from"][0]["namespaceSelector"]["matchLabels"]
-               for rule in policy["ingress"]}
-    assert by_port == {"http": {"kubernetes.io/metadata.name": "ingress-nginx"},
-                       "metrics": {"kubernetes.io/metadata.name": "monitoring"}}
+    by_port = {
+        rule["ports"][0]["port"]: rule["from"][0]["namespaceSelector"]["matchLabels"] for rule in policy["ingress"]
+    }
+    assert by_port == {
+        "http": {"kubernetes.io/metadata.name": "ingress-nginx"},
+        "metrics": {"kubernetes.io/metadata.name": "monitoring"},
+    }
 
 
 def test_the_autoscaler_scales_on_cpu():

@@ -8,6 +8,7 @@ Run:  bash .ci/install-browser.sh && .venv/bin/python -m pytest tests/e2e -v
 - The browser is /usr/bin/chromium (override with E2E_CHROMIUM); Playwright never downloads one.
   When it is missing the tests FAIL (they are not skipped) and say to run .ci/install-browser.sh.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,10 @@ def _require_models(url: str) -> None:
     with urllib.request.urlopen(url + "/api/models", timeout=10) as resp:
         models = json.load(resp).get("models") or []
     if not models:
-        pytest.fail("the server has no model: put the shipped models in models/ (or set EMOTION_MODELS_DIR) "
-                    "before the e2e tests")
+        pytest.fail(
+            "the server has no model: put the shipped models in models/ (or set EMOTION_MODELS_DIR) "
+            "before the e2e tests"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +72,21 @@ def server_url(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     env = dict(os.environ, EMOTION_WARMUP="sync", FLASK_DEBUG="0", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "flask", "--app", "wsgi", "run",
-           "--host", "127.0.0.1", "--port", str(port), "--no-reload", "--no-debugger", "--with-threads"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "flask",
+        "--app",
+        "wsgi",
+        "run",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-reload",
+        "--no-debugger",
+        "--with-threads",
+    ]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -78,8 +94,11 @@ def server_url(tmp_path_factory):
         while not _healthy(url):
             if proc.poll() is not None or time.monotonic() > deadline:
                 tail = log_path.read_text(errors="replace")[-4000:]
-                why = f"exited with {proc.returncode}" if proc.poll() is not None else \
-                    f"did not answer /api/health within {SERVER_START_TIMEOUT_S:.0f} s"
+                why = (
+                    f"exited with {proc.returncode}"
+                    if proc.poll() is not None
+                    else f"did not answer /api/health within {SERVER_START_TIMEOUT_S:.0f} s"
+                )
                 pytest.fail(f"the server ({' '.join(cmd)}) {why}; its log ends with:\n{tail}")
             time.sleep(0.5)
         _require_models(url)
@@ -102,8 +121,10 @@ def media(tmp_path_factory):
 @pytest.fixture(scope="session")
 def playwright_instance():
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run `bash .ci/install-browser.sh` (installs Debian's chromium) "
-                    "before the e2e tests; Playwright's own browser download is not used.")
+        pytest.fail(
+            f"{CHROMIUM} is missing: run `bash .ci/install-browser.sh` (installs Debian's chromium) "
+            "before the e2e tests; Playwright's own browser download is not used."
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -111,8 +132,9 @@ def playwright_instance():
 
 
 def _launch(playwright_instance, extra_args=()):
-    return playwright_instance.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                               args=CHROMIUM_ARGS + list(extra_args))
+    return playwright_instance.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + list(extra_args)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -124,11 +146,14 @@ def browser(playwright_instance):
 
 @pytest.fixture(scope="session")
 def camera_browser(playwright_instance, media):
-    b = _launch(playwright_instance, [
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={media['face_y4m']}",
-    ])
+    b = _launch(
+        playwright_instance,
+        [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={media['face_y4m']}",
+        ],
+    )
     yield b
     b.close()
 
@@ -137,6 +162,7 @@ def camera_browser(playwright_instance, media):
 class PageLog:
     """What a page did: every request URL, console messages (errors apart), uncaught errors,
     /api/predict concurrency."""
+
     origin: str
     requests: list = field(default_factory=list)
     console_errors: list = field(default_factory=list)
@@ -164,6 +190,7 @@ class PageLog:
         page.on("request", on_request)
         page.on("requestfinished", on_done)
         page.on("requestfailed", on_done)
+
         def on_console(msg):
             self.console.append((msg.type, msg.text))
             if msg.type == "error":
@@ -197,12 +224,22 @@ def _open(browser, server_url, **context_kwargs):
     return context, page, log
 
 
+def _close(context) -> None:
+    """Close a test's context. A route handler may still be relaying a live frame's answer (the page
+    sends one as soon as the last is in): its routes are removed first, errors of handlers still running
+    ignored, so a closing page is never reported as the next test's error."""
+    context.unroute_all(behavior="ignoreErrors")
+    for page in context.pages:
+        page.unroute_all(behavior="ignoreErrors")
+    context.close()
+
+
 @pytest.fixture
 def app_page(browser, server_url):
     """A fresh page on the app (1280x900), with its PageLog: `page, log = app_page`."""
     context, page, log = _open(browser, server_url, viewport={"width": 1280, "height": 900})
     yield page, log
-    context.close()
+    _close(context)
 
 
 @pytest.fixture
@@ -219,11 +256,11 @@ def open_page(browser, server_url):
 
     yield _make
     for c in contexts:
-        c.close()
+        _close(c)
 
 
 @pytest.fixture
 def camera_page(camera_browser, server_url):
     context, page, log = _open(camera_browser, server_url, viewport={"width": 1280, "height": 900})
     yield page, log
-    context.close()
+    _close(context)

@@ -4,6 +4,7 @@
 - `write_face_y4m`: a short YUV4MPEG2 (4:2:0) clip of the same face moving slightly, for Chromium's
   fake camera (`--use-file-for-fake-video-capture=<file>.y4m`).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,12 +38,12 @@ def _frames(n: int) -> list[np.ndarray]:
     canvas = np.empty((FRAME_H + 2 * margin, FRAME_W + 2 * margin, 3), np.uint8)
     canvas[:] = (60, 62, 70)
     x0 = margin + (FRAME_W - src.shape[1]) // 2
-    canvas[margin:margin + FRAME_H, x0:x0 + src.shape[1]] = src[:FRAME_H]
+    canvas[margin : margin + FRAME_H, x0 : x0 + src.shape[1]] = src[:FRAME_H]
     frames = []
     for i in range(n):
         a = 2 * math.pi * i / n
         dx, dy = int(round(8 * math.sin(a))), int(round(5 * math.cos(a)))
-        frames.append(canvas[margin + dy:margin + dy + FRAME_H, margin + dx:margin + dx + FRAME_W])
+        frames.append(canvas[margin + dy : margin + dy + FRAME_H, margin + dx : margin + dx + FRAME_W])
     return frames
 
 

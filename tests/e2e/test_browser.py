@@ -6,6 +6,7 @@
 3. camera refused / missing / unsupported -> a clear message;
 4. no request leaves the origin, no console errors (CSP violations), and the CSP header is there.
 """
+
 from __future__ import annotations
 
 import csv
@@ -118,13 +119,16 @@ def test_drop_a_photo_and_phone_layout(open_page, server_url, media):
     goto_app(page, server_url)
     data = Path(media["face_jpeg"]).read_bytes()
     # Drop the photo on the drop zone, the way a drag from the desktop would.
-    page.evaluate("""async (bytes) => {
+    page.evaluate(
+        """async (bytes) => {
         const file = new File([new Uint8Array(bytes)], 'face.jpg', {type: 'image/jpeg'});
         const dt = new DataTransfer(); dt.items.add(file);
         const zone = document.getElementById('drop-zone');
         zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
         zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
-    }""", list(data))
+    }""",
+        list(data),
+    )
     page.wait_for_selector("#face-list li[data-emotion]", timeout=60_000)
     assert page.locator("#scores .bar").count() >= 7
     overflow = page.evaluate("document.documentElement.scrollWidth")
@@ -155,8 +159,7 @@ def test_live_session_with_fake_camera(camera_page, server_url):
     assert label in LABELS
 
     # The assistant speaks once the smoothed expression has held for the debounce interval.
-    page.wait_for_function(
-        "() => window.emotionApp.replies.some(r => r.source === 'live')", timeout=60_000)
+    page.wait_for_function("() => window.emotionApp.replies.some(r => r.source === 'live')", timeout=60_000)
     reply = [r for r in page.evaluate("window.emotionApp.replies") if r["source"] == "live"][-1]
     assert reply["text"].strip()
     assert page.locator("#reply-text").inner_text().strip() == reply["text"].strip()
@@ -170,7 +173,9 @@ def test_live_session_with_fake_camera(camera_page, server_url):
     assert modes.get("full", 0) >= 1, modes
     last = page.evaluate("window.emotionApp.liveResult")
     assert last["track"]["mode"] in ("full", "tracked") and all(isinstance(f["track"], int) for f in last["faces"])
-    assert {tr["id"] for tr in page.evaluate("window.emotionApp.tracks") if tr["seen"]} == {f["track"] for f in last["faces"]}
+    assert {tr["id"] for tr in page.evaluate("window.emotionApp.tracks") if tr["seen"]} == {
+        f["track"] for f in last["faces"]
+    }
     # The next frame goes when the answer is in, not on a 250 ms clock (the page's old 4 frames/s).
     n0, t0 = page.evaluate("[emotionApp.framesAnswered, performance.now()]")
     page.wait_for_timeout(3000)
@@ -204,12 +209,20 @@ def test_live_session_with_fake_camera(camera_page, server_url):
 
 
 REFUSALS = {
-    "denied": ("""navigator.mediaDevices.getUserMedia = () =>
-                   Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));""", "refused"),
-    "missing": ("""navigator.mediaDevices.getUserMedia = () =>
-                   Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));""", "No camera"),
-    "unsupported": ("Object.defineProperty(navigator, 'mediaDevices', {value: undefined, configurable: true});",
-                    "does not offer camera access"),
+    "denied": (
+        """navigator.mediaDevices.getUserMedia = () =>
+                   Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));""",
+        "refused",
+    ),
+    "missing": (
+        """navigator.mediaDevices.getUserMedia = () =>
+                   Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));""",
+        "No camera",
+    ),
+    "unsupported": (
+        "Object.defineProperty(navigator, 'mediaDevices', {value: undefined, configurable: true});",
+        "does not offer camera access",
+    ),
 }
 
 
@@ -270,7 +283,7 @@ def test_model_menu_is_readable_default_first_members_hidden(open_page, server_u
     hidden = {m["name"] for m in models["models"] if m.get("menu") is False}
     assert hidden and not hidden & set(values), (hidden, values)
     assert set(values) == {m["name"] for m in models["models"]} - hidden
-    for o in menu["options"]:   # every name fits the closed menu: text + padding + the arrow
+    for o in menu["options"]:  # every name fits the closed menu: text + padding + the arrow
         assert o["px"] + menu["pad"] + 20 <= menu["width"], (width, o, menu["width"])
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     # The accuracy panel is the default's, with its calm-face rate next to the per-class recall.

@@ -5,6 +5,7 @@ Each test asserts on what is on the screen (text, classes, computed styles, canv
 requests the page made. The private-mode ones (downloads made once, no canvas readback warning) are
 in test_ondevice.py.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -104,8 +105,12 @@ def test_after_a_bad_file_the_previous_answer_is_gone(app_page, server_url, medi
         page.set_input_files("#file-input", files=[NOT_AN_IMAGE])
         expected = ui("en", "notImage")
     else:
-        page.route(PREDICT_URL, lambda route: route.fulfill(status=422, json={
-            "error": {"code": "no_pixels", "message": "the image could not be decoded"}}))
+        page.route(
+            PREDICT_URL,
+            lambda route: route.fulfill(
+                status=422, json={"error": {"code": "no_pixels", "message": "the image could not be decoded"}}
+            ),
+        )
         page.set_input_files("#file-input", str(media["face_jpeg"]))
         expected = ui("en", "requestFailed").replace("{0}", "the image could not be decoded")
     wait_status(page, "error")
@@ -134,8 +139,12 @@ def test_an_empty_file_is_called_empty(app_page, server_url, media):
     page.select_option("#lang", "vi")
     assert page.locator("#photo-status").inner_text() == ui("vi", "emptyFile")
     # the server's word for it (400 empty_image) reads the same
-    page.route(PREDICT_URL, lambda route: route.fulfill(status=400, json={
-        "error": {"code": "empty_image", "message": "the image is empty (0 bytes)"}}))
+    page.route(
+        PREDICT_URL,
+        lambda route: route.fulfill(
+            status=400, json={"error": {"code": "empty_image", "message": "the image is empty (0 bytes)"}}
+        ),
+    )
     with page.expect_response(PREDICT_URL):
         page.set_input_files("#file-input", str(media["face_jpeg"]))
     wait_status(page, "error")
@@ -275,7 +284,8 @@ def test_no_face_on_the_timeline_looks_unlike_neutral(app_page, server_url):
     item = page.locator("#timeline-legend li[data-label='none']")
     assert item.inner_text().strip() == ui("en", "legendNone")
     look = item.locator(".swatch").evaluate(
-        "e => ({image: getComputedStyle(e).backgroundImage, color: getComputedStyle(e).backgroundColor})")
+        "e => ({image: getComputedStyle(e).backgroundImage, color: getComputedStyle(e).backgroundColor})"
+    )
     assert "gradient" in look["image"], look
     assert "grey" not in ui("en", "timelineKey") and "xám" not in ui("vi", "timelineKey")
     page.select_option("#lang", "vi")
@@ -303,7 +313,8 @@ def test_every_score_label_fits(open_page, server_url, media, lang, width):
     page.select_option("#lang", lang)
     upload(page, media["face_jpeg"])
     labels = page.eval_on_selector_all(
-        "#scores .bar-label", "els => els.map(e => [e.textContent, e.scrollWidth, e.clientWidth])")
+        "#scores .bar-label", "els => els.map(e => [e.textContent, e.scrollWidth, e.clientWidth])"
+    )
     assert len(labels) == 8  # the default model's eight classes, the longest names among them
     cut = [lab for lab in labels if lab[1] > lab[2]]
     assert not cut, f"labels cut off: {cut}"

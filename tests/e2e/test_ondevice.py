@@ -11,6 +11,7 @@
 3. Fallback: without WebAssembly the page says so (both languages), sends nothing in private mode, and
    the server mode still works once it is off.
 """
+
 from __future__ import annotations
 
 import base64
@@ -60,8 +61,12 @@ def compare(page, server_url, pngs, model):
     only the browser found."""
     rows, browser_only = [], 0
     for name, data in pngs.items():
-        resp = requests.post(server_url + "/api/predict", files={"image": ("x.png", data, "image/png")},
-                             data={"model": model}, timeout=60)
+        resp = requests.post(
+            server_url + "/api/predict",
+            files={"image": ("x.png", data, "image/png")},
+            data={"model": model},
+            timeout=60,
+        )
         assert resp.status_code == 200, resp.text
         server = resp.json()["faces"]
         browser = page.evaluate(ANALYZE_JS, [base64.b64encode(data).decode(), model])["faces"]
@@ -71,8 +76,14 @@ def compare(page, server_url, pngs, model):
             best, j = max(ious, default=(0.0, None))
             if best >= 0.9:
                 used.add(j)
-                rows.append((name, True, f["emotion"] == browser[j]["emotion"],
-                             max(abs(f["scores"][k] - browser[j]["scores"][k]) for k in f["scores"])))
+                rows.append(
+                    (
+                        name,
+                        True,
+                        f["emotion"] == browser[j]["emotion"],
+                        max(abs(f["scores"][k] - browser[j]["scores"][k]) for k in f["scores"]),
+                    )
+                )
             else:
                 rows.append((name, False, False, None))
         browser_only += len(browser) - len(used)
@@ -87,10 +98,12 @@ def test_the_browser_engine_finds_the_same_faces_and_labels(app_page, server_url
     matched = [r for r in rows if r[1]]
     same = [r for r in matched if r[2]]
     assert len(rows) >= 50, f"only {len(rows)} faces found by the server in the parity photos"
-    assert len(matched) / len(rows) >= 0.98 and browser_only <= 1, \
+    assert len(matched) / len(rows) >= 0.98 and browser_only <= 1, (
         f"{len(rows) - len(matched)} of {len(rows)} server faces not found by the browser, {browser_only} extra"
-    assert len(same) / len(matched) >= 0.95, \
+    )
+    assert len(same) / len(matched) >= 0.95, (
         f"labels agree on {len(same)} of {len(matched)} faces: {[r[0] for r in matched if not r[2]]}"
+    )
     # the scores themselves stay close (crop resampling differs by rounding only)
     assert np.median([r[3] for r in matched]) < 0.02
     log.assert_clean()
@@ -135,14 +148,22 @@ def test_the_browser_tracks_faces_as_the_server_does(app_page, server_url):
         browser = page.evaluate(FOLLOW_JS, [[base64.b64encode(png(f)).decode() for f in frames], default])
         hint = {}
         for frame, b in zip(frames, browser, strict=True):
-            resp = requests.post(server_url + "/api/predict", files={"image": ("x.png", png(frame), "image/png")},
-                                 data={"min_face": "45", "track": json.dumps(hint)}, timeout=60)
+            resp = requests.post(
+                server_url + "/api/predict",
+                files={"image": ("x.png", png(frame), "image/png")},
+                data={"min_face": "45", "track": json.dumps(hint)},
+                timeout=60,
+            )
             server = resp.json()
-            hint = {"faces": [{"id": f["track"], "box": f["box"]} for f in server["faces"]],
-                    "since_full": server["track"]["since_full"], "age_ms": 80}
+            hint = {
+                "faces": [{"id": f["track"], "box": f["box"]} for f in server["faces"]],
+                "since_full": server["track"]["since_full"],
+                "age_ms": 80,
+            }
             same_faces = len(server["faces"]) == len(b["faces"]) and all(
                 box_iou(f["box"], g["box"]) >= 0.9 and f["track"] == g["track"]
-                for f, g in zip(server["faces"], b["faces"], strict=True))
+                for f, g in zip(server["faces"], b["faces"], strict=True)
+            )
             labels = [f["emotion"] == g["emotion"] for f, g in zip(server["faces"], b["faces"], strict=False)]
             rows.append((name, server["track"]["mode"], b["track"]["mode"], same_faces, labels))
     assert sum(r[1] == "tracked" for r in rows) >= 30, rows
@@ -159,7 +180,7 @@ def test_the_browser_reads_each_models_card(app_page, server_url, parity_pngs, m
     two members: the browser takes all of it from the cards."""
     page, log = app_page
     goto_app(page, server_url)
-    subset = dict(list(parity_pngs.items())[-8:])    # the astronaut photos, 10 faces
+    subset = dict(list(parity_pngs.items())[-8:])  # the astronaut photos, 10 faces
     rows, browser_only = compare(page, server_url, subset, model)
     assert len(rows) >= 8 and all(r[1] for r in rows) and browser_only == 0, rows
     assert sum(r[2] for r in rows) >= len(rows) - 1, rows
@@ -202,8 +223,7 @@ class RequestWatch:
 
 def turn_private_on(page):
     page.click("#private-mode")
-    page.wait_for_function("() => document.getElementById('private-status').dataset.state === 'ok'",
-                           timeout=90_000)
+    page.wait_for_function("() => document.getElementById('private-status').dataset.state === 'ok'", timeout=90_000)
     assert page.evaluate("window.emotionApp.private")
 
 
@@ -270,8 +290,11 @@ def test_without_webassembly_the_page_says_so_and_the_server_mode_works(open_pag
 def private_downloads(log):
     """How many times each of private mode's files was requested: settings, networks, models."""
     paths = [urlsplit(url).path for url in log.requests]
-    return {p: paths.count(p) for p in set(paths)
-            if p == "/api/ondevice" or p.startswith(("/api/detector/", "/api/models/"))}
+    return {
+        p: paths.count(p)
+        for p in set(paths)
+        if p == "/api/ondevice" or p.startswith(("/api/detector/", "/api/models/"))
+    }
 
 
 def test_private_mode_downloads_each_file_once(app_page, server_url, media):
@@ -281,8 +304,13 @@ def test_private_mode_downloads_each_file_once(app_page, server_url, media):
     page, log = app_page
     goto_app(page, server_url)
     default = page.evaluate("fetch('/api/models').then(r => r.json())")["default"]
-    expected = {"/api/ondevice": 1, "/api/detector/pnet.onnx": 1, "/api/detector/rnet.onnx": 1,
-                "/api/detector/onet.onnx": 1, f"/api/models/{default}.onnx": 1}
+    expected = {
+        "/api/ondevice": 1,
+        "/api/detector/pnet.onnx": 1,
+        "/api/detector/rnet.onnx": 1,
+        "/api/detector/onet.onnx": 1,
+        f"/api/models/{default}.onnx": 1,
+    }
     page.click("#private-mode")
     upload(page, media["face_jpeg"])  # while the engine is still loading
     page.wait_for_function("() => document.getElementById('private-status').dataset.state === 'ok'")
@@ -307,8 +335,7 @@ def test_no_canvas_readback_warning_in_private_mode(camera_page, server_url, med
     upload(page, media["face_jpeg"])
     for index in (1, 2):  # the same photo's canvas read again for another model
         page.select_option("#model-select", index=index)
-        page.wait_for_function("() => !document.getElementById('drop-zone').hasAttribute('aria-busy')",
-                               timeout=90_000)
+        page.wait_for_function("() => !document.getElementById('drop-zone').hasAttribute('aria-busy')", timeout=90_000)
     page.click("#start-camera")
     page.wait_for_selector("#live-face-list li[data-emotion]", timeout=60_000)
     page.wait_for_function("() => window.emotionApp.framesAnswered >= 10", timeout=60_000)

@@ -1,6 +1,7 @@
 """The page's video panel (issue 25), end to end in Chromium against the real server: a clip made at test
 time from benchmarks/clips.py's moving faces is uploaded, its frames stream in, each face gets its
 timeline canvas and segments, the assistant answers, CSV and JSON export; private mode sends nothing."""
+
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,5 @@
 """model_core: the package that serving and training share stands alone (issue 10)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -31,8 +32,7 @@ print("ok")
 
 
 def test_the_image_copies_model_core_and_not_training():
-    copies = [line.split()[1] for line in (REPO / "Dockerfile").read_text().splitlines()
-              if line.startswith("COPY ")]
+    copies = [line.split()[1] for line in (REPO / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")]
     assert "model_core/" in copies and "app/" in copies
     assert "training/" not in copies
 
@@ -43,8 +43,14 @@ def test_split_keys_name_the_card_splits():
 
 
 def test_a_card_written_by_training_reads_back_and_validates(tmp_path):
-    card = {"name": "m", "kind": "ensemble", "classes": list(FER2013_CLASSES), "input": {"size": 48},
-            "metrics": {}, "members": [{"name": "a", "weight": 1.0}]}
+    card = {
+        "name": "m",
+        "kind": "ensemble",
+        "classes": list(FER2013_CLASSES),
+        "input": {"size": 48},
+        "metrics": {},
+        "members": [{"name": "a", "weight": 1.0}],
+    }
     path = write_card(tmp_path / "m.json", card)
     assert read_card(path) == card and not (tmp_path / "m.json.tmp").exists()
     assert parse_card(read_card(path)).members == [{"name": "a", "weight": 1.0}]
@@ -67,6 +73,8 @@ def test_predictor_runs_a_shipped_card_and_empty_batches(models_dir):
 
 def test_training_cannot_write_a_card_the_app_would_refuse(tmp_path):
     with pytest.raises(CardError, match="'classes'"):
-        write_card(tmp_path / "bad.json", {"name": "bad", "classes": ["happy"], "input": {}, "metrics": {},
-                                           "kind": "ensemble", "members": []})
+        write_card(
+            tmp_path / "bad.json",
+            {"name": "bad", "classes": ["happy"], "input": {}, "metrics": {}, "kind": "ensemble", "members": []},
+        )
     assert not (tmp_path / "bad.json").exists()

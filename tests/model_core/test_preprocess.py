@@ -18,7 +18,7 @@ def test_grey_and_rgb_faces_become_the_same_unit_scaled_batch():
     assert batch.shape == (2, 48, 48, 1) and batch.dtype == np.float32
     assert np.allclose(batch[0], batch[1], atol=1 / 255)
     assert 0.0 <= batch.min() and batch.max() <= 1.0
-    assert batch[0, 0, 0, 0] < batch[0, 0, -1, 0]        # left-to-right ramp preserved
+    assert batch[0, 0, 0, 0] < batch[0, 0, -1, 0]  # left-to-right ramp preserved
 
 
 def test_three_channel_centered_spec():
@@ -40,7 +40,7 @@ def test_crop_face_is_square_with_margin_and_padded_at_edges():
     crop = crop_face(img, [90, 40, 20, 20], margin=1.5)
     assert crop.shape == (30, 30, 3)
     assert crop[15, 15, 0] == 200 and crop[0, 0, 0] == 0
-    edge = crop_face(img, [0, 0, 40, 20], margin=1.0)    # square of 40 starting above the image
+    edge = crop_face(img, [0, 0, 40, 20], margin=1.0)  # square of 40 starting above the image
     assert edge.shape == (40, 40, 3)
     with pytest.raises(ValueError, match="outside"):
         crop_face(img, [500, 500, 10, 10])
@@ -50,6 +50,7 @@ def _face_scene(angle: float):
     """A 200x200 grey scene with an asymmetric 'face' (eyes, a mouth off to one side) turned by `angle`
     degrees counter-clockwise about (100, 100), and where its eyes went."""
     import cv2
+
     img = np.full((200, 200), 90, np.uint8)
     cv2.circle(img, (80, 85), 8, 255, -1)
     cv2.circle(img, (120, 85), 8, 255, -1)
@@ -86,11 +87,13 @@ def test_a_tilted_face_is_cropped_upright(angle):
 
 def test_a_face_within_the_training_tilt_is_not_resampled():
     tilted, eyes = _face_scene(ALIGN_MIN_DEGREES / 2)
-    np.testing.assert_array_equal(crop_face(tilted, [50, 50, 100, 100], keypoints=eyes),
-                                  crop_face(tilted, [50, 50, 100, 100]))
+    np.testing.assert_array_equal(
+        crop_face(tilted, [50, 50, 100, 100], keypoints=eyes), crop_face(tilted, [50, 50, 100, 100])
+    )
     far, eyes = _face_scene(80)  # eyes nearly vertical: a profile or a wrong landmark, left alone
-    np.testing.assert_array_equal(crop_face(far, [50, 50, 100, 100], keypoints=eyes),
-                                  crop_face(far, [50, 50, 100, 100]))
+    np.testing.assert_array_equal(
+        crop_face(far, [50, 50, 100, 100], keypoints=eyes), crop_face(far, [50, 50, 100, 100])
+    )
 
 
 def test_flip_tta_averages_a_face_and_its_mirror():
@@ -106,7 +109,7 @@ def test_flip_tta_averages_a_face_and_its_mirror():
     plain = predict_with_tta(predict, batch, [])
     flipped = predict_with_tta(predict, batch, ["flip"])
     right = batch[:, :, 4:, 0].mean(axis=(1, 2))
-    assert seen == [(3, 8, 8, 1), (6, 8, 8, 1)]             # one call, both views
+    assert seen == [(3, 8, 8, 1), (6, 8, 8, 1)]  # one call, both views
     assert np.allclose(flipped[:, 0], (plain[:, 0] + right) / 2)
     with pytest.raises(ValueError, match="unknown test-time augmentation"):
         predict_with_tta(predict, batch, ["rotate"])
@@ -123,4 +126,4 @@ def test_combine_members_maps_labels_by_name_and_weights():
     p = combine_members([a, b], [seven, eight], [3, 1], seven)
     assert p.shape == (1, 7) and np.isclose(p.sum(), 1.0)
     assert np.isclose(p[0, seven.index("sad")], 0.75)
-    assert np.isclose(p[0, seven.index("happy")], 0.25)    # contempt dropped, happy renormalised
+    assert np.isclose(p[0, seven.index("happy")], 0.25)  # contempt dropped, happy renormalised

@@ -1,4 +1,5 @@
 """Tiny FER-format data written at test time (no FER data in the repo)."""
+
 from __future__ import annotations
 
 import gzip
@@ -59,8 +60,8 @@ def tiny_data(tmp_path_factory) -> Path:
     votes = votes_for(labels, rng)
     names = [f"fer{i:07d}.png" for i in range(len(labels))]
     votes[5] = 0
-    votes[5, FERPLUS_VOTE_COLUMNS.index("NF")] = 10     # not a face
-    names[8] = ""                                         # FER+ made no image
+    votes[5, FERPLUS_VOTE_COLUMNS.index("NF")] = 10  # not a face
+    names[8] = ""  # FER+ made no image
     votes[10] = 0
     votes[10, FERPLUS_VOTE_COLUMNS.index("unknown")] = 6  # top vote unknown
     votes[10, 0] = 4

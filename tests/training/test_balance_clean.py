@@ -26,13 +26,13 @@ def test_resamplers_equalise_class_counts(imbalanced, method):
     x2, y2, _, cw = balance(x, y, method, seed=0, num_classes=3)
     assert np.bincount(y2).tolist() == [40, 40, 40]
     assert x2.shape == (120, 48, 48) and x2.dtype == np.uint8 and cw is None
-    assert (x2[:len(x)] == x).all()                      # originals kept
+    assert (x2[: len(x)] == x).all()  # originals kept
 
 
 def test_smote_synthesises_new_images_between_neighbours(imbalanced):
     x, y = imbalanced
     x2, y2, _, _ = balance(x, y, "smote", seed=0, num_classes=3)
-    new = x2[len(x):][y2[len(x):] == 1].astype(int)
+    new = x2[len(x) :][y2[len(x) :] == 1].astype(int)
     originals = x[y == 1].astype(int)
     # synthetic images are not copies, yet lie within the class's pixel range
     assert not any((new[0] == o).all() for o in originals)
@@ -61,6 +61,7 @@ def test_class_weights_are_inverse_frequency(imbalanced):
     assert x2 is x
     assert cw[1] == pytest.approx(68 / (3 * 8)) and cw[0] == pytest.approx(68 / (3 * 40))
     from sklearn.utils.class_weight import compute_class_weight
+
     assert np.allclose([cw[i] for i in range(3)], compute_class_weight("balanced", classes=np.arange(3), y=y))
     assert class_weights(np.array([0, 0, 2]), 3)[1] == 0.0
 
@@ -84,9 +85,12 @@ def test_cleaning_removes_blank_and_non_face_rows(tiny_data):
     votes = fer.read_ferplus_votes(tiny_data / "ferplus" / "fer2013new.csv")
     train = fer.build_splits(images, "fer2013")["Training"]
     cleaned, report = clean(train, votes)
-    assert sorted(report["removed_rows"]) == [3, 5, 8]   # black, NF vote, unnamed
-    assert report["by_reason"] == {"blank (no contrast)": 1, "FER+ vote: not a face": 1,
-                                   "FER+ gave no image (unnamed row)": 1}
+    assert sorted(report["removed_rows"]) == [3, 5, 8]  # black, NF vote, unnamed
+    assert report["by_reason"] == {
+        "blank (no contrast)": 1,
+        "FER+ vote: not a face": 1,
+        "FER+ gave no image (unnamed row)": 1,
+    }
     assert len(cleaned) == len(train) - 3 and 3 not in cleaned.rows
     only_blank, r2 = clean(train, None)
     assert r2["removed_rows"] == [3]

@@ -1,4 +1,5 @@
 """python -m training --help: its examples are the README's commands (issue 17: they disagreed)."""
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,11 @@ def _readme_commands() -> set[str]:
 
 
 def test_help_examples_are_readme_commands():
-    examples = [" ".join(line.split("#")[0].split()) for line in EPILOG.splitlines()
-                if line.strip().startswith("python -m training")]
+    examples = [
+        " ".join(line.split("#")[0].split())
+        for line in EPILOG.splitlines()
+        if line.strip().startswith("python -m training")
+    ]
     assert len(examples) >= 6
     missing = [e for e in examples if e not in _readme_commands()]
     assert not missing, f"--help examples not in the README: {missing}"
@@ -24,8 +28,9 @@ def test_help_examples_are_readme_commands():
 
 def _recipe_commands(recipe: dict) -> list[str]:
     out = []
-    for cmd in [recipe.get("command", "")] + [s.get("command", "") for s in recipe.get("stages") or []
-                                               if isinstance(s, dict)]:
+    for cmd in [recipe.get("command", "")] + [
+        s.get("command", "") for s in recipe.get("stages") or [] if isinstance(s, dict)
+    ]:
         out += [c.strip() for c in cmd.split("&&") if c.strip()]
     for stage in ("head", "quantization"):  # a refitted head, an int8 copy: the command that made it
         if (recipe.get(stage) or {}).get("command"):

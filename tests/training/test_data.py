@@ -27,15 +27,18 @@ def test_plain_csv_and_cache_give_the_same_arrays(tmp_path):
     assert list(again.usage) == ["Training", "PublicTest", "PrivateTest"]
 
 
-@pytest.mark.parametrize("row, message", [
-    ("3,1 2 3,Training", "row 1 (line 3): 3 pixel values, expected 2304"),
-    ("9," + " ".join(["0"] * 2304) + ",Training", "row 1 (line 3): emotion 9 outside 0..6"),
-    ("x," + " ".join(["0"] * 2304) + ",Training", "row 1 (line 3): emotion 'x' is not an integer"),
-    ("3," + " ".join(["0"] * 2303) + " 300,Training", "row 1 (line 3): pixel values must lie in 0..255"),
-    ("3," + " ".join(["0"] * 2303) + " a,Training", "row 1 (line 3): pixels contain a non-integer"),
-    ("3," + " ".join(["0"] * 2304) + ",Elsewhere", "row 1 (line 3): unknown split 'Elsewhere'"),
-    ("3," + " ".join(["0"] * 2304), "row 1 (line 3): expected 3 fields, got 2"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("3,1 2 3,Training", "row 1 (line 3): 3 pixel values, expected 2304"),
+        ("9," + " ".join(["0"] * 2304) + ",Training", "row 1 (line 3): emotion 9 outside 0..6"),
+        ("x," + " ".join(["0"] * 2304) + ",Training", "row 1 (line 3): emotion 'x' is not an integer"),
+        ("3," + " ".join(["0"] * 2303) + " 300,Training", "row 1 (line 3): pixel values must lie in 0..255"),
+        ("3," + " ".join(["0"] * 2303) + " a,Training", "row 1 (line 3): pixels contain a non-integer"),
+        ("3," + " ".join(["0"] * 2304) + ",Elsewhere", "row 1 (line 3): unknown split 'Elsewhere'"),
+        ("3," + " ".join(["0"] * 2304), "row 1 (line 3): expected 3 fields, got 2"),
+    ],
+)
 def test_malformed_rows_name_the_file_and_row(tmp_path, row, message):
     good = "0," + " ".join(["7"] * 2304) + ",Training"
     path = tmp_path / "bad.csv"
@@ -59,7 +62,7 @@ def test_missing_file_and_bad_header_are_clear(tmp_path):
 def test_ferplus_filtering_and_label_mapping(tiny_data):
     votes = fer.read_ferplus_votes(tiny_data / "ferplus" / "fer2013new.csv")
     keep, majority, dist = fer.ferplus_targets(votes)
-    assert not keep[5] and not keep[8] and not keep[10]      # NF top, no name, unknown top
+    assert not keep[5] and not keep[8] and not keep[10]  # NF top, no name, unknown top
     assert keep.sum() == len(keep) - 3
     # FER-2013 label 3 (happy) was voted as FER+ "happiness" -> class "happy"
     assert fer.FERPLUS_CLASSES[majority[3 + 14]] == "happy"
@@ -71,8 +74,9 @@ def test_ferplus_filtering_and_label_mapping(tiny_data):
 
 
 def test_ferplus_ties_go_to_the_earlier_column():
-    v = fer.FerPlusVotes(np.array(["Training"]), np.array(["a.png"]),
-                         np.array([[0, 0, 5, 5, 0, 0, 0, 0, 0, 0]], np.float32))
+    v = fer.FerPlusVotes(
+        np.array(["Training"]), np.array(["a.png"]), np.array([[0, 0, 5, 5, 0, 0, 0, 0, 0, 0]], np.float32)
+    )
     keep, majority, _ = fer.ferplus_targets(v)
     assert keep[0] and fer.FERPLUS_CLASSES[majority[0]] == "surprise"
 
@@ -87,6 +91,7 @@ def test_misaligned_votes_are_rejected(tiny_data, tmp_path):
 
 def test_image_folder_layout(tmp_path):
     import cv2
+
     labels = np.array([3, 5, 0, 6])
     imgs = synthetic_faces(4, labels)
     for i, (img, lab) in enumerate(zip(imgs, labels, strict=True)):
@@ -100,7 +105,7 @@ def test_image_folder_layout(tmp_path):
     by_row = {int(r): (int(lab), u) for r, lab, u in zip(d.rows, d.labels, d.usage, strict=True)}
     assert by_row[100] == (3, "Training") and by_row[101] == (5, "PublicTest")
     assert by_row[102] == (0, "PrivateTest")
-    assert (d.images[list(d.rows).index(100)] == imgs[0]).all()   # PNG is lossless
+    assert (d.images[list(d.rows).index(100)] == imgs[0]).all()  # PNG is lossless
     (tmp_path / "train" / "grumpy").mkdir()
     with pytest.raises(DataError, match="grumpy: folder name is not a class"):
         fer.read_image_folder(tmp_path)
@@ -110,11 +115,20 @@ def test_one_path_rule_either_form_and_a_clear_miss(tmp_path):
     (tmp_path / "fer2013").mkdir()
     with pytest.raises(DataError, match="neither fer2013.csv.gz nor fer2013.csv is there"):
         fer.fer2013_csv(tmp_path)
-    plain = write_fer_csv(tmp_path / "fer2013" / "fer2013.csv", synthetic_faces(3, np.arange(3)),
-                          np.arange(3), ["Training", "PublicTest", "PrivateTest"])
+    plain = write_fer_csv(
+        tmp_path / "fer2013" / "fer2013.csv",
+        synthetic_faces(3, np.arange(3)),
+        np.arange(3),
+        ["Training", "PublicTest", "PrivateTest"],
+    )
     assert fer.fer2013_csv(tmp_path) == plain
-    gz = write_fer_csv(tmp_path / "fer2013" / "fer2013.csv.gz", synthetic_faces(3, np.arange(3)),
-                       np.arange(3), ["Training", "PublicTest", "PrivateTest"], gz=True)
+    gz = write_fer_csv(
+        tmp_path / "fer2013" / "fer2013.csv.gz",
+        synthetic_faces(3, np.arange(3)),
+        np.arange(3),
+        ["Training", "PublicTest", "PrivateTest"],
+        gz=True,
+    )
     assert fer.fer2013_csv(tmp_path) == gz  # both there: the gzipped one, as before
 
 

@@ -1,6 +1,7 @@
 """`python -m training data` (issue 11): finds each form of FER-2013 people have, counts rows per split,
 names checksums, says exactly what is missing and where to get it, and --prepare writes the layout the
 trainer reads. All data here is tiny and written by the tests (no dataset file is in the repository)."""
+
 from __future__ import annotations
 
 import gzip
@@ -21,8 +22,8 @@ def test_complete_folder_is_ready(tiny_data, capsys):
     out = capsys.readouterr().out
     assert "FER-2013  ok" in out and "FER+      ok" in out
     assert "Training 70, PublicTest 21, PrivateTest 21 (total 112)" in out
-    assert "expected 28,709 for the full dataset" in out       # tiny data is not the real thing
-    assert "not a known file" in out                            # md5 compared with Kaggle's
+    assert "expected 28,709 for the full dataset" in out  # tiny data is not the real thing
+    assert "not a known file" in out  # md5 compared with Kaggle's
     assert "ready: FER-2013 scheme, FER+ scheme" in out
 
 
@@ -47,7 +48,7 @@ def test_known_checksum_is_recognised(tmp_path):
         assert datacheck._checksum_note(path, True).endswith("a file we know")
         gz = tmp_path / "x.csv.gz"
         gz.write_bytes(gzip.compress(b"hello\n"))
-        assert datacheck._checksum_note(gz, True).endswith("a file we know")   # content, not the gzip bytes
+        assert datacheck._checksum_note(gz, True).endswith("a file we know")  # content, not the gzip bytes
     finally:
         del datacheck.KNOWN_MD5[hashlib.md5(b"hello\n").hexdigest()]
 
@@ -63,11 +64,12 @@ def test_icml_face_data_is_read_and_prepared_byte_for_byte(tmp_path, capsys):
     reference = write_fer_csv(tmp_path / "reference.csv", images, labels, usage)
     (tmp_path / "d" / "fer2013").mkdir(parents=True)
     # Kaggle's later file: columns reordered, the header's names with a leading space
-    icml = ["emotion, Usage, pixels"] + [f"{lab},{u},{' '.join(map(str, im.ravel()))}"
-                                         for im, lab, u in zip(images, labels, usage, strict=True)]
+    icml = ["emotion, Usage, pixels"] + [
+        f"{lab},{u},{' '.join(map(str, im.ravel()))}" for im, lab, u in zip(images, labels, usage, strict=True)
+    ]
     (tmp_path / "d" / "fer2013" / "icml_face_data.csv").write_text("\n".join(icml) + "\n")
 
-    assert cli(["data", "--data", str(tmp_path / "d")]) == 1     # FER+ is missing
+    assert cli(["data", "--data", str(tmp_path / "d")]) == 1  # FER+ is missing
     out = capsys.readouterr().out
     assert "form: icml_face_data.csv (emotion, Usage, pixels)" in out
     assert "Training 70, PublicTest 21, PrivateTest 21" in out
@@ -103,7 +105,7 @@ def test_image_folder_form_explains_evaluation_and_prepares_a_validation_split(t
     out_path = datacheck.prepare(tmp_path / "d", seed=0)
     back = fer.read_fer2013_csv(out_path, progress=False)
     counts = {s: int((back.usage == s).sum()) for s in fer.SPLITS}
-    assert counts == {"Training": 63, "PublicTest": 7, "PrivateTest": 14}, counts   # 10% of each class held out
+    assert counts == {"Training": 63, "PublicTest": 7, "PrivateTest": 14}, counts  # 10% of each class held out
     note = (root / datacheck.PREPARED_NOTE).read_text()
     assert "held out as PublicTest" in note and "not Kaggle's file" in note
 
@@ -113,10 +115,10 @@ def test_default_data_dir_prefers_the_repo_folder_then_the_shared_one(tmp_path, 
     monkeypatch.setattr(fer, "REPO_DATA_DIR", repo)
     monkeypatch.setattr(fer, "SHARED_DATA_DIR", shared)
     monkeypatch.delenv("EMOTION_DATA", raising=False)
-    assert fer.default_data_dir() == repo                  # neither exists: the documented place
+    assert fer.default_data_dir() == repo  # neither exists: the documented place
     shared.mkdir(parents=True)
-    assert fer.default_data_dir() == shared                # the team's set-up keeps working
+    assert fer.default_data_dir() == shared  # the team's set-up keeps working
     repo.mkdir(parents=True)
-    assert fer.default_data_dir() == repo                  # data/ in the repository wins
+    assert fer.default_data_dir() == repo  # data/ in the repository wins
     monkeypatch.setenv("EMOTION_DATA", str(tmp_path / "elsewhere"))
     assert fer.default_data_dir() == tmp_path / "elsewhere"

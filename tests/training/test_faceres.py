@@ -1,5 +1,6 @@
 """FaceRes weights: fetching (pinned, checked, clear failures) and conversion, on a TFJS graph model
 written here in FaceRes' layout with random weights (the real 7 MB model is a training-time download)."""
+
 from __future__ import annotations
 
 import base64
@@ -38,45 +39,74 @@ def write_tfjs(folder, seed=0, stem="faceres"):
         return name
 
     def conv_attr(stride):
-        return {"strides": {"list": {"i": ["1", str(stride), str(stride), "1"]}}, "padding": {"s": _b64("SAME")},
-                "data_format": {"s": _b64("NHWC")}}
+        return {
+            "strides": {"list": {"i": ["1", str(stride), str(stride), "1"]}},
+            "padding": {"s": _b64("SAME")},
+            "data_format": {"s": _b64("NHWC")},
+        }
 
     def relu6(prefix, x):
         nodes.append({"name": f"{prefix}_relu/Relu", "op": "Relu", "input": [x]})
         hi, lo = const(f"{prefix}_relu/Cast", 6.0), const(f"{prefix}_relu/Const_1", 0.0)
-        nodes.append({"name": f"{prefix}_relu/clip_by_value/Minimum", "op": "Minimum", "input": [f"{prefix}_relu/Relu", hi]})
-        nodes.append({"name": f"{prefix}_relu/clip_by_value", "op": "Maximum",
-                      "input": [f"{prefix}_relu/clip_by_value/Minimum", lo]})
+        nodes.append(
+            {"name": f"{prefix}_relu/clip_by_value/Minimum", "op": "Minimum", "input": [f"{prefix}_relu/Relu", hi]}
+        )
+        nodes.append(
+            {
+                "name": f"{prefix}_relu/clip_by_value",
+                "op": "Maximum",
+                "input": [f"{prefix}_relu/clip_by_value/Minimum", lo],
+            }
+        )
         return f"{prefix}_relu/clip_by_value"
 
     def conv(prefix, x, cin, cout, k, stride):
         w = const(f"{prefix}/convolution/merged_input", rng.normal(0, np.sqrt(2 / (k * k * cin)), (k, k, cin, cout)))
-        nodes.append({"name": f"{prefix}_bn/batchnorm_1/mul_1", "op": "Conv2D", "input": [x, w], "attr": conv_attr(stride)})
+        nodes.append(
+            {"name": f"{prefix}_bn/batchnorm_1/mul_1", "op": "Conv2D", "input": [x, w], "attr": conv_attr(stride)}
+        )
         b = const(f"{prefix}_bn/batchnorm_1/sub", rng.normal(0, 0.1, cout))
-        nodes.append({"name": f"{prefix}_bn/batchnorm_1/add_1", "op": "Add", "input": [f"{prefix}_bn/batchnorm_1/mul_1", b]})
+        nodes.append(
+            {"name": f"{prefix}_bn/batchnorm_1/add_1", "op": "Add", "input": [f"{prefix}_bn/batchnorm_1/mul_1", b]}
+        )
         return relu6(prefix, f"{prefix}_bn/batchnorm_1/add_1")
 
     x = conv("conv1", "input_1", 3, 32, 3, 2)
     cin = 32
     for i, (cout, stride) in enumerate(BLOCKS, 1):
         k = const(f"conv_dw_{i}/depthwise_kernel", rng.normal(0, np.sqrt(2 / 9), (3, 3, cin, 1)))
-        nodes.append({"name": f"conv_dw_{i}/depthwise", "op": "DepthwiseConv2dNative", "input": [x, k],
-                      "attr": conv_attr(stride)})
+        nodes.append(
+            {
+                "name": f"conv_dw_{i}/depthwise",
+                "op": "DepthwiseConv2dNative",
+                "input": [x, k],
+                "attr": conv_attr(stride),
+            }
+        )
         m = const(f"conv_dw_{i}_bn/batchnorm_1/mul", rng.uniform(0.5, 1.5, cin))
         nodes.append({"name": f"conv_dw_{i}_bn/batchnorm_1/mul_1", "op": "Mul", "input": [f"conv_dw_{i}/depthwise", m]})
         b = const(f"conv_dw_{i}_bn/batchnorm_1/sub", rng.normal(0, 0.1, cin))
-        nodes.append({"name": f"conv_dw_{i}_bn/batchnorm_1/add_1", "op": "Add",
-                      "input": [f"conv_dw_{i}_bn/batchnorm_1/mul_1", b]})
+        nodes.append(
+            {
+                "name": f"conv_dw_{i}_bn/batchnorm_1/add_1",
+                "op": "Add",
+                "input": [f"conv_dw_{i}_bn/batchnorm_1/mul_1", b],
+            }
+        )
         x = relu6(f"conv_dw_{i}", f"conv_dw_{i}_bn/batchnorm_1/add_1")
         x = conv(f"conv_pw_{i}", x, cin, cout, 1, 1)
         cin = cout
     axes = const("global_pooling/Mean/reduction_indices", [1, 2], "int32")
     nodes.append({"name": "global_pooling/Mean", "op": "Mean", "input": [x, axes]})
-    blob = b"".join(arrays[w["name"]].astype(np.int32 if w["dtype"] == "int32" else np.float16).tobytes()
-                    for w in weights)
+    blob = b"".join(
+        arrays[w["name"]].astype(np.int32 if w["dtype"] == "int32" else np.float16).tobytes() for w in weights
+    )
     (folder / f"{stem}.bin").write_bytes(blob)
-    spec = {"format": "graph-model", "modelTopology": {"node": nodes},
-            "weightsManifest": [{"paths": [f"{stem}.bin"], "weights": weights}]}
+    spec = {
+        "format": "graph-model",
+        "modelTopology": {"node": nodes},
+        "weightsManifest": [{"paths": [f"{stem}.bin"], "weights": weights}],
+    }
     (folder / f"{stem}.json").write_text(json.dumps(spec))
     return {k: v.astype(np.float16).astype(np.float32) if v.dtype == np.float32 else v for k, v in arrays.items()}
 

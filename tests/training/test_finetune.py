@@ -3,6 +3,7 @@
 
 Runs on the CPU with a random-weight stand-in for the FaceRes npz (the real weights are a
 training-time download, tests/training/test_faceres.py covers their conversion)."""
+
 from __future__ import annotations
 
 import json
@@ -89,6 +90,7 @@ def test_onnx_export_matches_the_torch_network(norm, size):
     assert float(np.abs(trained.permute(0, 2, 3, 1).numpy() - served).mean()) < 0.5
     model = build_onnx(net.folded_arrays(), size)
     import onnxruntime as ort
+
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"input": served})[0]
     assert got.shape == (5, 7)
@@ -103,8 +105,9 @@ def test_load_arrays_round_trips_through_folding():
     folded = net.folded_arrays()
     k = arrays["pw5.kernel"] * arrays["pw5.scale"]  # HWIO, scale per output channel
     np.testing.assert_allclose(folded["pw5.kernel"], k, rtol=1e-6)
-    np.testing.assert_allclose(folded["dw3.kernel"], arrays["dw3.kernel"] * arrays["dw3.scale"].reshape(1, 1, -1, 1),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        folded["dw3.kernel"], arrays["dw3.kernel"] * arrays["dw3.scale"].reshape(1, 1, -1, 1), rtol=1e-6
+    )
     assert folded["head.kernel"].shape == (1024, 8)
 
 
@@ -159,6 +162,7 @@ def test_pack_round_trip(tiny_data, tmp_path):
     pack = write_pack(tmp_path / "pack", tiny_data)
     images, votes = read_pack(pack)
     from training.data import read_fer2013_csv
+
     ref = read_fer2013_csv(tiny_data / "fer2013" / "fer2013.csv.gz")
     n = int((ref.usage != "PrivateTest").sum())
     assert len(images) == n and not (images.usage == "PrivateTest").any()
@@ -170,8 +174,17 @@ def test_pack_round_trip(tiny_data, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run(tiny_data, backbone_npz, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    cfg = FinetuneConfig(name="tiny_mbn", input_size=64, epochs=2, batch_size=16, seed=3,
-                         data=str(tiny_data), faceres=str(backbone_npz), run_dir=str(run_dir), threads=2)
+    cfg = FinetuneConfig(
+        name="tiny_mbn",
+        input_size=64,
+        epochs=2,
+        batch_size=16,
+        seed=3,
+        data=str(tiny_data),
+        faceres=str(backbone_npz),
+        run_dir=str(run_dir),
+        threads=2,
+    )
     stop = {"after": 1}
 
     class Interrupted(Exception):
@@ -181,6 +194,7 @@ def tiny_run(tiny_data, backbone_npz, tmp_path_factory):
         if "epoch 1/2" in msg and stop["after"]:
             stop["after"] = 0
             raise Interrupted
+
     with pytest.raises(Interrupted):
         finetune(cfg, log=log)
     ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
@@ -206,6 +220,7 @@ def test_ship_writes_onnx_card_that_the_app_serves(tiny_run, tiny_data, tmp_path
     assert card["recipe"]["command"].startswith("python -m training finetune --name tiny_mbn")
     assert "HSE" in card["attribution"]
     from app.emotion import ModelRegistry
+
     reg = ModelRegistry(tmp_path, strict=True)
     model = reg.get("tiny_mbn")
     assert model.runtime == "onnxruntime"
@@ -215,6 +230,7 @@ def test_ship_writes_onnx_card_that_the_app_serves(tiny_run, tiny_data, tmp_path
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     # the card's numbers are what the served model scores on that split
     from training.data import load_splits
+
     s = load_splits(tiny_data)[0]["PrivateTest"]
     p = onnx_probs(tmp_path / card["onnx_file"], s.images, card["input"], card["tta"])
     assert card["metrics"]["fer2013_private"]["accuracy"] == pytest.approx(float((p.argmax(1) == s.labels).mean()))
@@ -228,15 +244,28 @@ def test_resume_refuses_a_changed_recipe(tiny_run):
 
 
 def test_soft_targets_need_ferplus(tiny_data, backbone_npz, tmp_path):
-    cfg = FinetuneConfig(name="bad", targets="soft", input_size=32, epochs=1, data=str(tiny_data),
-                         faceres=str(backbone_npz), run_dir=str(tmp_path))
+    cfg = FinetuneConfig(
+        name="bad",
+        targets="soft",
+        input_size=32,
+        epochs=1,
+        data=str(tiny_data),
+        faceres=str(backbone_npz),
+        run_dir=str(tmp_path),
+    )
     with pytest.raises(ValueError, match="FER\\+"):
         finetune(cfg, log=lambda m: None)
 
 
 def test_missing_faceres_weights_say_how_to_get_them(tiny_data, tmp_path):
-    cfg = FinetuneConfig(name="nof", input_size=32, epochs=1, data=str(tiny_data),
-                         faceres=str(tmp_path / "none.npz"), run_dir=str(tmp_path / "r"))
+    cfg = FinetuneConfig(
+        name="nof",
+        input_size=32,
+        epochs=1,
+        data=str(tiny_data),
+        faceres=str(tmp_path / "none.npz"),
+        run_dir=str(tmp_path / "r"),
+    )
     with pytest.raises(FileNotFoundError, match="python -m training faceres"):
         finetune(cfg, log=lambda m: None)
 
@@ -256,8 +285,9 @@ def test_init_picks_the_checkpoint_from_the_weights_folder(tmp_path):
     for init in ("faceres", "faceres-deep"):
         model = build_model(FinetuneConfig(name="x", init=init, weights_dir=str(tmp_path)), 7)
         kernels[init] = model.units["conv1"].conv.weight.detach().numpy()
-    np.testing.assert_allclose(kernels["faceres-deep"], random_backbone(1)["conv1.kernel"].transpose(3, 2, 0, 1),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        kernels["faceres-deep"], random_backbone(1)["conv1.kernel"].transpose(3, 2, 0, 1), rtol=1e-6
+    )
     assert not np.allclose(kernels["faceres"], kernels["faceres-deep"])
     with pytest.raises(ValueError, match="faceres-deep"):
         build_model(FinetuneConfig(name="x", init="imagenet", weights_dir=str(tmp_path)), 7)

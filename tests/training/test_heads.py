@@ -1,5 +1,6 @@
 """training.heads: the refitted last layer sees exactly what is served, balancing moves the minority
 classes, calibration and the confidence rule do what they say, and a shipped head is the one chosen."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,11 +24,21 @@ def tiny_card(folder, name="tiny_fp", seed=0, size=64):
     net.load_arrays(random_backbone(seed))
     arrays = net.folded_arrays()
     build_onnx(arrays, size, folder / f"{name}.onnx", storage="float16")
-    write_card(folder / f"{name}.json", {
-        "name": name, "kind": "single", "file": f"{name}.onnx", "onnx_file": f"{name}.onnx",
-        "classes": FERPLUS_CLASSES, "label_scheme": "ferplus",
-        "input": {"size": size, "channels": 3, "scale": "caffe_bgr", "source_size": 48},
-        "tta": ["flip"], "metrics": {}, "recipe": {"arch": "mobilenet_v1_faceres"}})
+    write_card(
+        folder / f"{name}.json",
+        {
+            "name": name,
+            "kind": "single",
+            "file": f"{name}.onnx",
+            "onnx_file": f"{name}.onnx",
+            "classes": FERPLUS_CLASSES,
+            "label_scheme": "ferplus",
+            "input": {"size": size, "channels": 3, "scale": "caffe_bgr", "source_size": 48},
+            "tta": ["flip"],
+            "metrics": {},
+            "recipe": {"arch": "mobilenet_v1_faceres"},
+        },
+    )
     return load_card(folder / f"{name}.json")
 
 
@@ -111,7 +122,9 @@ def test_temperature_ece_and_confidence_rule():
     over = logits * 3.0  # three times too confident
     assert heads.fit_temperature(over, labels) == pytest.approx(3.0, rel=0.15)
     probs_over = heads.head_probs(over, np.eye(5), np.zeros(5))
-    assert heads.expected_calibration_error(p_true, labels) < 0.03 < heads.expected_calibration_error(probs_over, labels)
+    assert (
+        heads.expected_calibration_error(p_true, labels) < 0.03 < heads.expected_calibration_error(probs_over, labels)
+    )
     rule = heads.confidence_thresholds(p_true, labels, target=0.8)
     share = heads.confident_share(p_true, labels, rule)
     assert share["accuracy_confident"] >= 0.8 > share["accuracy_hedged"]
@@ -129,8 +142,14 @@ def test_calm_face_rate_counts_negative_calls_on_strong_neutral_faces_only():
 
 def test_refit_then_ship_serves_the_chosen_calibrated_head(tmp_path, tiny_data):
     card = tiny_card(tmp_path)
-    report = heads.refit(card.path, methods=("original", "logit_adjust", "none", "class_weights", "oversample"),
-                         data_dir=tiny_data, cache_dir=tmp_path / "cache", tta=[], log=lambda *_: None)
+    report = heads.refit(
+        card.path,
+        methods=("original", "logit_adjust", "none", "class_weights", "oversample"),
+        data_dir=tiny_data,
+        cache_dir=tmp_path / "cache",
+        tta=[],
+        log=lambda *_: None,
+    )
     methods = [r["method"] for r in report["rows"]]
     assert methods == ["original", "logit_adjust", "none", "class_weights", "oversample"]
     for r in report["rows"]:
@@ -148,8 +167,9 @@ def test_refit_then_ship_serves_the_chosen_calibrated_head(tmp_path, tiny_data):
     faces = np.random.default_rng(1).integers(0, 256, (4, 48, 48), dtype=np.uint8)
     feats = heads.extract_features(card, faces)
     w, b = report["_head"]
-    np.testing.assert_allclose(Predictor.from_card(shipped).predict_probs(list(faces)),
-                               heads.head_probs(feats[:, :1], w, b), atol=2e-3)  # float16 storage of the head
+    np.testing.assert_allclose(
+        Predictor.from_card(shipped).predict_probs(list(faces)), heads.head_probs(feats[:, :1], w, b), atol=2e-3
+    )  # float16 storage of the head
 
 
 def test_calibrate_card_fits_a_temperature_that_serving_applies(tmp_path, tiny_data):
@@ -165,10 +185,14 @@ def test_calibrate_card_fits_a_temperature_that_serving_applies(tmp_path, tiny_d
     faces = np.random.default_rng(2).integers(0, 256, (6, 48, 48), dtype=np.uint8)
     z = heads.view_logits(read_card(card.path), faces, tmp_path)
     assert z.shape == (6, 2, 8)
-    np.testing.assert_allclose(Predictor.from_card(served).predict_probs(list(faces)),
-                               heads.head_probs(z, np.eye(8), np.zeros(8), cal["temperature"]), atol=1e-6)
+    np.testing.assert_allclose(
+        Predictor.from_card(served).predict_probs(list(faces)),
+        heads.head_probs(z, np.eye(8), np.zeros(8), cal["temperature"]),
+        atol=1e-6,
+    )
     # the card's numbers are the calibrated model's, as served
     from training.data import load_splits
+
     val = load_splits(tiny_data, "ferplus", progress=False)[0]["PublicTest"]
     acc = float((Predictor.from_card(served).predict_probs(list(val.images)).argmax(1) == val.labels).mean())
     assert raw["metrics"]["ferplus_val"]["accuracy"] == pytest.approx(acc)

@@ -12,7 +12,7 @@ def test_metrics_match_scikit_learn(seed):
     rng = np.random.default_rng(seed)
     y_true = rng.integers(0, 4, 300)
     y_pred = np.where(rng.random(300) < 0.6, y_true, rng.integers(0, 4, 300))
-    y_pred[y_pred == 1] = 2   # class 1 never predicted: precision 0 without a division warning
+    y_pred[y_pred == 1] = 2  # class 1 never predicted: precision 0 without a division warning
     m = classification_metrics(y_true, y_pred, CLASSES)
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=range(4), zero_division=0)
     assert m["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))

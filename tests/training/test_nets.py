@@ -1,6 +1,7 @@
 """The network registry (training/nets.py) and the compact CNN (training/compact.py): every net builds,
 its ONNX graph serves what the PyTorch network computes, its trainer-side input equals serving's, and a
 two-stage run (FER-2013, then FER+ from its weights) ships a card that records both commands."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,22 @@ from training.compact import CompactCNN, build_onnx  # noqa: E402
 from training.evaluate import onnx_probs  # noqa: E402
 from training.finetune import FinetuneConfig, build_model, finetune, ship, upsample  # noqa: E402
 
-COMPACT = dict(arch="compact_cnn", init="scratch", input_size=48, batch_size=16, lr=1e-3, warmup_epochs=0,
-               weight_decay=1e-4, label_smoothing=0.0, dropout=0.5, rotate=12, zoom=0.12, erase_prob=0.25,
-               seed=42, threads=1)
+COMPACT = dict(
+    arch="compact_cnn",
+    init="scratch",
+    input_size=48,
+    batch_size=16,
+    lr=1e-3,
+    warmup_epochs=0,
+    weight_decay=1e-4,
+    label_smoothing=0.0,
+    dropout=0.5,
+    rotate=12,
+    zoom=0.12,
+    erase_prob=0.25,
+    seed=42,
+    threads=1,
+)
 
 
 def _randomise_batch_norms(net, seed=0):
@@ -99,9 +113,16 @@ def two_stage(tiny_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     s1 = FinetuneConfig(name="c_s1", epochs=2, data=str(tiny_data), run_dir=str(root / "c_s1"), **COMPACT)
     first = finetune(s1, log=lambda m: None)
-    s2 = FinetuneConfig(name="c_plus", scheme="ferplus", targets="soft", epochs=1, data=str(tiny_data),
-                        init_from=str(root / "c_s1" / "model.pt"), run_dir=str(root / "c_plus"),
-                        **{**COMPACT, "lr": 4e-4})
+    s2 = FinetuneConfig(
+        name="c_plus",
+        scheme="ferplus",
+        targets="soft",
+        epochs=1,
+        data=str(tiny_data),
+        init_from=str(root / "c_s1" / "model.pt"),
+        run_dir=str(root / "c_plus"),
+        **{**COMPACT, "lr": 4e-4},
+    )
     second = finetune(s2, log=lambda m: None)
     return root, first, second
 
@@ -121,6 +142,7 @@ def test_a_two_stage_run_ships_a_card_with_both_commands(two_stage, tiny_data, t
     # validated by model_core and served by the app's registry, with the card's numbers
     from app.emotion import ModelRegistry
     from training.data import load_splits
+
     model = ModelRegistry(tmp_path, strict=True).get("c_plus")
     assert model.runtime == "onnxruntime" and (tmp_path / "c_plus.onnx").stat().st_size < 15e6
     s = load_splits(tiny_data, "ferplus")[0]["PrivateTest"]
@@ -135,14 +157,30 @@ def test_the_commands_in_the_card_parse_back_to_the_runs(two_stage):
     import argparse
 
     from training.cli import _add_finetune_args
+
     root, _, _ = two_stage
     from training.finetune import lineage
+
     for stage in lineage(root / "c_plus"):
         p = argparse.ArgumentParser()
         _add_finetune_args(p)
         p.add_argument("--no-ship", dest="ship", action="store_false")
         args = vars(p.parse_args(stage["command"].split()[4:]))
         cfg = json.loads((root / stage["name"] / "summary.json").read_text())["config"]
-        for k in ("arch", "scheme", "targets", "init", "init_from", "epochs", "lr", "batch_size", "dropout",
-                  "weight_decay", "erase_prob", "rotate", "seed", "limit"):
+        for k in (
+            "arch",
+            "scheme",
+            "targets",
+            "init",
+            "init_from",
+            "epochs",
+            "lr",
+            "batch_size",
+            "dropout",
+            "weight_decay",
+            "erase_prob",
+            "rotate",
+            "seed",
+            "limit",
+        ):
             assert args[k] == cfg[k], k

@@ -19,6 +19,7 @@ accuracy 83.25% trainer, 83.13% served; largest probability gap 0.034): epoch se
 about 0.1 point. Closing it means one preprocessing for both (the trainer's evaluation through
 `model_core.preprocess`, or serving interpolating in float), which changes served numbers: not done here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,13 +41,13 @@ from training.mobilenet import MobileNetV1, arrays_from_onnx, caffe_input  # noq
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 CARDS = ["ferplus_mobilenet", "fer2013_mobilenet"]
-PROB_GAP = 0.02     # measured 0.0095 (FER+) and 0.0084 (FER-2013) on these faces; see the docstring
-NET_GAP = 1e-4      # the same input through PyTorch and ONNX Runtime
+PROB_GAP = 0.02  # measured 0.0095 (FER+) and 0.0084 (FER-2013) on these faces; see the docstring
+NET_GAP = 1e-4  # the same input through PyTorch and ONNX Runtime
 
 
 def real_crops() -> dict[str, np.ndarray]:
     astronaut, camera = skdata.astronaut(), skdata.camera()
-    face = crop_face(astronaut, [181, 62, 85, 110])   # MTCNN's box (app.faces), cropped as served
+    face = crop_face(astronaut, [181, 62, 85, 110])  # MTCNN's box (app.faces), cropped as served
     return {
         "astronaut": face,
         "astronaut mirrored": crop_face(astronaut[:, ::-1], [512 - 181 - 85, 62, 85, 110]),
@@ -91,12 +92,15 @@ def trainer_probs(net, faces48, card):
 def test_trainer_and_server_give_the_same_labels_on_real_faces(faces, shipped):
     names, crops, faces48 = faces
     card, net = shipped
-    served = Predictor.from_card(card).predict_probs(crops)        # the app's path, from the raw crops
+    served = Predictor.from_card(card).predict_probs(crops)  # the app's path, from the raw crops
     served48 = Predictor.from_card(card).predict_probs(list(faces48))
     np.testing.assert_array_equal(served, served48)  # serving brings a crop to 48 px itself (source_size)
     trained = trainer_probs(net, faces48, card)
     assert trained.shape == served.shape == (len(names), len(card.classes))
-    got = {n: (card.classes[a], card.classes[b]) for n, a, b in zip(names, trained.argmax(1), served.argmax(1), strict=True)}
+    got = {
+        n: (card.classes[a], card.classes[b])
+        for n, a, b in zip(names, trained.argmax(1), served.argmax(1), strict=True)
+    }
     assert all(a == b for a, b in got.values()), got
     assert np.abs(trained - served).max() < PROB_GAP, np.abs(trained - served).max(1)
     # the faces are the ones people see: the astronaut's broad smile reads as happy on both paths
@@ -124,5 +128,5 @@ def test_the_gap_is_the_uint8_rounding_of_the_upsampled_face(faces, shipped):
     served_x = preprocess_faces(list(faces48), card.input)
     up = upsample(torch.from_numpy(faces48).float().div(255.0).unsqueeze(1), card.input["size"])
     trainer_x = caffe_input(up).permute(0, 2, 3, 1).numpy()
-    gap = np.abs(served_x - trainer_x)                 # grey levels, on the 0-255 scale both use
+    gap = np.abs(served_x - trainer_x)  # grey levels, on the 0-255 scale both use
     assert gap.max() < 1.0 and gap.mean() < 0.35, (gap.max(), gap.mean())

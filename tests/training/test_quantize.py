@@ -2,6 +2,7 @@
 quantized graph is QDQ int8 (per channel, the head left float) and answers like the float one on the
 faces it was calibrated on, the ship rule says no when any of its limits is crossed, and the card it
 writes validates and records both models. Tiny models and synthetic faces: no dataset is read."""
+
 from __future__ import annotations
 
 import json
@@ -31,15 +32,28 @@ def small_cnn(path, storage="float16", seed=0, size=24, classes=8):
     x, cin = "x0", 3
     for name, cout, k, group, stride in (("c1", 16, 3, 1, 2), ("dw", 16, 3, 16, 1), ("pw", 32, 1, 1, 1)):
         w = rng.normal(0, np.sqrt(2.0 / (k * k * cin // group)), (cout, cin // group, k, k))
-        g.node("Conv", [x, g.const(f"{name}.w", w), g.const(f"{name}.b", rng.normal(0, 0.1, cout))], [f"{name}.c"],
-               strides=[stride, stride], pads=[k // 2] * 4, group=group, kernel_shape=[k, k])
-        g.node("Clip", [f"{name}.c", g.const(f"{name}.lo", np.float32(0)), g.const(f"{name}.hi", np.float32(6))],
-               [f"{name}.y"])
+        g.node(
+            "Conv",
+            [x, g.const(f"{name}.w", w), g.const(f"{name}.b", rng.normal(0, 0.1, cout))],
+            [f"{name}.c"],
+            strides=[stride, stride],
+            pads=[k // 2] * 4,
+            group=group,
+            kernel_shape=[k, k],
+        )
+        g.node(
+            "Clip",
+            [f"{name}.c", g.const(f"{name}.lo", np.float32(0)), g.const(f"{name}.hi", np.float32(6))],
+            [f"{name}.y"],
+        )
         x, cin = f"{name}.y", cout
     g.node("GlobalAveragePool", [x], ["pool"])
     g.node("Flatten", ["pool"], ["feat"], axis=1)
-    g.node("Gemm", ["feat", g.const("head.w", rng.normal(0, 0.3, (cin, classes))),
-                    g.const("head.b", np.zeros(classes))], ["logits"])
+    g.node(
+        "Gemm",
+        ["feat", g.const("head.w", rng.normal(0, 0.3, (cin, classes))), g.const("head.b", np.zeros(classes))],
+        ["logits"],
+    )
     g.node("Softmax", ["logits"], ["probs"], axis=-1)
     return g.model("small", size, 3, classes, "test", path)
 
@@ -77,8 +91,9 @@ def test_quantized_graph_is_qdq_int8_per_channel_and_close_to_float(tmp_path):
     from model_core.preprocess import preprocess_faces
 
     small_cnn(tmp_path / "m.onnx")
-    done = quantize.quantize_model(tmp_path / "m.onnx", tmp_path / "q.onnx", faces(64), SPEC,
-                                   settings={"float_first": 0})
+    done = quantize.quantize_model(
+        tmp_path / "m.onnx", tmp_path / "q.onnx", faces(64), SPEC, settings={"float_first": 0}
+    )
     q = onnx.load(str(tmp_path / "q.onnx"))
     ops = [n.op_type for n in q.graph.node]
     assert done["quantize_nodes"] == ops.count("QuantizeLinear") > 0
@@ -89,7 +104,11 @@ def test_quantized_graph_is_qdq_int8_per_channel_and_close_to_float(tmp_path):
     assert len(kernels) == 3  # the three conv kernels; the head's weights stay float
     # per output channel: every weight's DequantizeLinear has one scale per output channel
     for node in q.graph.node:
-        if node.op_type == "DequantizeLinear" and node.input[0] in inits and inits[node.input[0]].data_type == TensorProto.INT8:
+        if (
+            node.op_type == "DequantizeLinear"
+            and node.input[0] in inits
+            and inits[node.input[0]].data_type == TensorProto.INT8
+        ):
             w = numpy_helper.to_array(inits[node.input[0]])
             assert numpy_helper.to_array(inits[node.input[1]]).shape == (w.shape[0],)
     assert numpy_helper.to_array(inits["head.w"]).dtype == np.float32
@@ -98,18 +117,26 @@ def test_quantized_graph_is_qdq_int8_per_channel_and_close_to_float(tmp_path):
     assert np.abs(pf - pq).max() < 0.05
     assert (pf.argmax(1) == pq.argmax(1)).mean() >= 0.9
     # and the settings matter: per tensor changes the weights' scales
-    quantize.quantize_model(tmp_path / "m.onnx", tmp_path / "t.onnx", faces(64), SPEC,
-                            settings={"per_channel": False, "float_first": 0})
+    quantize.quantize_model(
+        tmp_path / "m.onnx", tmp_path / "t.onnx", faces(64), SPEC, settings={"per_channel": False, "float_first": 0}
+    )
     t = onnx.load(str(tmp_path / "t.onnx"))
     t_inits = {i.name: i for i in t.graph.initializer}
-    scales = [numpy_helper.to_array(t_inits[n.input[1]]) for n in t.graph.node if n.op_type == "DequantizeLinear"
-              and n.input[0] in t_inits and t_inits[n.input[0]].data_type == TensorProto.INT8]
+    scales = [
+        numpy_helper.to_array(t_inits[n.input[1]])
+        for n in t.graph.node
+        if n.op_type == "DequantizeLinear"
+        and n.input[0] in t_inits
+        and t_inits[n.input[0]].data_type == TensorProto.INT8
+    ]
     assert scales and all(s.size == 1 for s in scales)
 
 
 def test_float_first_keeps_the_first_convolutions_float(tmp_path):
     small_cnn(tmp_path / "m.onnx")
-    done = quantize.quantize_model(tmp_path / "m.onnx", tmp_path / "q.onnx", faces(32), SPEC, settings={"float_first": 1})
+    done = quantize.quantize_model(
+        tmp_path / "m.onnx", tmp_path / "q.onnx", faces(32), SPEC, settings={"float_first": 1}
+    )
     assert done["float_nodes"] == ["c1.c", "c1.y"]
     q = onnx.load(str(tmp_path / "q.onnx"))
     kernels = {t.name for t in q.graph.initializer if t.data_type == TensorProto.INT8 and len(t.dims) == 4}
@@ -128,8 +155,12 @@ def test_calibration_reads_faces_as_served_with_every_tta_view():
 
 
 def metrics(acc, recalls, calm=0.01, ece=0.01):
-    return {"accuracy": acc, "calm_face_rate": calm, "ece": ece,
-            "per_class": {c: {"recall": r} for c, r in recalls.items()}}
+    return {
+        "accuracy": acc,
+        "calm_face_rate": calm,
+        "ece": ece,
+        "per_class": {c: {"recall": r} for c, r in recalls.items()},
+    }
 
 
 def test_ship_rule_fails_on_each_limit_and_passes_within_all():
@@ -149,12 +180,24 @@ def float_card(tmp_path):
     from model_core.card import write_card
 
     small_cnn(tmp_path / "tiny.onnx")
-    write_card(tmp_path / "tiny.json", {
-        "name": "tiny", "kind": "single", "file": "tiny.onnx", "onnx_file": "tiny.onnx", "classes": FERPLUS_CLASSES,
-        "label_scheme": "ferplus", "input": SPEC, "tta": ["flip"], "metrics": {},
-        "recipe": {"arch": "test", "command": "python -m training finetune --name tiny"},
-        "short": {"en": "Tiny (recommended)"}, "titles": {"vi": "Nhỏ"},
-        "calibration": {"temperature": 0.8, "applied": "at_serving"}})
+    write_card(
+        tmp_path / "tiny.json",
+        {
+            "name": "tiny",
+            "kind": "single",
+            "file": "tiny.onnx",
+            "onnx_file": "tiny.onnx",
+            "classes": FERPLUS_CLASSES,
+            "label_scheme": "ferplus",
+            "input": SPEC,
+            "tta": ["flip"],
+            "metrics": {},
+            "recipe": {"arch": "test", "command": "python -m training finetune --name tiny"},
+            "short": {"en": "Tiny (recommended)"},
+            "titles": {"vi": "Nhỏ"},
+            "calibration": {"temperature": 0.8, "applied": "at_serving"},
+        },
+    )
     return tmp_path / "tiny.json"
 
 
@@ -163,15 +206,15 @@ def fake_splits():
     out = {}
     for k, n in (("PublicTest", 80), ("PrivateTest", 60)):
         labels = np.arange(n) % 8
-        out[k] = LabelledSplit(synthetic_faces(n, labels % 7, seed=n), labels, np.eye(8)[labels],
-                               rng.random(n) < 0.3)
+        out[k] = LabelledSplit(synthetic_faces(n, labels % 7, seed=n), labels, np.eye(8)[labels], rng.random(n) < 0.3)
     return out
 
 
 def test_quantize_card_writes_a_valid_card_recording_both_models(float_card, tmp_path):
     out = tmp_path / "out"
-    card = quantize.quantize_card(float_card, "tiny_int8", out, settings={"float_first": 1}, splits=fake_splits(),
-                                  log=lambda *a: None)
+    card = quantize.quantize_card(
+        float_card, "tiny_int8", out, settings={"float_first": 1}, splits=fake_splits(), log=lambda *a: None
+    )
     loaded = load_card(out / "tiny_int8.json")  # validates as the app reads it
     assert loaded.file == "tiny_int8.onnx" and loaded.tta == ["flip"] and not loaded.default
     assert loaded.short == {"en": "Tiny int8"} and loaded.titles == {"vi": "Nhỏ (int8)"}  # not the float's menu name
@@ -203,7 +246,19 @@ def test_quantize_card_refuses_a_non_ferplus_card(float_card):
 
 
 def test_cli_parses_quantize():
-    args = build_parser().parse_args(["quantize", "--card", "models/ferplus_mobilenet_cal.json", "--name", "x_int8",
-                                      "--tta", "none", "--calibration", "Percentile", "--per-tensor"])
+    args = build_parser().parse_args(
+        [
+            "quantize",
+            "--card",
+            "models/ferplus_mobilenet_cal.json",
+            "--name",
+            "x_int8",
+            "--tta",
+            "none",
+            "--calibration",
+            "Percentile",
+            "--per-tensor",
+        ]
+    )
     assert args.command == "quantize" and args.per_channel is False and args.calibration == "Percentile"
     assert args.op_types == "Conv,Clip" and args.float_first == 3

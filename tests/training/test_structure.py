@@ -1,6 +1,7 @@
 """The shape of training/ (issue 17): no import circle, nothing imported back up from app/, and no
 TensorFlow or Keras anywhere (they left the project with the Keras modules). Read from the source with `ast`,
 lazy imports inside functions included, so nothing needs to be importable to be checked."""
+
 from __future__ import annotations
 
 import ast
@@ -37,7 +38,7 @@ def test_no_import_circle_in_training():
         state[m] = 1
         for d in sorted(local[m]):
             if state.get(d) == 1:
-                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(d):] + [d]))
+                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(d) :] + [d]))
             if d not in state:
                 visit(d, stack + [d])
         state[m] = 2

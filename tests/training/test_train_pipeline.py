@@ -1,5 +1,6 @@
 """A 2-epoch train + ship + evaluate + ensemble run of the compact CNN on tiny data, through the CLI,
 with balancing and cleaning as options of the one PyTorch trainer (`python -m training finetune`)."""
+
 import json
 
 import numpy as np
@@ -9,19 +10,55 @@ pytest.importorskip("torch")
 
 from training.cli import main as cli  # noqa: E402
 
-COMPACT = ["--arch", "compact_cnn", "--init", "scratch", "--input-size", "48", "--batch-size", "16",
-           "--warmup-epochs", "0", "--weight-decay", "1e-4", "--label-smoothing", "0", "--dropout", "0.5",
-           "--seed", "3", "--threads", "1"]
+COMPACT = [
+    "--arch",
+    "compact_cnn",
+    "--init",
+    "scratch",
+    "--input-size",
+    "48",
+    "--batch-size",
+    "16",
+    "--warmup-epochs",
+    "0",
+    "--weight-decay",
+    "1e-4",
+    "--label-smoothing",
+    "0",
+    "--dropout",
+    "0.5",
+    "--seed",
+    "3",
+    "--threads",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("models")
     runs = tmp_path_factory.mktemp("runs")
-    for name, extra in (("tiny7", []), ("tiny8", ["--scheme", "ferplus", "--targets", "soft",
-                                                  "--balance", "oversample"])):
-        rc = cli(["finetune", "--name", name, "--epochs", "2", "--data", str(tiny_data), "--out-dir", str(out),
-                  "--run-dir", str(runs / name)] + COMPACT + extra)
+    for name, extra in (
+        ("tiny7", []),
+        ("tiny8", ["--scheme", "ferplus", "--targets", "soft", "--balance", "oversample"]),
+    ):
+        rc = cli(
+            [
+                "finetune",
+                "--name",
+                name,
+                "--epochs",
+                "2",
+                "--data",
+                str(tiny_data),
+                "--out-dir",
+                str(out),
+                "--run-dir",
+                str(runs / name),
+            ]
+            + COMPACT
+            + extra
+        )
         assert rc == 0
     return out, runs
 
@@ -59,8 +96,19 @@ def test_ferplus_card_has_eight_classes_and_was_balanced(trained):
 def test_every_balancing_method_is_one_option_of_the_trainer(tiny_data, tmp_path, method):
     from training.finetune import FinetuneConfig, finetune
 
-    cfg = FinetuneConfig(name=method, arch="compact_cnn", init="scratch", input_size=48, epochs=1, batch_size=16,
-                         balance=method, data=str(tiny_data), run_dir=str(tmp_path), threads=1, limit=0)
+    cfg = FinetuneConfig(
+        name=method,
+        arch="compact_cnn",
+        init="scratch",
+        input_size=48,
+        epochs=1,
+        batch_size=16,
+        balance=method,
+        data=str(tiny_data),
+        run_dir=str(tmp_path),
+        threads=1,
+        limit=0,
+    )
     messages = []
     summary = finetune(cfg, log=messages.append)
     counts = list(summary["train_class_counts"].values())
@@ -77,8 +125,18 @@ def test_adasyn_is_an_option_too_and_says_when_it_cannot_balance(tiny_data, tmp_
     (tests/training/test_balance_clean.py checks ADASYN itself on overlapping data)."""
     from training.finetune import FinetuneConfig, finetune
 
-    cfg = FinetuneConfig(name="ada", arch="compact_cnn", init="scratch", input_size=48, epochs=1, batch_size=16,
-                         balance="adasyn", data=str(tiny_data), run_dir=str(tmp_path), threads=1)
+    cfg = FinetuneConfig(
+        name="ada",
+        arch="compact_cnn",
+        init="scratch",
+        input_size=48,
+        epochs=1,
+        batch_size=16,
+        balance="adasyn",
+        data=str(tiny_data),
+        run_dir=str(tmp_path),
+        threads=1,
+    )
     with pytest.raises(ValueError, match="adasyn cannot balance"):
         finetune(cfg, log=lambda m: None)
     with pytest.raises(ValueError, match="unknown balancing method"):
@@ -87,6 +145,7 @@ def test_adasyn_is_an_option_too_and_says_when_it_cannot_balance(tiny_data, tmp_
 
 def test_app_card_loader_accepts_the_shipped_cards(trained):
     from model_core.card import load_cards
+
     out, _ = trained
     assert {"tiny7", "tiny8"} <= set(load_cards(out))
 
@@ -94,8 +153,10 @@ def test_app_card_loader_accepts_the_shipped_cards(trained):
 def test_evaluate_reproduces_the_card_metrics(trained, tiny_data, tmp_path):
     out, _ = trained
     before = json.loads((out / "tiny7.json").read_text())["metrics"]["fer2013_private"]
-    assert cli(["evaluate", "--model", str(out / "tiny7.json"), "--data", str(tiny_data),
-                "--figure-dir", str(tmp_path)]) == 0
+    assert (
+        cli(["evaluate", "--model", str(out / "tiny7.json"), "--data", str(tiny_data), "--figure-dir", str(tmp_path)])
+        == 0
+    )
     after = json.loads((out / "tiny7.json").read_text())["metrics"]["fer2013_private"]
     assert after["confusion"] == before["confusion"]
     assert (tmp_path / "confusion_tiny7_PrivateTest.png").exists()
@@ -103,21 +164,55 @@ def test_evaluate_reproduces_the_card_metrics(trained, tiny_data, tmp_path):
 
 def test_ensemble_card_across_label_schemes(trained, tiny_data):
     out, _ = trained
-    assert cli(["ensemble", "--name", "ens", "--members", "tiny7", "tiny8", "--weights", "tuned",
-                "--models-dir", str(out), "--data", str(tiny_data)]) == 0
+    assert (
+        cli(
+            [
+                "ensemble",
+                "--name",
+                "ens",
+                "--members",
+                "tiny7",
+                "tiny8",
+                "--weights",
+                "tuned",
+                "--models-dir",
+                str(out),
+                "--data",
+                str(tiny_data),
+            ]
+        )
+        == 0
+    )
     card = json.loads((out / "ens.json").read_text())
     assert card["kind"] == "ensemble" and card["label_scheme"] == "fer2013"
     assert [m["name"] for m in card["members"]] == ["tiny7", "tiny8"]
     assert sum(m["weight"] for m in card["members"]) == pytest.approx(1.0)
     assert card["metrics"]["fer2013_private"]["samples"] == 21
     from model_core.card import load_cards
-    cards = load_cards(out)                      # strict: the app accepts the ensemble and its members
+
+    cards = load_cards(out)  # strict: the app accepts the ensemble and its members
     assert cards["ens"].kind == "ensemble" and [m["name"] for m in cards["ens"].members] == ["tiny7", "tiny8"]
 
 
 def test_cli_reports_missing_data_clearly(tmp_path, capsys):
-    assert cli(["finetune", "--name", "x", "--arch", "compact_cnn", "--init", "scratch",
-                "--data", str(tmp_path), "--run-dir", str(tmp_path / "r")]) == 2
+    assert (
+        cli(
+            [
+                "finetune",
+                "--name",
+                "x",
+                "--arch",
+                "compact_cnn",
+                "--init",
+                "scratch",
+                "--data",
+                str(tmp_path),
+                "--run-dir",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     assert "neither fer2013.csv.gz nor fer2013.csv is there" in capsys.readouterr().err
 
 
@@ -143,8 +238,13 @@ def test_measure_is_the_one_scorer(trained, tiny_data):
     root = Path(__file__).resolve().parents[2]
     for path in ("training/finetune.py", "training/ensemble.py", "training/evaluate.py", "benchmarks/accuracy.py"):
         tree = ast.parse((root / path).read_text())
-        callers = {f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
-                   for c in ast.walk(f) if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "classification_metrics"}
+        callers = {
+            f.name
+            for f in ast.walk(tree)
+            if isinstance(f, ast.FunctionDef)
+            for c in ast.walk(f)
+            if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "classification_metrics"
+        }
         assert callers <= {"measure"}, (path, callers)
         if path != "training/evaluate.py":
             assert "measure" in {getattr(c.func, "id", "") for c in ast.walk(tree) if isinstance(c, ast.Call)}, path
