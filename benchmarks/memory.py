@@ -61,7 +61,7 @@ def _reset_hwm(pid: int) -> None:
         pass
 
 
-def _cases() -> dict[str, tuple[bytes, str]]:
+def _cases() -> dict[str, tuple]:
     from tests.app import imagegen as g
     from tests.app.test_load import webcam_frame
     from tests.app.test_mtcnn_ort import face_grid
@@ -78,14 +78,19 @@ def _cases() -> dict[str, tuple[bytes, str]]:
         "png-40mp-rgb": (g.flat_png(w, h, "RGB"), "image/png"),
         "jpeg-40mp": (buf.getvalue(), "image/jpeg"),
         "face-grid-1100": (g.jpeg(face_grid()), "image/jpeg"),
+        # issue 24: the largest grids, with the most expensive model (two members, mirror each)
+        "face-grid-1600 ensemble": (g.jpeg(face_grid(side=30, n=40)), "image/jpeg", {"model": "ensemble"}),
+        "face-grid-2601 ensemble": (g.jpeg(face_grid(side=24, n=51)), "image/jpeg", {"model": "ensemble"}),
         "jpeg-scan-bomb": (g.scan_bomb_jpeg(6000, 6000, 5000), "image/jpeg"),
         "png-pixel-bomb": (g.pixel_bomb_png(20000, 20000), "image/png"),
     }
 
 
-def _post(session, base: str, body: bytes, mime: str) -> int:
+def _post(session, base: str, body: bytes, mime: str, fields: dict | None = None) -> int:
     try:
-        return session.post(base + "/api/predict", files={"image": ("x", body, mime)}, timeout=120).status_code
+        return session.post(
+            base + "/api/predict", files={"image": ("x", body, mime)}, data=fields or {}, timeout=120
+        ).status_code
     except requests.RequestException:
         return -1
 
@@ -100,7 +105,7 @@ def _variant(name: str, env: dict, cases: dict, concurrent_s: float) -> dict:
         baseline = {p: round(_status(p).get("VmRSS", 0)) for p in pids}
         per_case: dict[str, list] = {}
         session = requests.Session()
-        for case, (body, mime) in cases.items():
+        for case, (body, mime, *fields) in cases.items():
             for _ in range(2):
                 pids = worker_pids(proc.pid)
                 before = {p: _status(p).get("VmRSS", 0) for p in pids}
@@ -108,7 +113,7 @@ def _variant(name: str, env: dict, cases: dict, concurrent_s: float) -> dict:
                     _reset_hwm(p)
                 cpu0 = sum(_cpu_s(p) for p in pids)
                 t0 = time.perf_counter()
-                code = _post(session, base, body, mime)
+                code = _post(session, base, body, mime, *fields)
                 wall = time.perf_counter() - t0
                 time.sleep(0.3)  # post_request (the trim) runs after the response is sent
                 cpu = sum(_cpu_s(p) for p in pids) - cpu0

@@ -184,6 +184,7 @@ window.emotionApp = {
   get replies() { return state.replies.slice(); },
   get dominant() { return state.dominant; },
   get tracks() { return state.tracks.map((tr) => ({ id: tr.id, emotion: tr.emotion, box: tr.box.slice(), seen: tr.seen, frames: tr.frames || 0 })); },
+  get liveWorkMs() { return state.liveWorkMs || 0; },
   get trackModes() { return { ...(state.trackModes || {}) }; },
   get liveFps() { return state.live && state.framesAnswered ? state.framesAnswered / ((performance.now() - state.liveStarted) / 1000) : 0; },
   get overlayBoxes() { return state.overlayBoxes || 0; },

@@ -12,13 +12,13 @@ const LIVE_MAX_WIDTH = 480;       // frames are downscaled to this width before 
 // The next frame goes as soon as the previous answer is in (one request in flight), capped by the
 // camera's rate and by a per-user budget: the server's own time for a frame (timings_ms.total) may
 // take at most LIVE_SERVER_BUDGET of one core per user, so a slow server gets fewer frames, not a queue.
-const LIVE_MAX_FPS = 15;
+const LIVE_MAX_FPS = 12;          // when the server keeps up; a webcam gives more, but every frame costs the server
 const LIVE_SERVER_BUDGET = 0.15;  // of one server core, per live user
 const PRIVATE_BUDGET = 0.5;       // private mode: of one core of this device (the analysis runs in a worker)
 // A face in front of a webcam fills far more than an eighth of the frame's height; asking the server
 // to look only for faces that big (min_face) makes its detector several times cheaper.
 const LIVE_MIN_FACE_FRACTION = 1 / 8;
-// Smoothing and the voice are defined in time, not frames, so they behave the same at 4 or 15 frames/s.
+// Smoothing and the voice are defined in time, not frames, so they behave the same at 4 or 12 frames/s.
 const SMOOTH_TAU_MS = 250;        // scores are averaged with this time constant: a held expression shows in ~0.3 s
 const TRACK_TTL_MS = 1000;        // a face not seen for this long is forgotten
 const DEBOUNCE_MS = 1500;         // a new dominant expression must hold this long before the assistant speaks
@@ -114,6 +114,7 @@ function resetSession() {
   state.speakSince = 0;
   state.trackHint = null;
   state.trackModes = { full: 0, tracked: 0 };
+  state.liveWorkMs = 0;
   state.liveStarted = performance.now();
   el.liveFaceList.textContent = '';
   el.liveScores.textContent = '';
@@ -191,6 +192,7 @@ async function sendFrame() {
     const elapsed = performance.now() - started;
     // the budget: this frame's processing time over the wait before the next one
     const work = state.private ? elapsed : Number((result.timings_ms || {}).total) || 0;
+    state.liveWorkMs = state.liveWorkMs ? 0.8 * state.liveWorkMs + 0.2 * work : work;
     const budget = state.private ? PRIVATE_BUDGET : LIVE_SERVER_BUDGET;
     const interval = Math.max(1000 / LIVE_MAX_FPS, work / budget);
     scheduleFrame(interval - elapsed);

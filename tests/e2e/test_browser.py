@@ -177,11 +177,18 @@ def test_live_session_with_fake_camera(camera_page, server_url):
         f["track"] for f in last["faces"]
     }
     # The next frame goes when the answer is in, not on a 250 ms clock (the page's old 4 frames/s).
+    # Unless the server is so slow that the per-user budget (0.15 of a core of the server's own time a
+    # frame) holds the page back: then the page must keep to that budget.
     n0, t0 = page.evaluate("[emotionApp.framesAnswered, performance.now()]")
     page.wait_for_timeout(3000)
-    n1, t1 = page.evaluate("[emotionApp.framesAnswered, performance.now()]")
-    print(f"live: {(n1 - n0) / ((t1 - t0) / 1000):.1f} answered frames/s, modes {modes}")
-    assert (n1 - n0) / ((t1 - t0) / 1000) > 4.5
+    n1, t1, work = page.evaluate("[emotionApp.framesAnswered, performance.now(), emotionApp.liveWorkMs]")
+    rate = (n1 - n0) / ((t1 - t0) / 1000)
+    print(f"live: {rate:.1f} answered frames/s, server work {work:.1f} ms a frame, modes {modes}")
+    assert rate <= 12 * 1.15, "faster than the page's 12 frames/s"
+    if work < 1000 * 0.15 / 4.5:
+        assert rate > 4.5
+    else:
+        assert rate * work / 1000 <= 0.15 * 1.3, "the per-user budget was not kept"
 
     state = page.evaluate("({sent: emotionApp.framesSent, max: emotionApp.maxInFlight, t: emotionApp.timeline.length})")
     assert state["sent"] >= 3, state
