@@ -20,7 +20,7 @@ functions):
 | `emotion_predict_stage_duration_seconds` | stage: decode, detect, classify, speech | `observe_predict` |
 | `emotion_predict_faces` | - | faces found per image (histogram) |
 | `emotion_predictions_total` | model | `observe_predict` |
-| `emotion_live_frames_total` | mode: tracked, full; reason: ok, no_faces, periodic, stale, bad_box, lost | `observe_tracking` |
+| `emotion_live_frames_total` | mode: tracked, full; reason: ok, no_faces, periodic, stale, bad_box, many_faces, lost | `observe_tracking` |
 | `emotion_live_tracks_per_frame` | mode: tracked, full | `observe_tracking` |
 | `emotion_worker_rss_bytes` | pid | read from /proc by the master at scrape time |
 | `emotion_workers` | - | workers the master runs |
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
 STAGES = ("decode", "detect", "classify", "speech")
 TRACKING_MODES = ("tracked", "full")  # app/tracking.Located.mode
-TRACKING_REASONS = ("ok", "no_faces", "periodic", "stale", "bad_box", "lost")  # Located.reason
+TRACKING_REASONS = ("ok", "no_faces", "periodic", "stale", "bad_box", "many_faces", "lost")  # Located.reason
 # Seconds. A webcam frame takes 20-60 ms end to end, a 3-face photo ~140 ms, a 40 MP PNG ~1.3 s
 # (docs/BENCHMARKS.md); gunicorn's timeout is 30 s.
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -374,8 +374,9 @@ class MtcnnOrt:
         """Faces known from an earlier frame found again with ONet alone (issue 23): each box (x, y, w, h)
         is made square and ONet rescores it, regresses it onto the face and places the landmarks; with
         `passes=2` the refined box is fed back once more, which follows a face that moved by up to about
-        a third of its size; a pass that moved no box by 2% of its size or more ends the loop early. One dict per box, in the input order, in `detect_faces`' shape, with
-        ONet's score as `confidence` and no threshold applied (the caller decides what is lost).
+        a third of its size; a pass that moved no box by 2% of its size or more ends the loop early. One
+        dict per box, in the input order, in `detect_faces`' shape, with ONet's score as
+        `confidence` and no threshold applied (the caller decides what is lost).
 
         The cost is `passes` batched ONet runs on 48x48 crops (about a millisecond for a few faces),
         against 7-40 ms for the whole cascade on a webcam frame."""

@@ -15,11 +15,12 @@ is all it knows, and it is untrusted input. `locate` decides, per frame:
 - **full**: the whole cascade runs (`FaceDetector.detect`), and its faces take the ids of the hinted
   boxes they overlap; new faces get new ids. That happens when there is no usable hint, every
   `full_every` frames (a face that walks in is found within that many frames), when the hint is stale
-  (older than `max_age_ms`), when a hinted box is out of the frame or absurd, or when a tracked face
-  was lost (its score fell under the detector's threshold, or it shrank or grew implausibly).
+  (older than `max_age_ms`), when a hinted box is out of the frame or absurd, when it has more than
+  `MAX_TRACKED` faces (re-finding many faces costs more than one full detection), or when a tracked
+  face was lost (its score fell under the detector's threshold, or it shrank or grew implausibly).
 
-A hint can only make a frame cheaper: a bad one costs at most one batched ONet run (for at most
-`MAX_FACES` boxes) before the full pass it falls back to. A hint that is not shaped as above is a 400
+Faces are re-found one at a time and the first one lost ends the attempt, so a bad hint costs at most
+two ONet passes on one crop (~1.5 ms) before the full pass it falls back to (~8 ms). A hint that is not shaped as above is a 400
 (`bad_track`); one that is shaped right but wrong for this frame is a full detection, never an error.
 """
 
@@ -37,6 +38,9 @@ TRACK_MATCH_IOU = 0.3  # a full detection's face takes the id of the hinted box 
 DUPLICATE_IOU = 0.5  # two tracks that converged on one face: the younger id goes
 SIZE_CHANGE = 1.6  # a re-found box more than this times larger or smaller than its hint is "lost"
 REFIND_PASSES = 2  # ONet passes per re-found face (MtcnnOrt.refind)
+# Re-finding costs ~0.7 ms of CPU a face a pass, a full detection of a 480x360 frame with the page's
+# min_face ~8 ms: beyond this many faces a full detection is the cheaper way to find them.
+MAX_TRACKED = 4
 
 
 def settings(full_every: int, max_age_ms: float) -> dict:
@@ -186,6 +190,7 @@ def locate(
     """The faces of one live frame with their track ids: re-found from the hint when it allows,
     else a full detection (see the module's docstring for when)."""
     height, width = rgb.shape[:2]
+    tried = 0
     if hint is None or not hint.faces:
         reason = "no_faces"
     elif hint.since_full + 1 >= full_every:
@@ -194,21 +199,28 @@ def locate(
         reason = "stale"
     elif not all(box_fits(box, width, height, detector.min_face_size) for _, box in hint.faces):
         reason = "bad_box"
+    elif len(hint.faces) > MAX_TRACKED:
+        reason = "many_faces"
     else:
-        boxes = [box for _, box in hint.faces]
-        found = detector.refind(rgb, boxes, passes=REFIND_PASSES)
-        if all(_plausible(f, box) for f, box in zip(found, boxes, strict=True)):
-            faces = [{**f, "track": tid} for f, (tid, _) in zip(found, hint.faces, strict=True) if f is not None]
+        # One face at a time, so that a hint over nothing (lost, or hostile) costs one ONet pass on
+        # one crop before the full detection, not a batch over every hinted box.
+        faces = []
+        for tid, box in hint.faces:
+            tried += 1
+            found = detector.refind(rgb, [box], passes=REFIND_PASSES)[0]
+            if found is None or not _plausible(found, box):
+                break
+            faces.append({**found, "track": tid})
+        else:
             return Located(
                 faces=_dedupe(faces),
                 mode="tracked",
                 reason="ok",
                 since_full=hint.since_full + 1,
-                refind_tried=len(boxes),
+                refind_tried=tried,
             )
         reason = "lost"
     faces = detector.detect(rgb, min_face=min_face)
-    tried = len(hint.faces) if reason == "lost" and hint is not None else 0
     return Located(
         faces=assign_ids(faces, hint or TrackHint(faces=[])),
         mode="full",

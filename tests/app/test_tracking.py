@@ -156,19 +156,25 @@ def test_two_hints_on_one_face_become_one_track(detector):
     assert [f["track"] for f in located.faces] == [2]
 
 
-def test_a_wrong_hint_costs_one_onet_batch_at_most(detector):
-    """A hostile hint (20 boxes on no face) is one batched ONet run, then the full pass."""
+def test_a_wrong_hint_costs_one_face_at_most(detector):
+    """A hint over nothing is found out on its first box (then the full pass); a hint of more faces than
+    re-finding them is worth goes straight to the full pass."""
     rgb = g.no_face()
-    boxes = [(i + 1, [20.0 + 20 * (i % 10), 20.0 + 150 * (i // 10), 60.0, 60.0]) for i in range(20)]
     calls = []
     real = detector.refind
     try:
         detector.refind = lambda image, b, passes: calls.append(len(b)) or real(image, b, passes)
-        located = locate(detector, rgb, TrackHint(faces=boxes, since_full=1))
+        four = [(i + 1, [20.0 + 90 * i, 100.0, 60.0, 60.0]) for i in range(4)]
+        located = locate(detector, rgb, TrackHint(faces=four, since_full=1))
+        assert calls == [1]
+        assert located.mode == "full" and located.reason == "lost" and located.faces == []
+        calls.clear()
+        twenty = [(i + 1, [20.0 + 20 * (i % 10), 20.0 + 150 * (i // 10), 60.0, 60.0]) for i in range(20)]
+        located = locate(detector, rgb, TrackHint(faces=twenty, since_full=1))
+        assert calls == []
+        assert located.mode == "full" and located.reason == "many_faces"
     finally:
         detector.refind = real
-    assert calls == [20]
-    assert located.mode == "full" and located.reason == "lost" and located.faces == []
 
 
 # -- the clips (item 7) ------------------------------------------------------------------------------

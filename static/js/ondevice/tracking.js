@@ -60,10 +60,17 @@ export async function locate(detector, rgb, hint, minFace, t) {
   else if (sinceFull + 1 >= t.full_every) reason = 'periodic';
   else if (Number(hint.age_ms) > t.max_age_ms) reason = 'stale';
   else if (!faces.every((f) => Array.isArray(f.box) && f.box.length === 4 && boxFits(f.box, rgb.width, rgb.height, detector.s.min_face_size))) reason = 'bad_box';
+  else if (faces.length > t.max_tracked) reason = 'many_faces';
   else {
-    const found = await detector.refind(rgb, faces.map((f) => f.box), t.passes);
-    if (found.every((f, i) => plausible(f, faces[i].box, t))) {
-      return { faces: dedupe(found.map((f, i) => ({ ...f, track: faces[i].id })), t), mode: 'tracked', reason: 'ok', sinceFull: sinceFull + 1 };
+    // one face at a time: the first one lost ends the attempt (a bad hint costs one crop's passes)
+    const out = [];
+    for (const f of faces) {
+      const [found] = await detector.refind(rgb, [f.box], t.passes);
+      if (!plausible(found, f.box, t)) break;
+      out.push({ ...found, track: f.id });
+    }
+    if (out.length === faces.length) {
+      return { faces: dedupe(out, t), mode: 'tracked', reason: 'ok', sinceFull: sinceFull + 1 };
     }
     reason = 'lost';
   }
