@@ -201,7 +201,7 @@ window.emotionApp = {
   timelineCsv,
   get video() {
     const v = state.video;
-    return v ? { frames: v.frames.length, expected: v.expected, report: v.report, reply: v.reply } : null;
+    return v ? { frames: v.frames.length, expected: v.expected, report: v.report, reply: v.reply, ondevice: v.ondevice } : null;
   },
   get videoRunning() { return !!state.videoAbort; },
   videoCsv,
