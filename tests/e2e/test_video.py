@@ -10,6 +10,7 @@ import io
 import json
 from urllib.parse import urlsplit
 
+import cv2
 import requests
 
 from benchmarks.clips import encode, make_clip
@@ -128,4 +129,42 @@ def test_private_mode_and_the_server_report_the_same_faces(open_page, server_url
         assert browser["emotion"] == server["emotion"]
         compared += len(want)
     assert compared >= 5
+    log.assert_clean()
+
+
+def test_private_mode_keeps_the_servers_limits_and_pixels(open_page, server_url):
+    """Private mode refuses what the server refuses, in the page's words and without sending anything:
+    a frame over 1080p (1920x1088) and a file with no picture (audio only). A 1080p clip is shrunk to the
+    analysis side (1280) as on the server, and its boxes come back in the video's pixels: the same boxes
+    as the server's (IoU >= 0.8), the same labels."""
+    from app.faces import box_iou
+    from benchmarks.clips import audio_only
+
+    page, log = open_page(init_script="localStorage.setItem('emotion.private', '1')")
+    goto_app(page, server_url)
+    frames = make_clip("walk", n_frames=6).frames
+
+    def choose(name, mime, data):
+        page.set_input_files("#video-input", files=[{"name": name, "mimeType": mime, "buffer": data}])
+
+    big = [cv2.resize(f, (1920, 1088), interpolation=cv2.INTER_LINEAR) for f in frames]
+    choose("big.webm", "video/webm", encode(big, "webm-vp8"))
+    page.wait_for_function("() => document.getElementById('video-status').dataset.state === 'error'", timeout=120_000)
+    assert "1920x1088" in page.locator("#video-status").inner_text()
+    choose("sound.webm", "video/webm", audio_only(fmt="webm"))
+    page.wait_for_function("() => document.getElementById('video-status').textContent.includes('no picture')")
+    hd = encode([cv2.resize(f, (1920, 1080), interpolation=cv2.INTER_LINEAR) for f in frames], "webm-vp8")
+    choose("hd.webm", "video/webm", hd)
+    page.wait_for_function(
+        "() => window.emotionApp.video && window.emotionApp.video.report && !window.emotionApp.videoRunning",
+        timeout=120_000,
+    )
+    browser = page.evaluate("window.emotionApp.video.report")
+    server = server_report(server_url, hd, "hd.webm")
+    assert browser["video"]["width"] == 1920 and len(browser["frames"]) == len(server["frames"]) == 2
+    for b, s in zip(browser["frames"], server["frames"], strict=True):
+        assert len(b["faces"]) == len(s["faces"]) >= 1
+        for f, g in zip(b["faces"], s["faces"], strict=True):
+            assert box_iou(f["box"], g["box"]) >= 0.8 and f["emotion"] == g["emotion"], (f, g)
+    assert not any(urlsplit(url).path == "/api/video" for url in log.requests)
     log.assert_clean()
