@@ -5,9 +5,9 @@ them on onnxruntime-web, and never sends a frame, a crop or a pixel. It fetches,
 
 - `GET /api/ondevice`: the settings the browser must share with the server pipeline so that both
   engines behave the same (the detector's thresholds, pyramid step, size caps and candidate caps, the
-  crop margin and tilt limits), where the runtime and the networks are, and the reply catalogue's
+  crop margin and tilt limits), where the runtime and the networks are, the reply catalogue's
   sizes (the reply is chosen in the browser; only its id and the language go to `/api/reply` for the
-  voice). Model cards (input size, scale, TTA, labels, calibration, confidence rule) come from
+  voice), and a clip's limits and report rules (`POST /api/video`'s, for a clip analysed in the browser). Model cards (input size, scale, TTA, labels, calibration, confidence rule) come from
   `/api/models`, as for the server mode: the browser copies none of their numbers.
 - `GET /api/detector/<pnet|rnet|onet>.onnx`: the detector's three networks, built from the mtcnn
   wheel's weights exactly as the server's detector builds them (app/mtcnn_ort.py).
@@ -28,11 +28,12 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_file,
 
 from model_core.preprocess import ALIGN_MAX_DEGREES, ALIGN_MIN_DEGREES, FACE_MARGIN
 
-from . import assistant, mtcnn_ort, tracking
+from . import assistant, mtcnn_ort, tracking, videoreport
 from .emotion import get_models
 from .errors import ApiError
 from .faces import MIN_SIDE, MTCNN_MIN_FACE, get_detector
 from .security import quote
+from .videoapi import limits_from
 
 bp = Blueprint("ondevice", __name__, url_prefix="/api")
 
@@ -89,6 +90,8 @@ def settings():
         if path is not None and path.exists():
             models[name] = {"url": url_for("ondevice.model_file", name=name), "bytes": path.stat().st_size}
     lang = assistant.DEFAULT_LANG
+    cfg = current_app.config
+    limits = limits_from(cfg)
     return jsonify(
         {
             "runtime": {
@@ -123,6 +126,20 @@ def settings():
                 "align_max_degrees": ALIGN_MAX_DEGREES,
             },
             "models": models,
+            # A clip analysed in the browser (static/js/videolocal.js) keeps POST /api/video's limits
+            # and report rules (app/videoapi.py, app/videoreport.py).
+            "video": {
+                "fps": float(cfg["VIDEO_FPS"]),
+                "max_fps": float(cfg["VIDEO_MAX_FPS"]),
+                "max_bytes": limits.max_bytes,
+                "max_pixels": limits.max_pixels,
+                "max_side": limits.max_side,
+                "max_seconds": limits.max_seconds,
+                "max_frames": limits.max_frames,
+                "analysis_side": limits.analysis_side,
+                "smooth_s": videoreport.SMOOTH_S,
+                "min_segment_s": videoreport.MIN_SEGMENT_S,
+            },
             # Entry n of a label translates entry n in every language (tests/app/test_languages.py), so
             # the sizes of one language hold for all.
             "replies": {

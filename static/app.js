@@ -9,7 +9,8 @@
  *   js/live.js      the live camera: frames, tracking, smoothing, when to speak
  *   js/private.js   private mode: the same pipeline in this browser (js/ondevice/), nothing sent
  *   js/timeline.js  the session timeline and its CSV
- *   js/video.js     a clip: upload, the streamed report, a timeline per face, CSV / JSON
+ *   js/video.js     a clip: the server's streamed report or private mode's, a timeline per face, CSV / JSON
+ *   js/videolocal.js  private mode's clip: decoded and analysed here, nothing sent (js/videoreport.js)
  *   js/reply.js     the assistant's text and voice
  *   js/ui.js        bars, face rows, boxes, status lines
  *   js/state.js     the shared state
@@ -202,7 +203,7 @@ window.emotionApp = {
   timelineCsv,
   get video() {
     const v = state.video;
-    return v ? { frames: v.frames.length, expected: v.expected, report: v.report, reply: v.reply } : null;
+    return v ? { frames: v.frames.length, expected: v.expected, report: v.report, reply: v.reply, ondevice: v.ondevice } : null;
   },
   get videoRunning() { return !!state.videoAbort; },
   videoCsv,

@@ -1,13 +1,17 @@
-// The video panel (issue 25): pick a clip, post it to /api/video, read the NDJSON stream (a start line,
-// a line per analysed frame, the report), draw a timeline per face on a canvas with its segments, export
-// CSV and JSON, and let the assistant speak its summary. Stop aborts the request: the server stops too.
-// Private mode sends nothing: clips are not analysed in this browser yet, so the panel says so.
+// The video panel (issue 25): pick a clip and get a report, drawn as a timeline per face on a canvas
+// with its segments, exported as CSV and JSON, and summed up by the assistant. Two sources feed the
+// same events ({type: 'start' | 'frame' | 'report' | 'error'}) to one renderer (onEvent, renderVideo):
+// - the server: the clip posted to /api/video, its NDJSON stream read as it comes; Stop aborts the
+//   request and the server stops too;
+// - private mode: the clip decoded and analysed in this browser (js/videolocal.js) and nothing of it
+//   sent; Stop ends the loop.
 import { ApiError } from './api.js';
 import { colorOf, labelName, sortedLabels } from './labels.js';
 import { showReply } from './reply.js';
 import { el, state } from './state.js';
 import { t } from './strings.js';
 import { pct, setStatusT } from './ui.js';
+import { LocalVideoError, analyseLocally } from './videolocal.js';
 
 export const VIDEO_MAX_BYTES = 16 * 1024 * 1024;   // the server's VIDEO_MAX_BYTES (docs/API.md)
 const VIDEO_TYPES = /^video\/|\.(mp4|m4v|mov|webm|mkv|avi)$/i;
@@ -15,15 +19,15 @@ const VIDEO_TYPES = /^video\/|\.(mp4|m4v|mov|webm|mkv|avi)$/i;
 export async function handleVideo(file) {
   if (!file) return;
   if (state.videoAbort) state.videoAbort.abort();
-  if (state.private) { setStatusT(el.videoStatus, 'error', 'videoPrivate'); return; }
   if (!(VIDEO_TYPES.test(file.type || '') || VIDEO_TYPES.test(file.name || ''))) {
     setStatusT(el.videoStatus, 'error', 'videoNotVideo');
     return;
   }
-  if (file.size > VIDEO_MAX_BYTES) { setStatusT(el.videoStatus, 'error', 'videoTooBig', Math.round(file.size / 1048576)); return; }
+  const local = state.private;   // private mode: analysed here, nothing sent (its limits come with the engine)
+  if (!local && file.size > VIDEO_MAX_BYTES) { setStatusT(el.videoStatus, 'error', 'videoTooBig', Math.round(file.size / 1048576)); return; }
   const controller = new AbortController();
   state.videoAbort = controller;
-  state.video = { labels: [], fps: 0, expected: 0, frames: [], report: null, reply: null, info: null, name: file.name };
+  state.video = { labels: [], fps: 0, expected: 0, frames: [], report: null, reply: null, info: null, name: file.name, ondevice: local };
   el.videoResults.hidden = true;
   el.videoTracks.textContent = '';
   el.videoProgress.hidden = false;
@@ -31,26 +35,33 @@ export async function handleVideo(file) {
   el.videoCancel.disabled = false;
   el.videoCsv.disabled = true;
   el.videoJson.disabled = true;
-  setStatusT(el.videoStatus, 'busy', 'videoUploading');
-  const form = new FormData();
-  form.append('video', file, file.name || 'clip');
-  form.append('lang', state.lang);
-  form.append('speak', state.muted ? 'false' : 'true');
-  if (state.model) form.append('model', state.model);
+  setStatusT(el.videoStatus, 'busy', local ? 'videoLocalStarting' : 'videoUploading');
   try {
-    const resp = await fetch('/api/video', { method: 'POST', body: form, credentials: 'same-origin', signal: controller.signal });
-    if (!resp.ok) {
-      let body = null;
-      try { body = await resp.json(); } catch (_) { /* not JSON */ }
-      const err = (body && body.error) || {};
-      throw new ApiError(err.message || `HTTP ${resp.status}`, err.code || 'http_error', resp.status);
+    if (local) {
+      let lastDraw = 0;
+      await analyseLocally(file, {
+        signal: controller.signal,
+        model: state.model || state.defaultModel,
+        cards: state.models,
+        lang: state.lang,
+        speak: !state.muted,
+        onEvent: (ev) => {
+          if (controller.signal.aborted || state.videoAbort !== controller) return;
+          onEvent(ev);
+          if (performance.now() - lastDraw > 250) { lastDraw = performance.now(); renderVideo(); }
+        },
+      });
+      renderVideo();
+    } else {
+      await postClip(file, controller);
     }
-    await readStream(resp.body, controller);
   } catch (err) {
-    if (controller.signal.aborted) { setStatusT(el.videoStatus, null, 'videoCancelled'); }
+    if (controller.signal.aborted) { setStatusT(el.videoStatus, null, local ? 'videoLocalCancelled' : 'videoCancelled'); }
+    else if (err instanceof LocalVideoError) { setStatusT(el.videoStatus, 'error', err.key, ...err.args); }
     else {
       state.errors.push(String(err));
       if (err instanceof ApiError) setStatusT(el.videoStatus, 'error', 'requestFailed', err.message);
+      else if (local) setStatusT(el.videoStatus, 'error', 'videoLocalFailed', (err && err.message) || String(err));
       else setStatusT(el.videoStatus, 'error', 'networkFailed');
     }
   } finally {
@@ -58,6 +69,23 @@ export async function handleVideo(file) {
     el.videoCancel.disabled = true;
     el.videoProgress.hidden = true;
   }
+}
+
+// The server's source: the clip posted to /api/video, its NDJSON lines fed to onEvent as they come.
+async function postClip(file, controller) {
+  const form = new FormData();
+  form.append('video', file, file.name || 'clip');
+  form.append('lang', state.lang);
+  form.append('speak', state.muted ? 'false' : 'true');
+  if (state.model) form.append('model', state.model);
+  const resp = await fetch('/api/video', { method: 'POST', body: form, credentials: 'same-origin', signal: controller.signal });
+  if (!resp.ok) {
+    let body = null;
+    try { body = await resp.json(); } catch (_) { /* not JSON */ }
+    const err = (body && body.error) || {};
+    throw new ApiError(err.message || `HTTP ${resp.status}`, err.code || 'http_error', resp.status);
+  }
+  await readStream(resp.body, controller);
 }
 
 export function cancelVideo() {

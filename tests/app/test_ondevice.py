@@ -11,6 +11,8 @@ import onnx
 
 from app import mtcnn_ort
 from app.security import SECURITY_HEADERS
+from app.videoapi import limits_from
+from app.videoreport import MIN_SEGMENT_S, SMOOTH_S
 from model_core.preprocess import ALIGN_MAX_DEGREES, ALIGN_MIN_DEGREES, FACE_MARGIN
 from tests.conftest import ROOT
 
@@ -55,6 +57,18 @@ def test_settings_are_the_servers_own(app, client):
     for m in models:
         if m["kind"] == "ensemble":
             assert {x["name"] for x in m["members"]} <= set(s["models"])
+    # a clip analysed in the browser keeps POST /api/video's limits and report rules
+    video, limits = s["video"], limits_from(app.config)
+    assert video["fps"] == app.config["VIDEO_FPS"] and video["max_fps"] == app.config["VIDEO_MAX_FPS"]
+    assert video["max_seconds"] == app.config["VIDEO_MAX_SECONDS"] == limits.max_seconds
+    assert (video["max_bytes"], video["max_pixels"], video["max_side"], video["max_frames"]) == (
+        limits.max_bytes,
+        limits.max_pixels,
+        limits.max_side,
+        limits.max_frames,
+    )
+    assert video["analysis_side"] == app.config["VIDEO_ANALYSIS_SIDE"]
+    assert (video["smooth_s"], video["min_segment_s"]) == (SMOOTH_S, MIN_SEGMENT_S)
 
 
 def test_detector_networks_are_the_servers_graphs(client):
