@@ -112,7 +112,7 @@ with tempfile.TemporaryDirectory() as outdir:
                               "label": max(r["emotions"], key=r["emotions"].get)} for r in res]}
                   for k, res in enumerate(detector.calls)]
         out["clips"][os.path.basename(path)] = {
-            "frames": frames, "wall_ms": wall, "cpu_ms": cpu, "analysed": calls[-repeat:],
+            "frames": frames, "wall_ms": wall, "cpu_ms": cpu, "analysed": calls[-1], "analysed_per_run": calls[-repeat:],
             "detect_wall_ms": detect_wall[-repeat:], "detect_cpu_ms": detect_cpu[-repeat:]}
 print("@@PEERS_JSON@@" + json.dumps(out), flush=True)
 """

@@ -146,3 +146,70 @@ def test_markdown_names_both_paths_and_the_numbers():
 def test_peer_script_compiles():
     compile(vp.PEER_SCRIPT, "peer_script", "exec")
     assert "@@PEERS_JSON@@" in vp.PEER_SCRIPT
+
+
+def test_run_aggregates_both_sides(monkeypatch):
+    """run() end to end with the two measurements faked (fer found every true face and said happy; ours
+    the same with one contempt): what it saves is JSON and its markdown renders."""
+    from benchmarks import clips as clips_mod
+
+    monkeypatch.setattr(vp, "SCENES", ("walk",))
+    monkeypatch.setattr(vp, "SECONDS", 1)
+    truth = clips_mod.make_clip("walk", n_frames=vp.CLIP_FPS).truth
+    seen = {}
+
+    def frames(label):
+        return [
+            {"index": i, "faces": [{"box": b, "label": label, "label7": "neutral"} for b in truth[i].values()]}
+            for i in range(0, vp.CLIP_FPS, vp.FREQUENCY)
+        ]
+
+    def peer(script, *args, **kw):
+        seen["clips"] = args[4:]
+        assert all(a.endswith(".mp4") for a in seen["clips"])
+        fr = [
+            {"index": f["index"], "faces": [{"box": x["box"], "label": "happy"} for x in f["faces"]]}
+            for f in frames("")
+        ]
+        return {
+            "versions": {"fer": "22.4.0"},
+            "clips": {
+                "walk.mp4": {
+                    "frames": fr,
+                    "wall_ms": [2000.0, 2400.0],
+                    "cpu_ms": [2100.0, 2200.0],
+                    "analysed": 4,
+                    "analysed_per_run": [4, 4],
+                    "detect_wall_ms": [1900.0, 2300.0],
+                    "detect_cpu_ms": [2000.0, 2100.0],
+                }
+            },
+        }
+
+    def ours(paths):
+        assert all(p.exists() for p in paths.values())  # the clips are on disk while both run
+        run = {"wall_ms": [80.0], "cpu_ms": [76.0], "analysed": 4, "tracked_frames": 3}
+        return {
+            "versions": {"onnxruntime": "1"},
+            "model": "m",
+            "full_every": 8,
+            "systems": {
+                "ours": {"walk": {**run, "frames": frames("contempt")}},
+                "ours_full": {"walk": {**run, "frames": frames("happy")}},
+            },
+        }
+
+    monkeypatch.setattr(vp, "run_peer_script", peer)
+    monkeypatch.setattr(vp, "_ours", ours)
+    res = vp.run(None)
+    json.dumps(res)
+    from pathlib import Path
+
+    assert not any(Path(p).exists() for p in seen["clips"])  # the temporary clips are gone
+    o = res["overall"]["systems"]
+    assert o["fer"]["ms_per_frame"] == {"wall": 550.0, "cpu": 537.5, "detect_wall": 525.0}
+    assert o["ours"]["ms_per_frame"] == {"wall": 20.0, "cpu": 19.0}
+    assert o["ours"]["recall"] == o["fer"]["recall"] == 1.0
+    assert o["ours"]["agreement7"] == 0.0 and o["ours"]["contempt"] == o["ours"]["both_found"] > 0
+    assert o["ours_full"]["agreement_strict"] == 1.0
+    assert "| **all** | ours, full detection every frame | 4 (3) |" in vp.markdown({**res, "date": "", "command": ""})
