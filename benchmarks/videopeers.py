@@ -150,7 +150,9 @@ def match_boxes(truth: dict, boxes: list, min_iou: float = MIN_IOU) -> dict:
 def _empty(system: str, reference: str) -> dict:
     c: dict = {"found": 0, "extra": 0, "labels": Counter(), "missed": []}
     if system != reference:
-        c.update(both_found=0, agree7=0, agree_strict=0, contempt=0, disagreements=Counter())
+        c.update(
+            both_found=0, agree7=0, agree_strict=0, contempt=0, disagreements=Counter(), disagree_persons=Counter()
+        )
     return c
 
 
@@ -197,11 +199,12 @@ def score(truth: list[dict], systems: dict[str, list[dict]], reference: str = "f
                 c["contempt"] += a["label"] == "contempt"
                 if a["label7"] != b["label"]:
                     c["disagreements"][f"{a['label7']}/{b['label']}"] += 1
+                    c["disagree_persons"][str(person)] += 1
     return out
 
 
 def combine(counts: list[dict]) -> dict:
-    """Clips' counts summed (the missed [frame, person] lists are per clip and left out)."""
+    """Clips' counts summed (who was missed or disagreed on is per clip and left out)."""
     out = {"frames": 0, "truth_faces": 0, "same_frames": True, "systems": {}}
     for c in counts:
         out["frames"] += c["frames"]
@@ -210,7 +213,7 @@ def combine(counts: list[dict]) -> dict:
         for name, s in c["systems"].items():
             total = out["systems"].setdefault(name, {})
             for key, value in s.items():
-                if key == "missed":
+                if key in ("missed", "disagree_persons"):
                     continue
                 total[key] = (
                     total[key] + value if key in total else (Counter(value) if isinstance(value, Counter) else value)
@@ -374,6 +377,33 @@ def run(args) -> dict:
     }
 
 
+def runs(frames: list[int]) -> str:
+    """Frame numbers as ranges: [3, 6, 9, 21] -> "3-9, 21" (consecutive = FREQUENCY apart)."""
+    out: list[list[int]] = []
+    for i in sorted(frames):
+        if out and i - out[-1][1] <= FREQUENCY:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out)
+
+
+def tracker_misses(res: dict, tracked: str = "ours", full: str = "ours_full") -> list[str]:
+    """Per clip and person, the frames the tracked row missed and full detection found."""
+    out = []
+    for clip, row in res["rows"].items():
+        systems = row["systems"]
+        if tracked not in systems or full not in systems:
+            continue
+        found_by_full = {tuple(m) for m in systems[tracked].get("missed", [])} - {
+            tuple(m) for m in systems[full].get("missed", [])
+        }
+        for person in sorted({p for _, p in found_by_full}):
+            frames = [i for i, p in found_by_full if p == person]
+            out.append(f"{clip} person {person}, frames {runs(frames)} ({len(frames)} analysed frames)")
+    return out
+
+
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
@@ -427,6 +457,15 @@ def markdown(res: dict) -> str:
     fer, ours, full = o["fer"], o["ours"], o.get("ours_full")
     labels = {s: ", ".join(f"{k} {v}" for k, v in o[s]["labels"].items()) or "-" for s in o}
     dis = ", ".join(f"{k} {v}" for k, v in list(ours["disagreements"].items())[:6]) or "none"
+    who = (
+        ", ".join(
+            f"{clip} person {p} {n}"
+            for clip, row in res["rows"].items()
+            for p, n in row["systems"]["ours"].get("disagree_persons", {}).items()
+        )
+        if any("disagree_persons" in row["systems"]["ours"] for row in res["rows"].values())
+        else None
+    ) or "none"
     lines += [
         "",
         f"Per analysed frame, fer takes **{fer['ms_per_frame']['wall'] / ours['ms_per_frame']['wall']:.0f}x** "
@@ -438,7 +477,14 @@ def markdown(res: dict) -> str:
             else ""
         )
         + f". Labels on the true faces found: fer {labels['fer']}; ours {labels['ours']}. Where ours and "
-        f"fer differ (ours/fer): {dis}.",
+        f"fer differ (ours/fer): {dis}" + (f"; by clip and person (the clips' person ids): {who}" if who else "") + ".",
+        "",
+        f"What the tracker costs in faces: it found {ours['found']} true faces and full detection on every "
+        f"frame {full['found'] if full else '-'}; the difference: {'; '.join(tracker_misses(res)) or 'none'}. "
+        "A face that appears, or comes out from behind another, between two full detections is not "
+        f"looked for until the next one: up to {res['full_every']} analysed frames, "
+        f"{res['full_every'] / clip['analysed_fps']:g} s of video at {fps} frames/s (the live page, at "
+        f"12 frames/s, waits {res['full_every'] / 12:.2f} s).",
         "",
         "How labels are compared: fer has FER-2013's 7 labels, our FER+ model the same 7 plus contempt. "
         "*Agreement (7 labels)* takes our top label over the 7 shared ones (contempt's score left out), "

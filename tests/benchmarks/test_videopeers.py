@@ -56,6 +56,7 @@ def test_score_counts_recall_extras_and_agreement():
     assert o["agree7"] == 1  # happy/happy; contempt -> neutral over the 7 labels, fer says angry
     assert o["agree_strict"] == 1 and o["contempt"] == 1
     assert dict(o["disagreements"]) == {"neutral/angry": 1}
+    assert dict(o["disagree_persons"]) == {"2": 1}
     assert dict(o["labels"]) == {"happy": 1, "contempt": 1, "surprise": 1}
 
     r = vp.rates(c)
@@ -93,7 +94,7 @@ def test_combine_sums_clips():
     assert (o["found"], o["both_found"], o["agree7"], o["contempt"]) == (6, 4, 2, 2)
     assert o["disagreements"] == {"neutral/angry": 2}
     assert o["recall"] == 1.0 and o["agreement7"] == 0.5
-    assert "missed" not in o
+    assert "missed" not in o and "disagree_persons" not in o
 
 
 def result():
@@ -213,3 +214,20 @@ def test_run_aggregates_both_sides(monkeypatch):
     assert o["ours"]["agreement7"] == 0.0 and o["ours"]["contempt"] == o["ours"]["both_found"] > 0
     assert o["ours_full"]["agreement_strict"] == 1.0
     assert "| **all** | ours, full detection every frame | 4 (3) |" in vp.markdown({**res, "date": "", "command": ""})
+
+
+def test_runs_and_what_the_tracker_missed():
+    assert vp.runs([]) == ""
+    assert vp.runs([21, 3, 6, 9]) == "3-9, 21"
+    res = {
+        "rows": {
+            "two_people": {
+                "systems": {
+                    "ours": {"missed": [[42, 1], [45, 1], [48, 1], [60, 2]]},
+                    "ours_full": {"missed": [[60, 2]]},
+                }
+            },
+            "walk": {"systems": {"ours": {"missed": []}, "ours_full": {"missed": []}}},
+        }
+    }
+    assert vp.tracker_misses(res) == ["two_people person 1, frames 42-48 (3 analysed frames)"]
