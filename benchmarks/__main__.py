@@ -1,4 +1,4 @@
-"""python -m benchmarks accuracy|calm|balance|members|quantize|ablation|classifier|detector|tilt|api|load|live|video|soak|memory|ondevice|peers|all|report ...
+"""python -m benchmarks accuracy|calm|balance|members|quantize|ablation|classifier|detector|tilt|api|load|live|video|soak|memory|ondevice|peers|videopeers|all|report ...
 
 Runs the named benchmarks, saves each result under docs/benchmarks/, then rewrites docs/BENCHMARKS.md
 from every saved result. With no name it only lists them: running every benchmark (an hour or more) and
@@ -31,6 +31,7 @@ ORDER = [
     ("memory", "Worker memory and CPU under a hostile mix (issue 16)"),
     ("ondevice", "Private mode: the pipeline in the browser (issue 18)"),
     ("peers", "Side by side with the `fer` package"),
+    ("videopeers", "Video side by side with `fer` (issue 25)"),
 ]
 INTRO = """# Benchmarks
 
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "names",
         nargs="*",
-        help="accuracy calm balance members quantize ablation classifier detector tilt api load live video soak memory ondevice peers all report (peers needs bash benchmarks/setup_peers.sh first)",
+        help="accuracy calm balance members quantize ablation classifier detector tilt api load live video soak memory ondevice peers videopeers all report (peers and videopeers need bash benchmarks/setup_peers.sh first)",
     )
     p.add_argument("--frames", type=int, default=200, help="test frames (detector)")
     p.add_argument("--tilt-faces", type=int, default=600, help="faces per angle (tilt)")

@@ -94,30 +94,34 @@ def _peer_python() -> str:
     return str(py)
 
 
-def _run_peers() -> dict:
+def run_peer_script(script: str, *args: str, timeout: float = 3600) -> dict:
+    """Runs `script` with .venv-peers' Python (its own process, nothing of the project's venv on its
+    path) and returns the JSON it printed after MARK. Shared with benchmarks/videopeers.py."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     proc = subprocess.run(
-        [
-            _peer_python(),
-            "-c",
-            PEER_SCRIPT,
-            str(REPO / "benchmarks" / "images.py"),
-            str(REPEAT),
-            str(WARMUP),
-            str(REPO / "benchmarks" / "common.py"),
-        ],
+        [_peer_python(), "-c", script, *args],
         cwd="/tmp",
         env=env,
         capture_output=True,
         text=True,
-        timeout=3600,
+        timeout=timeout,
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stderr[-4000:])
         raise RuntimeError(f"peer measurement failed (exit {proc.returncode})")
     return json.loads(lines[-1][len(MARK) :])
+
+
+def _run_peers() -> dict:
+    return run_peer_script(
+        PEER_SCRIPT,
+        str(REPO / "benchmarks" / "images.py"),
+        str(REPEAT),
+        str(WARMUP),
+        str(REPO / "benchmarks" / "common.py"),
+    )
 
 
 def _ours() -> dict:

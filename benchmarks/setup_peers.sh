@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv-peers with the peer stack that `python -m benchmarks peers` measures against:
+# Creates .venv-peers with the peer stack that `python -m benchmarks peers` (photos) and `videopeers`
+# (fer's `Video.analyze` on the same clips as ours) measure against:
 # the `fer` package (https://github.com/justinshenk/fer), in a venv of its own so that nothing of it
 # reaches the project's .venv. Idempotent: reruns only pip, which skips what is already installed.
 #
@@ -13,8 +14,10 @@
 #    Python 3.11), which needs numpy < 2.
 #  - fer and mtcnn are installed with --no-deps: fer declares opencv-contrib-python (GUI build: needs
 #    libGL) and mtcnn declares opencv-python; the headless contrib build gives the same cv2 for this use.
-#    matplotlib is only used by fer's video helpers; pandas too, but fer 22.4.0 cannot be imported
-#    without it (a `pd.DataFrame` annotation is evaluated at import), so it is installed.
+#    matplotlib is only used by fer's charts (`Video.analyze` runs without it; its `cv2.waitKey` call
+#    needs a GUI build, so benchmarks/videopeers.py makes it a no-op); pandas too, but fer 22.4.0
+#    cannot be imported without it (a `pd.DataFrame` annotation is evaluated at import), so it is
+#    installed.
 #  - setuptools < 70 because fer imports pkg_resources to find its bundled model files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
