@@ -30,6 +30,7 @@ from .faces import FaceDetector
 from .imaging import Decoded, decode_image
 from .pipeline import FaceResult, analyze, rescale
 from .speech import EspeakEngine
+from .tracking import full_every_at
 from .video import VideoLimits, open_video
 from .videoreport import FrameResult, VideoReport, analyze_video
 
@@ -162,7 +163,7 @@ class Analyzer:
                 models=self.models,
                 model=self.model,
                 fps=fps,
-                full_every=int(self.config["TRACK_FULL_EVERY"]),
+                full_every=full_every_at(fps, int(self.config["TRACK_FULL_EVERY"])),
                 source=None if isinstance(path, bytes) else str(path),
                 on_frame=on_frame,
             )

@@ -41,6 +41,14 @@ REFIND_PASSES = 2  # ONet passes per re-found face (MtcnnOrt.refind)
 # Re-finding costs ~0.7 ms of CPU a face a pass, a full detection of a 480x360 frame with the page's
 # min_face ~8 ms: beyond this many faces a full detection is the cheaper way to find them.
 MAX_TRACKED = 4
+LIVE_FPS = 12  # the live page's rate (static/js/live.js LIVE_MAX_FPS), for which TRACK_FULL_EVERY is set
+
+
+def full_every_at(fps: float, full_every: int) -> int:
+    """Frames between full detections for frames sampled `fps` times a second, spanning the same time as
+    `full_every` frames of the live page: a clip analysed at 4 frames/s looks for new faces every 3
+    frames (0.75 s), not every 8 (2 s; a face that came out from behind another was missed for 1.5 s)."""
+    return max(1, round(full_every * float(fps) / LIVE_FPS))
 
 
 def settings(full_every: int, max_age_ms: float) -> dict:
@@ -53,6 +61,8 @@ def settings(full_every: int, max_age_ms: float) -> dict:
         "duplicate_iou": DUPLICATE_IOU,
         "size_change": SIZE_CHANGE,
         "passes": REFIND_PASSES,
+        "max_tracked": MAX_TRACKED,
+        "live_fps": LIVE_FPS,
     }
 
 

@@ -41,6 +41,7 @@ from .errors import ApiError, error_response
 from .faces import get_detector
 from .imaging import ImageError
 from .security import quote
+from .tracking import full_every_at
 from .video import VideoLimits, open_video
 from .videoreport import build_report, frame_json, track_frames
 
@@ -151,7 +152,7 @@ def video():
         raise
     del data  # the decoder holds the bytes it reads; nothing else does
     detector = get_detector()
-    full_every = int(cfg["TRACK_FULL_EVERY"])
+    full_every = full_every_at(fps, int(cfg["TRACK_FULL_EVERY"]))
     expected = clip.expected_frames(fps)
     released = threading.Lock()
 

@@ -115,6 +115,9 @@ export async function analyseLocally(file, { signal, onEvent, model, cards, lang
     canvas.height = th;
     const ctx = canvas.getContext('2d', { willReadFrequently: true });
     const fps = limits.fps;
+    // tracking.full_every_at: new faces are looked for as often in time as on the live page
+    const tr = engine.settings.tracking;
+    const fullEvery = Math.max(1, pyRound(tr.full_every * fps / tr.live_fps));
     const end = Number.isFinite(duration) ? Math.min(duration, limits.max_seconds) : limits.max_seconds;
     const expected = Math.min(limits.max_frames, Math.max(1, Math.ceil(end * fps)));
     const info = { format: container(file), codec: null, width, height, duration: Number.isFinite(duration) ? duration : null,
@@ -136,7 +139,7 @@ export async function analyseLocally(file, { signal, onEvent, model, cards, lang
       ctx.drawImage(video, 0, 0, tw, th);
       const pixels = ctx.getImageData(0, 0, tw, th);
       // the hint is this loop's own, as fresh as the frames are apart: never stale (age 0), as on the server
-      const r = await engine.analyze(pixels, { model, minFace: 0, track: hint });
+      const r = await engine.analyze(pixels, { model, minFace: 0, track: hint, fullEvery });
       if (signal.aborted) throw abortError();
       const hinted = new Set(hint.faces.map((f) => f.id));
       // a face the tracker did not carry over takes the clip's next id (never a departed face's)

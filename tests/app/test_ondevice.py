@@ -71,6 +71,22 @@ def test_settings_are_the_servers_own(app, client):
     assert (video["smooth_s"], video["min_segment_s"]) == (SMOOTH_S, MIN_SEGMENT_S)
 
 
+def test_the_browsers_tracker_reads_every_number_from_the_server(app, client):
+    """static/js/ondevice/tracking.js (and the clip path, js/videolocal.js) keep no number of their own:
+    every `t.<name>` / `tr.<name>` they read is in /api/ondevice's "tracking", with the server's value."""
+    import re
+
+    from app import tracking
+
+    served = client.get("/api/ondevice").get_json()["tracking"]
+    assert served == tracking.settings(app.config["TRACK_FULL_EVERY"], app.config["TRACK_MAX_AGE_MS"])
+    read = set()
+    for name in ("static/js/ondevice/tracking.js", "static/js/videolocal.js"):
+        read |= set(re.findall(r"\btr?\.([a-z_]+)\b", (ROOT / name).read_text()))
+    assert read and read <= set(served), sorted(read - set(served))
+    assert served["max_tracked"] == tracking.MAX_TRACKED and served["live_fps"] == tracking.LIVE_FPS
+
+
 def test_detector_networks_are_the_servers_graphs(client):
     for name in mtcnn_ort.NETWORKS:
         resp = client.get(f"/api/detector/{name}.onnx")

@@ -101,14 +101,16 @@ class Engine {
   // imageData: an ImageData (RGBA). minFace: the smallest face looked for, in its pixels. track: a
   // live frame's hint (app/tracking.py's shape: {faces: [{id, box}], since_full, age_ms}; {} to start):
   // the faces are then re-found around the hinted boxes when the rules allow, and carry track ids.
-  async analyze(imageData, { model, minFace = 0, track = null } = {}) {
+  // fullEvery: frames between full detections when they are not the live page's (a clip's samples).
+  async analyze(imageData, { model, minFace = 0, track = null, fullEvery = null } = {}) {
     const t0 = performance.now();
     const card = await this.load(model);
     const t1 = performance.now();
     const { rgb } = fromImageData(imageData);
     let found, located = null;
     if (track) {
-      located = await locate(this.detector, rgb, track, minFace, this.settings.tracking);
+      const rules = fullEvery ? { ...this.settings.tracking, full_every: fullEvery } : this.settings.tracking;
+      located = await locate(this.detector, rgb, track, minFace, rules);
       found = located.faces;
     } else {
       found = await this.detector.detect(rgb, minFace);
