@@ -841,3 +841,40 @@ def test_nginx_keeps_a_chunked_body_up_to_the_cap_in_memory(nginx_port, tmp_path
     after = log.read_text(errors="replace")[len(before) :] if log.exists() else ""
     assert "buffered to a temporary file" not in after, after[-1000:]
     assert not any((directory / "body").glob("*")), "a request body was written to disk"
+
+
+def test_a_video_report_streams_through_nginx_line_by_line(nginx_port, has_model):
+    """Issue 25: POST /api/video behind the shipped nginx (2 gunicorn workers, no job store): the NDJSON
+    lines reach the client as the frames are analysed, not all at once when the clip is done, and the
+    report at the end is whole. (nginx forwards what it has read even with buffering on; the app's
+    `X-Accel-Buffering: no` also keeps it from holding lines back to fill its buffers.)"""
+    if not has_model:
+        pytest.skip("no model card to serve")
+    import json
+
+    import requests
+
+    from benchmarks.clips import encode, make_clip
+
+    clip = encode(make_clip("walk", n_frames=96).frames, "mp4-h264")  # 8 s at 12 frames/s
+    t0 = time.monotonic()
+    resp = requests.post(
+        f"http://127.0.0.1:{nginx_port}/api/video",
+        files={"video": ("walk.mp4", clip, "video/mp4")},
+        data={"fps": "8"},
+        stream=True,
+        timeout=120,
+    )
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/x-ndjson")
+    arrivals = []
+    for line in resp.iter_lines():
+        if line:
+            arrivals.append((time.monotonic() - t0, json.loads(line)))
+    kinds = [event["type"] for _, event in arrivals]
+    assert kinds[0] == "start" and kinds[-1] == "report" and kinds.count("frame") == 64, kinds
+    report = arrivals[-1][1]["report"]
+    assert report["analysed_frames"] == 64 and len(report["tracks"]) == 1
+    first_frame = next(t for t, event in arrivals if event["type"] == "frame")
+    last = arrivals[-1][0]
+    # 64 analysed frames take well over a second: the first frame's line came long before the report
+    assert last - first_frame > 0.5, (first_frame, last)
