@@ -252,6 +252,7 @@ def _ours(paths: dict[str, Path]) -> dict:
     import onnxruntime
 
     from app.analyzer import Analyzer
+    from app.tracking import full_every_at
 
     out: dict = {
         "versions": {"onnxruntime": onnxruntime.__version__, "av": version("av"), "numpy": version("numpy")},
@@ -260,7 +261,8 @@ def _ours(paths: dict[str, Path]) -> dict:
     for system, config in OURS.items():
         analyzer = Analyzer(config=config)
         out["model"] = analyzer.model
-        out.setdefault("full_every", int(analyzer.config["TRACK_FULL_EVERY"]))
+        # the clip's own interval (app/tracking.full_every_at): as often in time as the live page
+        out.setdefault("full_every", full_every_at(FPS, int(analyzer.config["TRACK_FULL_EVERY"])))
         clips = out["systems"][system] = {}
         for name, path in paths.items():
             reports: list = []
@@ -416,6 +418,9 @@ NAMES = {
 
 
 def markdown(res: dict) -> str:
+    from app import DEFAULTS
+    from app.tracking import LIVE_FPS
+
     clip = res["clip"]
     pv = ", ".join(f"{k} {v}" for k, v in res["peer_versions"].items())
     ov = ", ".join(f"{k} {v}" for k, v in res["our_versions"].items())
@@ -484,7 +489,8 @@ def markdown(res: dict) -> str:
         "A face that appears, or comes out from behind another, between two full detections is not "
         f"looked for until the next one: up to {res['full_every']} analysed frames, "
         f"{res['full_every'] / clip['analysed_fps']:g} s of video at {fps} frames/s (the live page, at "
-        f"12 frames/s, waits {res['full_every'] / 12:.2f} s).",
+        f"{LIVE_FPS} frames/s, waits {DEFAULTS['TRACK_FULL_EVERY'] / LIVE_FPS:.2f} s: a clip looks for new faces as "
+        "often in time, app/tracking.full_every_at).",
         "",
         "How labels are compared: fer has FER-2013's 7 labels, our FER+ model the same 7 plus contempt. "
         "*Agreement (7 labels)* takes our top label over the 7 shared ones (contempt's score left out), "
