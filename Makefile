@@ -1,5 +1,5 @@
 # Two commands on a fresh machine:  `make run` (the demo at http://127.0.0.1:5000)  and  `make test`.
-# `make run` installs only what serving needs (requirements-serve.txt: ~440 MB);
+# `make run` installs only what serving needs (requirements-serve.txt: ~540 MB, PyAV for video included);
 # `make test` adds the training, test and benchmark stack (requirements-dev.txt: ~1.6 GB in all with
 # PyTorch's CPU build; ~1.7 GB once a full test run has written its bytecode). On a machine without a GPU, get that build instead of PyPI's CUDA one
 # (several GB more) with one variable:  make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
