@@ -27,7 +27,7 @@ import numpy as np
 from . import DEFAULTS, assistant
 from .emotion import ModelRegistry
 from .faces import FaceDetector
-from .imaging import Decoded, decode_image
+from .imaging import Decoded, decode_with_config
 from .pipeline import FaceResult, analyze, rescale
 from .speech import EspeakEngine
 from .tracking import full_every_at
@@ -84,17 +84,7 @@ class Analyzer:
         errors: `app.imaging.ImageError` with `.status`, `.code` and `.message`)."""
         data = image if isinstance(image, bytes) else Path(image).read_bytes()
         cfg = self.config
-        return decode_image(
-            data,
-            MAX_FILE_BYTES,
-            int(cfg["MAX_PIXELS"]),
-            int(cfg["MAX_JPEG_SCANS"]),
-            int(cfg["MAX_JPEG_SCAN_PIXELS"]),
-            max_decode_bytes=int(cfg["MAX_DECODE_BYTES"]),
-            max_side=int(cfg["MAX_IMAGE_SIDE"]),
-            max_aspect=float(cfg["MAX_ASPECT_RATIO"]),
-            decode_side=int(cfg["DECODE_SIDE"]) or None,
-        )
+        return decode_with_config(data, cfg, MAX_FILE_BYTES)
 
     def analyze(self, image: str | Path | bytes | np.ndarray, min_face: int | None = None) -> list[FaceResult]:
         """The faces of a photo (a path, its bytes, or an RGB uint8 array H x W x 3), largest first, each

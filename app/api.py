@@ -13,7 +13,7 @@ from . import assistant, metrics
 from .emotion import ModelUnavailable, get_models
 from .errors import ApiError
 from .faces import get_detector
-from .imaging import Decoded, ImageTooLarge, UnsupportedImage, decode_data_url, decode_image
+from .imaging import Decoded, ImageTooLarge, UnsupportedImage, decode_data_url, decode_with_config
 from .pipeline import FaceResult, analyze, analyze_live, rescale
 from .security import quote
 from .speech import SpeechError, UnknownAudio, get_speech
@@ -169,17 +169,7 @@ def _parse_predict(timings: dict[str, float]) -> PredictRequest:
     if not registry.cards or model is None:
         raise ApiError(503, "no_model", "no model is installed on this server")
     t0 = time.perf_counter()
-    decoded = decode_image(
-        data,
-        int(cfg["MAX_IMAGE_BYTES"]),
-        int(cfg["MAX_PIXELS"]),
-        int(cfg["MAX_JPEG_SCANS"]),
-        int(cfg["MAX_JPEG_SCAN_PIXELS"]),
-        max_decode_bytes=int(cfg["MAX_DECODE_BYTES"]),
-        max_side=int(cfg["MAX_IMAGE_SIDE"]),
-        max_aspect=float(cfg["MAX_ASPECT_RATIO"]),
-        decode_side=int(cfg["DECODE_SIDE"]) or None,
-    )
+    decoded = decode_with_config(data, cfg, int(cfg["MAX_IMAGE_BYTES"]))
     timings["decode"] = time.perf_counter() - t0
     return PredictRequest(image=decoded, model=model, lang=lang, speak=speak, min_face=min_face, track=track)
 

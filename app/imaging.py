@@ -429,3 +429,19 @@ def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     scale = max_side / float(longest)
     size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+
+
+def decode_with_config(data: bytes, cfg, max_bytes: int) -> Decoded:
+    """`decode_image` with the caps of an app's config (`EMOTION_*`, app/__init__.py's DEFAULTS): the
+    route and the library (app/analyzer.py) decode alike; `max_bytes` is the caller's file-size cap."""
+    return decode_image(
+        data,
+        int(max_bytes),
+        int(cfg["MAX_PIXELS"]),
+        int(cfg["MAX_JPEG_SCANS"]),
+        int(cfg["MAX_JPEG_SCAN_PIXELS"]),
+        max_decode_bytes=int(cfg["MAX_DECODE_BYTES"]),
+        max_side=int(cfg["MAX_IMAGE_SIDE"]),
+        max_aspect=float(cfg["MAX_ASPECT_RATIO"]),
+        decode_side=int(cfg["DECODE_SIDE"]) or None,
+    )

@@ -25,24 +25,13 @@ import json
 import threading
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import urlencode
 
 from .common import percentiles
-from .server import gunicorn, worker_pids
+from .server import cpu_s, gunicorn, worker_pids
 
 PATHS = ("min_face", "tracked")
 PAGE_FPS = 12  # the rate the issue asks the page to reach when the server keeps up
-
-
-def _cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        import os
-
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def _multipart(fields: dict[str, str], image: bytes) -> tuple[bytes, str]:
@@ -117,7 +106,7 @@ def stream(port: int, jpegs: list[bytes], path: str, seconds: float, client: int
 
 def phase(port: int, pids: list[int], jpegs: list[bytes], path: str, clients: int, seconds: float) -> dict:
     out, lock = {"latency_ms": [], "status": {}, "modes": {}}, threading.Lock()
-    cpu0 = sum(_cpu_s(p) for p in pids)
+    cpu0 = sum(cpu_s(p) for p in pids)
     t0 = time.perf_counter()
     threads = [threading.Thread(target=stream, args=(port, jpegs, path, seconds, c, out, lock)) for c in range(clients)]
     for t in threads:
@@ -125,7 +114,7 @@ def phase(port: int, pids: list[int], jpegs: list[bytes], path: str, clients: in
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    cpu = sum(_cpu_s(p) for p in pids) - cpu0
+    cpu = sum(cpu_s(p) for p in pids) - cpu0
     n = len(out["latency_ms"])
     return {
         "path": path,

@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from .server import gunicorn, worker_pids
+from .server import cpu_s, gunicorn, worker_pids
 
 VARIANTS = {
     "off": {"GUNICORN_TRIM_GROWTH_MB": "0", "GUNICORN_MAX_WORKER_RSS_MB": "0"},
@@ -42,16 +42,6 @@ def _status(pid: int) -> dict[str, float]:
     except OSError:
         pass
     return out
-
-
-def _cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        import os
-
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def _reset_hwm(pid: int) -> None:
@@ -111,12 +101,12 @@ def _variant(name: str, env: dict, cases: dict, concurrent_s: float) -> dict:
                 before = {p: _status(p).get("VmRSS", 0) for p in pids}
                 for p in pids:
                     _reset_hwm(p)
-                cpu0 = sum(_cpu_s(p) for p in pids)
+                cpu0 = sum(cpu_s(p) for p in pids)
                 t0 = time.perf_counter()
                 code = _post(session, base, body, mime, *fields)
                 wall = time.perf_counter() - t0
                 time.sleep(0.3)  # post_request (the trim) runs after the response is sent
-                cpu = sum(_cpu_s(p) for p in pids) - cpu0
+                cpu = sum(cpu_s(p) for p in pids) - cpu0
                 growth = max((_status(p).get("VmHWM", 0) - before.get(p, 0) for p in pids), default=0)
                 per_case.setdefault(case, []).append(
                     {"status": code, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_growth_mb": round(growth)}

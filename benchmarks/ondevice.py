@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from PIL import Image
 
 from .common import percentiles
 from .images import ondevice_parity_set, photo_1280x960_three_faces, webcam_640x480
-from .server import gunicorn, worker_pids
+from .server import cpu_s, gunicorn, worker_pids
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
@@ -85,11 +84,6 @@ def _png_b64(rgb: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG")
     return base64.b64encode(buf.getvalue()).decode()
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _summary(runs: list[dict]) -> dict:
@@ -193,11 +187,11 @@ def run(args) -> dict:
 
         for _ in range(3):
             post_frame()
-        c0, t0 = _cpu_s(worker), time.perf_counter()
+        c0, t0 = cpu_s(worker), time.perf_counter()
         n = frames * 2
         for _ in range(n):
             post_frame()
-        per_frame = (_cpu_s(worker) - c0) / n
+        per_frame = (cpu_s(worker) - c0) / n
         out["server_mode"] = {
             "cpu_ms_per_frame": round(per_frame * 1000, 1),
             "cores_per_user": round(per_frame * LIVE_FPS, 3),
@@ -226,9 +220,9 @@ def run(args) -> dict:
         )
         page.click("#start-camera")
         page.wait_for_function("() => window.emotionApp.framesAnswered >= 2", timeout=120_000)
-        f0, c0, t0 = page.evaluate("window.emotionApp.framesAnswered"), _cpu_s(worker), time.perf_counter()
+        f0, c0, t0 = page.evaluate("window.emotionApp.framesAnswered"), cpu_s(worker), time.perf_counter()
         page.wait_for_timeout(15_000)
-        f1, c1, t1 = page.evaluate("window.emotionApp.framesAnswered"), _cpu_s(worker), time.perf_counter()
+        f1, c1, t1 = page.evaluate("window.emotionApp.framesAnswered"), cpu_s(worker), time.perf_counter()
         page.click("#stop-camera")
         out["private_mode"] = {
             "session_s": round(t1 - t0, 1),
