@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .faces import FaceDetector, box_iou
 
@@ -87,8 +87,6 @@ class Located:
     mode: str  # "tracked" | "full"
     reason: str  # why a full detection ran ("no_faces", "periodic", "stale", "bad_box", "lost"), or "ok"
     since_full: int  # frames since the last full detection, this one included (0 after a full one)
-    refind_tried: int = 0  # boxes re-found before falling back (the cost a hint caused)
-    timings: dict = field(default_factory=dict)
 
 
 def _number(value, what: str) -> float:
@@ -200,7 +198,6 @@ def locate(
     """The faces of one live frame with their track ids: re-found from the hint when it allows,
     else a full detection (see the module's docstring for when)."""
     height, width = rgb.shape[:2]
-    tried = 0
     if hint is None or not hint.faces:
         reason = "no_faces"
     elif hint.since_full + 1 >= full_every:
@@ -216,7 +213,6 @@ def locate(
         # one crop before the full detection, not a batch over every hinted box.
         faces = []
         for tid, box in hint.faces:
-            tried += 1
             found = detector.refind(rgb, [box], passes=REFIND_PASSES)[0]
             if found is None or not _plausible(found, box):
                 break
@@ -227,7 +223,6 @@ def locate(
                 mode="tracked",
                 reason="ok",
                 since_full=hint.since_full + 1,
-                refind_tried=tried,
             )
         reason = "lost"
     faces = detector.detect(rgb, min_face=min_face)
@@ -236,7 +231,6 @@ def locate(
         mode="full",
         reason=reason,
         since_full=0,
-        refind_tried=tried,
     )
 
 

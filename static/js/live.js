@@ -1,6 +1,7 @@
 // The live camera: frames posted one at a time, faces tracked and their scores smoothed across frames,
 // labels drawn over the video, and the assistant asked to speak once an expression has held.
 import { ApiError, canvasToBlob, predict } from './api.js';
+import { boxIou } from './ondevice/tracking.js';
 import { predictLocal } from './private.js';
 import { showReply } from './reply.js';
 import { el, state } from './state.js';
@@ -211,14 +212,6 @@ function rememberHint(result, size, capturedAt) {
   } : null;
 }
 
-function iou(a, b) {
-  const x1 = Math.max(a[0], b[0]), y1 = Math.max(a[1], b[1]);
-  const x2 = Math.min(a[0] + a[2], b[0] + b[2]), y2 = Math.min(a[1] + a[3], b[1] + b[3]);
-  const inter = Math.max(0, x2 - x1) * Math.max(0, y2 - y1);
-  const union = a[2] * a[3] + b[2] * b[3] - inter;
-  return union > 0 ? inter / union : 0;
-}
-
 function centreDistance(a, b) {
   const dx = (a[0] + a[2] / 2) - (b[0] + b[2] / 2), dy = (a[1] + a[3] / 2) - (b[1] + b[3] / 2);
   return Math.hypot(dx, dy) / Math.max(a[2], a[3], b[2], b[3], 1e-6);
@@ -267,7 +260,7 @@ function updateTracks(faces, size, now, capturedAt) {
   } else {
     const pairs = [];
     dets.forEach((d, di) => state.tracks.forEach((tr, ti) => {
-      const o = iou(d.box, tr.box);
+      const o = boxIou(d.box, tr.box);
       if (o > 0.2 || centreDistance(d.box, tr.box) < 0.6) pairs.push({ di, ti, score: o - centreDistance(d.box, tr.box) * 0.1 });
     }));
     pairs.sort((a, b) => b.score - a.score);

@@ -599,30 +599,6 @@ def test_a_chunked_form_over_the_cap_is_413_like_a_declared_one(any_port, megaby
     assert json.loads(body)["error"]["code"] == "request_entity_too_large"
 
 
-def test_nginx_keeps_a_chunked_upload_in_memory(nginx_port, tmp_path_factory):
-    """A chunked body (no Content-Length) up to the 16 MB cap is buffered in memory like a declared one:
-    nginx says so in its log when it spools a request body to a temporary file, and it must not."""
-    directory = next(Path(p) for p in tmp_path_factory.getbasetemp().glob("nginx*"))
-    body = g_jpeg_like(15 << 20)
-    conn = http.client.HTTPConnection("127.0.0.1", nginx_port, timeout=60)
-    try:
-        conn.request(
-            "POST",
-            "/api/predict",
-            body=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
-            headers={"Content-Type": "image/jpeg"},
-            encode_chunked=True,
-        )
-        resp = conn.getresponse()
-        resp.read()
-    finally:
-        conn.close()
-    assert resp.status == 413  # the app's 10 MB image cap, after nginx passed the whole body on
-    log = (directory / "error.log").read_text(errors="replace") if (directory / "error.log").exists() else ""
-    assert "buffered to a temporary file" not in log, log[-1000:]
-    assert not any((directory / "body").glob("*")), "a request body was written to disk"
-
-
 def g_jpeg_like(size: int) -> bytes:
     return b"\xff\xd8\xff" + b"\0" * (size - 3)
 
